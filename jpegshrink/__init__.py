@@ -1,0 +1,20 @@
+"""jpegshrink: store JPEGs in fewer bytes and give back the byte-identical original.
+
+>>> blob = jpegshrink.compress(jpeg_bytes)
+>>> jpegshrink.decompress(blob) == jpeg_bytes
+True
+"""
+from __future__ import annotations
+
+from jpegshrink.codec import ContainerInfo, compress, decompress, inspect
+from jpegshrink.coding.container import HEADER_SIZE, Header, is_container, read_header
+from jpegshrink.errors import (ContainerError, CorruptContainer, CorruptJpeg, JpegShrinkError, UnknownModel,
+                               UnsupportedJpeg, UnsupportedVersion)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HEADER_SIZE", "ContainerError", "ContainerInfo", "CorruptContainer", "CorruptJpeg", "Header",
+    "JpegShrinkError", "UnknownModel", "UnsupportedJpeg", "UnsupportedVersion", "compress", "decompress",
+    "inspect", "is_container", "read_header",
+]

@@ -1,0 +1,44 @@
+"""Coefficient models: the registry that maps a container's model id to the code that decodes it.
+
+Every model that ever wrote an archive stays registered, so old archives decode after any upgrade.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from jpegshrink.errors import UnknownModel
+from jpegshrink.model.base import CoefficientModel, ComponentSpec
+
+_FACTORIES: dict[str, Callable[[], CoefficientModel]] = {}
+_INSTANCES: dict[str, CoefficientModel] = {}
+
+#: The model new containers are written with.
+DEFAULT_MODEL_ID: str | None = None
+
+
+def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:
+    """Make ``model_id`` decodable; ``factory`` is called lazily, once, on first use."""
+    if model_id in _FACTORIES:
+        raise ValueError(f"model id {model_id!r} registered twice")
+    _FACTORIES[model_id] = factory
+
+
+def get(model_id: str) -> CoefficientModel:
+    """The model that wrote ``model_id``; :class:`UnknownModel` if this version does not have it."""
+    if model_id not in _INSTANCES:
+        try:
+            factory = _FACTORIES[model_id]
+        except KeyError:
+            raise UnknownModel(
+                f"container was written with model {model_id!r}, which this jpegshrink does not have "
+                f"(known: {', '.join(sorted(_FACTORIES)) or 'none'}); upgrade jpegshrink") from None
+        _INSTANCES[model_id] = factory()
+    return _INSTANCES[model_id]
+
+
+def known() -> list[str]:
+    """All model ids this version can decode."""
+    return sorted(_FACTORIES)
+
+
+__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]

@@ -1,0 +1,43 @@
+"""The contract between the codec and a coefficient model.
+
+A model turns the quantised DCT coefficients of one image into one or more independent byte streams
+and back. It sees only arrays and the per-component facts the decoder also has (block grid, sampling
+factors, quantisation table): never JPEG bytes, containers or storage. A model must reproduce the
+coefficients exactly on any machine, so everything that reaches its entropy coder is integer-exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What the decoder knows about one component before it decodes any coefficient.
+
+    ``quant_table`` is uint16[64] in natural (row-major) order; ``h_samp``/``v_samp`` are the frame's
+    sampling factors; ``block_rows``/``block_cols`` include the padding blocks of the MCU grid.
+    """
+
+    block_rows: int
+    block_cols: int
+    h_samp: int
+    v_samp: int
+    quant_table: np.ndarray
+
+
+class CoefficientModel(Protocol):
+    """Codes the coefficient arrays of one image (int16 [block_rows, block_cols, 64], natural order)."""
+
+    #: Stable identifier written into every container; never reused for different behaviour.
+    model_id: str
+
+    def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec]) -> list[bytes]:
+        """Return independent streams (e.g. one per component or unit) that :meth:`decode` inverts."""
+        ...
+
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
+        """Rebuild the coefficient arrays exactly; raise ``ValueError`` on a stream that is not valid."""
+        ...

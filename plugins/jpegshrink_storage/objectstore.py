@@ -31,6 +31,8 @@ from typing import Protocol
 STAGING_DIR = ".jpegshrink-staging"
 _TMP_MARK = ".jsk-tmp-"
 _XATTR = "user.jpegshrink.meta"
+#: S3's smallest part (all but the last); s3transfer rounds up to it as well.
+MIN_PART_SIZE = 5 << 20
 #: ETag of a missing object in :meth:`ObjectStore.put`'s ``if_match`` re-check.
 MISSING = ""
 
@@ -388,7 +390,7 @@ class S3Store:
         c, full = self.client, self._key(key)
         upload = c.create_multipart_upload(Bucket=self.bucket, Key=full, **extra)["UploadId"]
         try:
-            step = self.config.multipart_chunksize
+            step = max(self.config.multipart_chunksize, MIN_PART_SIZE)
             parts = []
             for number, start in enumerate(range(0, len(data), step), 1):
                 r = c.upload_part(Bucket=self.bucket, Key=full, UploadId=upload, PartNumber=number,

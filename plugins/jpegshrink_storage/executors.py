@@ -9,6 +9,8 @@ comes back as one error result per item, which the journal does not count as fin
 """
 from __future__ import annotations
 
+import socket
+
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -48,6 +50,35 @@ def _on_threads(task: Task, job: Any, items: Iterable[Item], workers: int) -> It
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def check_cluster(address: str) -> int:
+    """Connect once before the job writes anything; return the number of workers (waits up to 30 s for one)."""
+    from distributed import Client
+
+    _probe_tcp(address)
+    try:
+        client = Client(address, timeout="15s")
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+    try:
+        client.wait_for_workers(1, timeout=30)
+        return len(client.scheduler_info().get("workers", {}))
+    except TimeoutError:
+        raise ClusterError(f"the Dask cluster at {address} has no workers") from None
+    finally:
+        client.close()
+
+
+def _probe_tcp(address: str) -> None:
+    """A refused TCP connection fails at once (distributed itself keeps retrying until its timeout)."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if not address.startswith("tcp://") or not port.isdigit():
+        return  # other transports: let distributed judge
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+
+
 def run_range(task: Task, job: Any, items: list[Item]) -> list[Result]:
     """One Dask task: a contiguous range of the key space, processed in order on one worker."""
     return [task(job, item) for item in items]
@@ -62,10 +93,7 @@ def _on_dask(task: Task, job: Any, items: Sequence[Item], address: str,
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     try:
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        if n_workers == 0:
-            client.wait_for_workers(1, timeout=30)
-            n_workers = len(client.scheduler_info().get("workers", {}))
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         ranges = partition(list(items), n_workers)
         futures = client.map(run_range, [task] * len(ranges), [job] * len(ranges), ranges, pure=False)
         range_of = {f.key: r for f, r in zip(futures, ranges)}
@@ -76,8 +104,6 @@ def _on_dask(task: Task, job: Any, items: Sequence[Item], address: str,
                 results = [on_lost(item, e) for item in range_of[future.key]]
             future.release()
             yield from results
-    except TimeoutError as e:
-        raise ClusterError(f"the Dask cluster at {address} has no workers: {e}") from None
     finally:
         client.close()
 

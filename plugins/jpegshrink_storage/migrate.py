@@ -34,7 +34,7 @@ from pathlib import Path
 import jpegshrink
 from jpegshrink_storage import objectmeta as om
 from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli, store_config
-from jpegshrink_storage.executors import run_tasks
+from jpegshrink_storage.executors import check_cluster, run_tasks
 from jpegshrink_storage.journal import Journal
 from jpegshrink_storage.objectstore import (Blob, NotFound, ObjectRef, ObjectStore, PreconditionFailed, S3Store, StoreConfig,
                                             WriteGuard, cached_store, open_store, staging_key)
@@ -309,6 +309,8 @@ def run_migration(opts: MigrateOptions) -> Report:
     src, dst = open_store(opts.src), open_store(opts.dst)
     src.check_access()
     dst.check_access()
+    if opts.dask:
+        check_cluster(opts.dask)
     in_place = _same_location(src, dst)
     header = {"source": src.describe(), "destination": dst.describe(), "in_place": in_place,
               "dry_run": opts.dry_run, "jpegshrink": jpegshrink.__version__,

@@ -25,7 +25,7 @@ from pathlib import Path
 import jpegshrink
 from jpegshrink_storage import objectmeta as om
 from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli, store_config
-from jpegshrink_storage.executors import run_tasks
+from jpegshrink_storage.executors import check_cluster, run_tasks
 from jpegshrink_storage.objectstore import NotFound, ObjectRef, StoreConfig, cached_store, open_store
 from jpegshrink_storage.report import Report
 from jpegshrink_storage.retry import with_retries
@@ -123,6 +123,8 @@ def run_verify(config: StoreConfig, *, sample: float = 1.0, seed: int = 0, manif
                progress: bool = True) -> Report:
     store = open_store(config)
     store.check_access()
+    if dask:
+        check_cluster(dask)
     header = {"url": store.describe(), "sample": sample, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {dask}" if dask else f"{workers} threads"}
     report = Report("verify", header, PROBLEMS, PROBLEMS)

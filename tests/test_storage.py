@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 import jpegshrink
 from jpegshrink.errors import CorruptContainer
 from jpegshrink_storage import JpegShrinkFileSystem
+from jpegshrink_storage import fs as jss_fs
 from servers import moto_endpoint, moto_s3, moto_server, seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
 
 BUCKET = "photos"
@@ -298,3 +301,42 @@ def test_s3_server_dies_during_write(mixed_tree):
         assert survivor.ls("dying", detail=False) == ["dying/old.jpg"]
         assert survivor.cat_file("dying/old.jpg") == jpeg
         again.reset()
+
+
+def test_large_objects_are_read_lazily(backend, mixed_tree, monkeypatch):
+    """Objects above the whole-read limit: size from the header, decode on first read, ranged pass-through."""
+    _store_raw(backend, mixed_tree)
+    monkeypatch.setattr(jss_fs, "WHOLE_READ_LIMIT", 0)
+    fs = backend.layer()
+    for rel in [next(r for r, (o, s) in mixed_tree.items() if o != s), "other/pic.png"]:
+        original = mixed_tree[rel][0]
+        with fs.open(backend.path(rel), "rb", block_size=32) as f:
+            assert f.size == len(original)
+            f.seek(40)
+            assert f.read(100) == original[40:140]
+            f.seek(0)
+            assert f.read() == original
+
+
+def test_append_mode(backend, mixed_tree):
+    fs = backend.layer()
+    jpeg = next(o for o, s in mixed_tree.values() if len(s) < len(o))
+    fs.pipe_file(backend.path("ap/a.jpg"), jpeg[:1000])
+    with fs.open(backend.path("ap/a.jpg"), "ab") as f:
+        f.write(jpeg[1000:])
+    assert fs.cat_file(backend.path("ap/a.jpg")) == jpeg
+    assert jpegshrink.is_container(backend.target.cat_file(backend.path("ap/a.jpg")))
+
+
+def test_pickled_layer_reads_in_a_fresh_process(moto_s3, mixed_tree):
+    """What a Dask worker does: unpickle the filesystem (no instance cache there) and read."""
+    moto_s3.create_bucket(BUCKET)
+    original, stored = next(v for v in mixed_tree.values() if v[0] != v[1])
+    fs, path = fsspec.core.url_to_fs(f"jpegshrink::s3://{BUCKET}/p/a.jpg", s3=moto_s3.storage_options)
+    fs.fs.pipe_file(path, stored)
+    code = "import pickle, sys, hashlib; fs, p = pickle.load(sys.stdin.buffer); " \
+           "print(hashlib.sha256(fs.cat_file(p)).hexdigest(), fs.info(p)['size'])"
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((fs, path)), capture_output=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode().split() == [hashlib.sha256(original).hexdigest(), str(len(original))]

@@ -45,7 +45,7 @@ class JpegShrinkReadFile(AbstractBufferedFile):
             self._data = data
         if self._data is not None:
             return self._data[start:end]
-        return self.fs.fs.cat_file(self.path, start, end)
+        return self.fs.fs.cat_file(self.path, start=start, end=end)  # s3fs: 2nd positional is version_id
 
 
 class JpegShrinkWriteFile(io.BytesIO):

@@ -174,7 +174,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
 
         def read(path: str):
             try:
-                return self.fs.cat_file(path, 0, HEADER_SIZE)
+                return self.fs.cat_file(path, start=0, end=HEADER_SIZE)
             except Exception as e:  # reported per object, like cat_ranges(on_error="return")
                 return e
         return self._map(read, paths)
@@ -218,7 +218,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         if start is None and end is None:  # whole object: one GET, no size lookup
             return decode_stored(self.fs.cat_file(self._strip_protocol(path), **kwargs))
-        return super().cat_file(path, start, end, **kwargs)
+        return super().cat_file(path, start=start, end=end, **kwargs)
 
     # ------------------------------------------------------------------------------ writing
 

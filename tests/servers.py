@@ -11,6 +11,7 @@ benchmarks). Both get dummy credentials, so no test can ever reach a real AWS ac
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -129,6 +130,7 @@ def moto_server() -> Iterator[S3Endpoint]:
     """moto's ThreadedMotoServer on a free port of 127.0.0.1."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     with dummy_aws_env():
         server = ThreadedMotoServer(ip_address=LOCALHOST, port=0, verbose=False)
         server.start()

@@ -229,3 +229,10 @@ def _moto_auth(endpoint, count: str) -> None:
     req = urllib.request.Request(f"{endpoint.url}/moto-api/reset-auth", data=count.encode(), method="POST",
                                  headers={"Content-Type": "text/plain"})
     urllib.request.urlopen(req, timeout=10).close()
+
+
+def test_overlapping_locations_are_refused(tmp_path, capsys):
+    (tmp_path / "photos" / "out").mkdir(parents=True)
+    rc = main_migrate([str(tmp_path / "photos"), str(tmp_path / "photos" / "out"), "--journal",
+                       str(tmp_path / "j"), "--no-progress"])
+    assert rc == 2 and "overlap" in capsys.readouterr().err and not (tmp_path / "j").exists()

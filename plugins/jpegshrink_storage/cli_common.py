@@ -45,8 +45,9 @@ def store_config(url: str, args: argparse.Namespace) -> StoreConfig:
 
 @contextlib.contextmanager
 def progress_bar(total: int, enabled: bool, desc: str) -> Iterator[tqdm]:
-    """objects/s come from tqdm's rate; callers add their own postfix (MB saved, problems)."""
-    with tqdm(total=total, desc=desc, unit="obj", file=sys.stderr, disable=not enabled, dynamic_ncols=True,
+    """objects/s come from tqdm's rate; callers add their own postfix (MB saved, problems). Shown only
+    on a terminal (``disable=None``), so logs of unattended runs stay clean."""
+    with tqdm(total=total, desc=desc, unit="obj", file=sys.stderr, disable=None if enabled else True, dynamic_ncols=True,
               mininterval=0.5) as bar:
         yield bar
 

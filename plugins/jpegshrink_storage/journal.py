@@ -44,6 +44,10 @@ class Journal:
         try:
             first = json.loads(lines[0])["job"]
         except (ValueError, KeyError, TypeError):
+            if len(lines) == 1:  # killed while writing the very first line: nothing to resume
+                self._file.truncate(0)
+                self._append({"job": job})
+                return
             raise JournalError(f"{self.path} is not a jpegshrink journal") from None
         if first != job:
             raise JournalError(f"journal {self.path} belongs to another job ({first}); use another --journal")

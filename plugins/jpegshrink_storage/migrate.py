@@ -36,8 +36,9 @@ from jpegshrink_storage import objectmeta as om
 from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli, store_config
 from jpegshrink_storage.executors import check_cluster, run_tasks
 from jpegshrink_storage.journal import Journal
-from jpegshrink_storage.objectstore import (Blob, NotFound, ObjectRef, ObjectStore, PreconditionFailed, S3Store, StoreConfig,
-                                            WriteGuard, cached_store, open_store, staging_key)
+from jpegshrink_storage.objectstore import (Blob, NotFound, ObjectRef, ObjectStore, PreconditionFailed, S3Store,
+                                            StoreConfig, StoreError, WriteGuard, cached_store, open_store,
+                                            staging_key)
 from jpegshrink_storage.report import Report
 from jpegshrink_storage.retry import with_retries
 
@@ -312,6 +313,9 @@ def run_migration(opts: MigrateOptions) -> Report:
     if opts.dask:
         check_cluster(opts.dask)
     in_place = _same_location(src, dst)
+    if not in_place and _nested(src, dst):
+        raise StoreError(f"{dst.describe()} and {src.describe()} overlap: use the same location (in place) "
+                         f"or two separate ones")
     header = {"source": src.describe(), "destination": dst.describe(), "in_place": in_place,
               "dry_run": opts.dry_run, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {opts.dask}" if opts.dask else f"{opts.workers} threads"}
@@ -391,6 +395,16 @@ def _staged_keys(store: ObjectStore) -> set[str]:
 
 def _same_location(a: ObjectStore, b: ObjectStore) -> bool:
     return a.describe().rstrip("/") == b.describe().rstrip("/")
+
+
+def _nested(a: ObjectStore, b: ObjectStore) -> bool:
+    """One location inside the other: the job would list its own output as input."""
+    x, y = a.describe().rstrip("/") + "/", b.describe().rstrip("/") + "/"
+    if isinstance(a, S3Store) and isinstance(b, S3Store):
+        if a.config.endpoint_url != b.config.endpoint_url or a.bucket != b.bucket:
+            return False
+        x, y = a.prefix, b.prefix
+    return x.startswith(y) or y.startswith(x)
 
 
 def default_journal_path(identity: dict) -> Path:

@@ -146,7 +146,7 @@ class LocalStore:
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        self.root = Path(config.url.removeprefix("file://")).expanduser()
+        self.root = Path(config.url.removeprefix("file://")).expanduser().resolve()
 
     def describe(self) -> str:
         return str(self.root)

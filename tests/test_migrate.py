@@ -184,6 +184,10 @@ def test_local_folders_copy_and_in_place(tmp_path):
         check_all_recoverable({k: {"data": v} for k, v in files.items()}, objects)
     manifest = write_manifest(tmp_path / "m", objects)
     assert main_verify([str(src), "--manifest", str(manifest), "--no-progress"]) == 0
+    from jpegshrink.cli import main  # the way users reach it: jpegshrink verify ...
+    assert main(["verify", str(src), "--manifest", str(manifest), "--no-progress"]) == 0
+    (src / "notes/readme.txt").write_bytes(b"edited")
+    assert main(["verify", str(src), "--manifest", str(manifest), "--no-progress"]) == 1
 
 
 # ------------------------------------------------------------------------ errors that stop the job

@@ -128,6 +128,9 @@ def test_object_overwritten_by_another_client_is_not_clobbered(moto_s3, tmp_path
     stored = c.get_object(Bucket="photos", Key=victim)["Body"].read()
     objects[victim] = newer
     check_all_recoverable(bucket_contents(c, "photos"), objects)  # includes: no staging copy left behind
+    manifest = write_manifest(tmp_path / "manifest", objects)
+    assert main_verify(["s3://photos", "--endpoint-url", moto_s3.url, "--manifest", str(manifest),
+                        "--no-progress"]) == 0
     if change_retries == 0:
         assert rc == 1 and stored == newer
         assert [i["key"] for i in report["changed"]] == [victim]
@@ -199,6 +202,8 @@ def test_missing_bucket_is_one_clear_line(moto_s3, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bucket 'nope-missing' does not exist" in err and "Traceback" not in err
     assert not journal.exists()
+    assert main_verify(["s3://nope-missing", "--endpoint-url", moto_s3.url, "--no-progress"]) == 2
+    assert "bucket 'nope-missing' does not exist" in capsys.readouterr().err
 
 
 def test_wrong_credentials_are_one_clear_line(moto_s3, tmp_path, capsys, monkeypatch):

@@ -149,11 +149,15 @@ def test_recovers_an_interrupted_in_place_replace(moto_s3, tmp_path):
         blob = jpegshrink.compress(data)
         c.put_object(Bucket="photos", Key=f"{STAGING_DIR}/{key}", Body=blob)
         c.put_object(Bucket="photos", Key=key, Body=blob if key == "a.jpg" else blob[:-1] + b"\x00")
+    # a third run died after staging, and another client then replaced the source by a text file
+    c.put_object(Bucket="photos", Key=f"{STAGING_DIR}/c.txt", Body=jpegshrink.compress(objects["a.jpg"]))
+    c.put_object(Bucket="photos", Key="c.txt", Body=b"now a text")
+    objects["c.txt"] = b"now a text"
     report = tmp_path / "r.json"
     assert migrate(moto_s3, "s3://photos", "s3://photos", "--journal", str(tmp_path / "j"),
                    "--report", str(report)) == 0
-    assert json.loads(report.read_text())["counts"] == {"recovered": 2}
-    check_all_recoverable(bucket_contents(c, "photos"), objects)
+    assert json.loads(report.read_text())["counts"] == {"recovered": 2, "left": 1}
+    check_all_recoverable(bucket_contents(c, "photos"), objects)  # also: the staging copies are gone
 
 
 def test_big_objects_use_multipart(moto_s3, tmp_path):

@@ -114,8 +114,7 @@ class _Migration:
             if kind == "container":
                 return self.settle_container(head) if self.job.in_place else self.copy_verbatim(head, kind)
             if kind == "other":
-                if self.key in self.job.staged:  # left over from a replace that another writer overtook
-                    self.retry(lambda: self.dst.delete(staging_key(self.key)))
+                self.drop_stale_staging()
                 if self.job.in_place or self.job.other == "leave":
                     return self.result("left", head, head.size, reason="not a JPEG")
                 return self.copy_verbatim(head, kind)
@@ -145,6 +144,7 @@ class _Migration:
             why = "no gain" if len(container) >= len(blob.data) else "codec fell back"
             reason = f"{why} ({info.reason})" if info.reason else why
             if self.job.in_place:
+                self.drop_stale_staging()
                 return self.result("kept-original", blob, blob.size, reason=reason)
             etag = self.write_verified(self.key, blob.data, {om.SOURCE_ETAG: blob.etag}, blob.content_type)
             return self.result("kept-original", blob, blob.size, dst_etag=etag, reason=reason)
@@ -167,6 +167,11 @@ class _Migration:
             raise
         self.retry(lambda: self.dst.delete(stage))
         return self.result("migrated", blob, len(container), dst_etag=etag, **done)
+
+    def drop_stale_staging(self) -> None:
+        """A staging copy from an interrupted run whose source was since replaced by another writer."""
+        if self.key in self.job.staged:
+            self.retry(lambda: self.dst.delete(staging_key(self.key)))
 
     def replace_source(self, container: bytes, meta: dict[str, str], etag: str) -> str:
         """Conditional replace; a lost response to a write that landed is recognised, not mistaken for a race."""

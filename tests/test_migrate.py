@@ -48,6 +48,9 @@ def test_copy_to_another_bucket_end_to_end(moto_s3, tmp_path):
     assert report["bytes_before"] == sum(len(v) for v in objects.values())
     assert report["bytes_after"] == sum(v["size"] for v in dst.values())
     assert report["failed"] == [] and report["ok"] is True
+    assert report["converted"] == counts["migrated"] and report["problems"] == 0
+    assert report["skipped"] == counts.get("kept-original", 0) + counts["copied"]
+    assert sum(report["reasons"]["fallbacks"].values()) == len(report["fallbacks"])
     assert len(report["fallbacks"]) >= counts["migrated"]  # today every container is a fallback
     for key, obj in dst.items():
         if jpegshrink.is_container(obj["data"]):

@@ -46,6 +46,10 @@ from jpegshrink_storage.retry import with_retries
 FINISHED = frozenset({"migrated", "recovered", "already-container", "kept-original", "copied", "left", "vanished"})
 #: Outcomes that make the job exit non-zero (the objects are retried by the next run).
 PROBLEMS = ("failed", "changed")
+#: Report totals: converted to containers, skipped (nothing to do or nothing to gain), problems.
+GROUPS = {"converted": ("migrated", "recovered"),
+          "skipped": ("already-container", "kept-original", "left", "copied", "vanished"),
+          "problems": PROBLEMS}
 
 
 class VerifyError(Exception):
@@ -339,7 +343,7 @@ def run_migration(opts: MigrateOptions) -> Report:
         listing = list(src.list())
         staged = frozenset(_staged_keys(dst)) if in_place else frozenset()
         job = replace(job, staged=staged)
-        report = Report("migrate", header, PROBLEMS, ("failed", "changed", "fallbacks", "kept-original"))
+        report = Report("migrate", header, PROBLEMS, ("failed", "changed", "fallbacks", "kept-original"), GROUPS)
         todo = []
         for ref in listing:
             rec = journal.get(ref.key)
@@ -368,7 +372,7 @@ def _dry_run(opts: MigrateOptions, job: MigrateJob, src: ObjectStore, header: di
     """Compress a random sample (reads only) and scale its saving to the whole listing."""
     listing = list(src.list())
     sample = sorted(random.Random(opts.seed).sample(listing, min(opts.sample, len(listing))), key=lambda r: r.key)
-    report = Report("migrate --dry-run", header, ("failed",), ("failed", "fallbacks", "kept-original"))
+    report = Report("migrate --dry-run", header, ("failed",), ("failed", "fallbacks", "kept-original"), GROUPS)
     with progress_bar(len(sample), opts.progress, "estimate") as bar:
         for result in run_tasks(estimate_object, job, sample, workers=opts.workers, dask_address=opts.dask,
                                 on_lost=lost_result):

@@ -17,6 +17,7 @@ class Report:
     header: dict[str, Any]
     problems: tuple[str, ...]
     itemised: tuple[str, ...]
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: totals over several outcomes
     counts: Counter = field(default_factory=Counter)
     bytes_before: int = 0
     bytes_after: int = 0
@@ -48,9 +49,12 @@ class Report:
             "command": self.command, **self.header,
             "objects": sum(self.counts.values()),
             "counts": dict(sorted(self.counts.items())),
+            **{name: sum(self.counts[o] for o in outcomes) for name, outcomes in self.groups.items()},
             "bytes_before": self.bytes_before, "bytes_after": self.bytes_after, "bytes_saved": saved,
             "saved_percent": round(100 * saved / self.bytes_before, 3) if self.bytes_before else 0.0,
             **{name: sorted(self.items.get(name, []), key=lambda i: i["key"]) for name in self.itemised},
+            "reasons": {name: dict(Counter(i["reason"] for i in self.items[name]).most_common())
+                        for name in self.itemised if self.items.get(name)},
             "processed_this_run": self.processed_now,
             "elapsed_s": round(elapsed, 3),
             "objects_per_s": round(self.processed_now / elapsed, 2) if elapsed else 0.0,
@@ -64,6 +68,8 @@ class Report:
         lines += [f"  {k}: {v}" for k, v in self.header.items() if not isinstance(v, (dict, list))]
         lines.append(f"  objects: {d['objects']} ("
                      + ", ".join(f"{k} {v}" for k, v in d["counts"].items()) + ")")
+        if self.groups:
+            lines.append("  " + ", ".join(f"{name}: {d[name]}" for name in self.groups))
         lines.append(f"  bytes before: {d['bytes_before']:,}  after: {d['bytes_after']:,}  "
                      f"saved: {d['bytes_saved']:,} ({d['saved_percent']:.2f} %)")
         lines.append(f"  this run: {d['processed_this_run']} objects in {d['elapsed_s']:.1f} s "

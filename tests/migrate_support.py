@@ -24,6 +24,7 @@ def sample_objects() -> dict[str, bytes]:
     for i, path in enumerate(sorted(SAMPLE_DIR.glob("*.jpg"))):
         key = f"sub/{path.name}" if i < 2 else path.name
         objects[key] = path.read_bytes()
+    objects["ünïcode dir/photo #1 (copy).jpg"] = objects[key]  # a name that needs quoting everywhere
     objects.update(OTHER_FILES)
     return objects
 

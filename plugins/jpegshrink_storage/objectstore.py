@@ -88,7 +88,7 @@ class StoreConfig:
     max_connections: int = 16
     multipart_threshold: int = 16 << 20
     multipart_chunksize: int = 16 << 20
-    max_attempts: int = 8
+    max_attempts: int = 4  #: botocore per request; the job steps retry longer (retry.py)
     guard: WriteGuard = field(default_factory=WriteGuard)
 
 

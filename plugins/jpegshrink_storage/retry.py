@@ -33,7 +33,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def with_retries(step: Callable[[], T], *, budget_s: float, first_delay_s: float = 0.25,
-                 max_delay_s: float = 8.0) -> T:
+                 max_delay_s: float = 4.0) -> T:
     """Run ``step`` until it succeeds, retrying transient errors for at most ``budget_s`` seconds."""
     deadline = time.monotonic() + budget_s
     delay = first_delay_s

@@ -252,3 +252,50 @@ def test_overlapping_locations_are_refused(tmp_path, capsys):
     rc = main_migrate([str(tmp_path / "photos"), str(tmp_path / "photos" / "out"), "--journal",
                        str(tmp_path / "j"), "--no-progress"])
     assert rc == 2 and "overlap" in capsys.readouterr().err and not (tmp_path / "j").exists()
+
+
+def test_options_for_non_jpegs_and_fallbacks(tmp_path, capsys):
+    objects = sample_objects()
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for key, data in objects.items():
+        (src / key).parent.mkdir(parents=True, exist_ok=True)
+        (src / key).write_bytes(data)
+    dst.mkdir()
+    assert main_migrate([str(src), str(dst), "--other", "leave", "--fallbacks", "keep-original", "--json",
+                         "--journal", str(tmp_path / "j"), "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    files = {p.relative_to(dst).as_posix(): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    assert files == {k: objects[k] for k in jpeg_keys(objects)}  # non-JPEGs left out; JPEGs as they were
+    assert report["counts"] == {"kept-original": len(jpeg_keys(objects)), "left": len(objects) - len(jpeg_keys(objects))}
+    assert all(i["reason"].startswith(("codec fell back", "no gain")) for i in report["kept-original"])
+
+
+def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, monkeypatch):
+    """Every write is first refused with SlowDown and every read first fails on a reset connection."""
+    from botocore.exceptions import ClientError, ConnectionClosedError
+    from jpegshrink_storage.objectstore import S3Store
+
+    objects = sample_objects()
+    c = moto_s3.boto3_client()
+    fill_bucket(c, "photos", "", objects)
+    seen: set = set()
+
+    def flaky(name, error):
+        real = getattr(S3Store, name)
+
+        def call(self, key, *args, **kwargs):
+            if (name, key) not in seen:
+                seen.add((name, key))
+                raise error
+            return real(self, key, *args, **kwargs)
+        monkeypatch.setattr(S3Store, name, call)
+
+    flaky("put", ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"))
+    flaky("get", ConnectionClosedError(endpoint_url=moto_s3.url))
+    report = tmp_path / "r.json"
+    assert migrate(moto_s3, "s3://photos", "s3://photos", "--journal", str(tmp_path / "j"), "--report",
+                   str(report)) == 0
+    assert json.loads(report.read_text())["problems"] == 0
+    assert any(name == "put" and key.startswith(STAGING_DIR) for name, key in seen)
+    assert {("get", k) for k in objects} <= seen
+    check_all_recoverable(bucket_contents(c, "photos"), objects)

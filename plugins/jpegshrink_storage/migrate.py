@@ -215,10 +215,12 @@ class _Migration:
 
     def settle_container(self, head: Blob) -> ObjectResult:
         """In place, the key holds a container: done earlier, or an interrupted replace to finish."""
-        if self.key not in self.job.staged:
+        stage = staging_key(self.key)
+        # the start-up listing of staging copies misses those of this very run (a Dask range rerun
+        # after its worker died), so ask
+        if self.key not in self.job.staged and self.retry(lambda: self.dst.head(stage)) is None:
             original = jpegshrink.read_header(head.data).original_length
             return self.result("already-container", head, head.size, before=original)
-        stage = staging_key(self.key)
         staged = self.retry(lambda: self.dst.get(stage))
         current = self.retry(lambda: self.dst.get(self.key))
         if not _decodes(current.data):

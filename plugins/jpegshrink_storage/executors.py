@@ -4,8 +4,10 @@ The driver keeps everything stateful (listing, journal, report, progress); a tas
 description and one item and returns a result, never raising (a task turns its own errors into a result).
 On Dask the sorted key list is cut into contiguous ranges (the key space is partitioned) and each range
 runs as one Dask task on some worker, which opens its own store clients; Dask does the scheduling, work
-stealing and worker-loss handling. A range whose Dask task fails as a whole (a worker died twice)
-comes back as one error result per item, which the journal does not count as finished.
+stealing and worker-loss handling (a range whose worker dies is run again elsewhere, which the
+idempotent per-object steps allow). A range whose Dask task fails for good (it killed more workers than
+Dask's ``allowed-failures``) comes back as one error result per item, which the journal does not count
+as finished.
 """
 from __future__ import annotations
 

@@ -143,10 +143,8 @@ class _Migration:
         """Compress, write, verify; None when the source changed before it could be replaced."""
         container = jpegshrink.compress(blob.data)
         info = jpegshrink.inspect(container)
-        keep = len(container) >= len(blob.data) or (info.mode == "fallback" and self.job.fallbacks == "keep-original")
-        if keep:
-            why = "no gain" if len(container) >= len(blob.data) else "codec fell back"
-            reason = f"{why} ({info.reason})" if info.reason else why
+        reason = keep_reason(len(blob.data), info, self.job.fallbacks)
+        if reason:
             if self.job.in_place:
                 self.drop_stale_staging()
                 return self.result("kept-original", blob, blob.size, reason=reason)
@@ -260,6 +258,17 @@ class _Migration:
         return self.result(outcome, blob, blob.size, before=before, dst_etag=etag)
 
 
+def keep_reason(original_size: int, info: jpegshrink.ContainerInfo, fallbacks: str) -> str | None:
+    """Why the original stays as it is (``None``: store the container)."""
+    if info.stored_length >= original_size:
+        why = "no gain"
+    elif info.mode == "fallback" and fallbacks == "keep-original":
+        why = "codec fell back"
+    else:
+        return None
+    return f"{why} ({info.reason})" if info.reason else why
+
+
 def _decodes(data: bytes) -> bool:
     try:
         jpegshrink.decompress(data)
@@ -288,8 +297,9 @@ def estimate_object(job: MigrateJob, ref: ObjectRef) -> ObjectResult:
                                 blob.etag, "", blob.size, blob.size, reason="not a JPEG")
         container = jpegshrink.compress(blob.data)
         info = jpegshrink.inspect(container)
-        if len(container) >= blob.size or (info.mode == "fallback" and job.fallbacks == "keep-original"):
-            return ObjectResult(ref.key, "kept-original", blob.etag, "", blob.size, blob.size, reason=info.reason)
+        reason = keep_reason(blob.size, info, job.fallbacks)
+        if reason:
+            return ObjectResult(ref.key, "kept-original", blob.etag, "", blob.size, blob.size, reason=reason)
         return ObjectResult(ref.key, "migrated", blob.etag, "", blob.size, len(container), info.mode,
                             info.model_id, info.reason)
     except Exception as e:

@@ -306,7 +306,7 @@ def test_s3_server_dies_during_write(mixed_tree):
 def test_large_objects_are_read_lazily(backend, mixed_tree, monkeypatch):
     """Objects above the whole-read limit: size from the header, decode on first read, ranged pass-through."""
     _store_raw(backend, mixed_tree)
-    monkeypatch.setattr(jss_fs, "WHOLE_READ_LIMIT", 0)
+    monkeypatch.setattr(jss_fs, "WHOLE_READ_LIMIT", 100)
     fs = backend.layer()
     for rel in [next(r for r, (o, s) in mixed_tree.items() if o != s), "other/pic.png"]:
         original = mixed_tree[rel][0]

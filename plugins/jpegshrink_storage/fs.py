@@ -36,9 +36,9 @@ from jpegshrink_storage.objects import PASS_THROUGH, StoredHeader, decode_stored
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Objects up to this stored size are fetched whole when opened (one GET instead of a header read
-#: plus a GET); larger ones are read lazily.
-WHOLE_READ_LIMIT = 64 << 20
+#: ``open`` fetches this many bytes in one ranged GET; a smaller object is then complete (no size
+#: lookup, no header read). Larger objects get their size from info + header and are read lazily.
+WHOLE_READ_LIMIT = 32 << 20
 
 
 class JpegShrinkFileSystem(ChainedFileSystem):
@@ -90,7 +90,6 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def store(self, path: str, stored: bytes, exclusive: bool = False) -> None:
         """Write already-encoded bytes atomically; the old object stays intact if this raises."""
         path = self._strip_protocol(path)
-        self.headers.invalidate(path)
         try:
             store_atomically(self.fs, path, stored, exclusive)
         finally:
@@ -202,16 +201,19 @@ class JpegShrinkFileSystem(ChainedFileSystem):
 
     def _open_read(self, path: str, block_size: int | None, cache_type: str,
                    cache_options: dict | None) -> JpegShrinkReadFile:
-        entry = self.fs.info(path)
-        if entry.get("type") == "directory":
-            raise IsADirectoryError(path)
-        if entry["size"] <= WHOLE_READ_LIMIT:
-            blob = self.fs.cat_file(path)  # one GET; the header comes with it
+        try:  # one ranged GET answers most opens: JPEGs are smaller than the limit
+            blob = self.fs.cat_file(path, start=0, end=WHOLE_READ_LIMIT)
+        except OSError:  # a folder, a missing or an empty object (S3 refuses ranges on 0 bytes)
+            blob = None
+        if blob is not None and len(blob) < WHOLE_READ_LIMIT:
             data = decode_stored(blob)
-            details = {**entry, "size": len(data), "stored_size": len(blob),
+            details = {"name": path, "type": "file", "size": len(data), "stored_size": len(blob),
                        "compressed": is_container(blob)}
             return JpegShrinkReadFile(self, path, details, data=data, block_size=block_size)
-        details = self._describe_entries([entry])[0]
+        entry = self.fs.info(path)  # FileNotFoundError from here when it is missing
+        if entry.get("type") != "file":
+            raise IsADirectoryError(path)
+        details = self._describe_entries([entry])[0]  # large: size from the header, read lazily
         return JpegShrinkReadFile(self, path, details, block_size=block_size, cache_type=cache_type,
                                   cache_options=cache_options)
 

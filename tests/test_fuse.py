@@ -35,7 +35,7 @@ def _fuse_missing() -> str | None:
 _MISSING = _fuse_missing()
 if _MISSING:
     print(f"test_fuse: skipping FUSE tests: {_MISSING}")
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"FUSE unavailable: {_MISSING}")
+needs_fuse = pytest.mark.skipif(_MISSING is not None, reason=f"FUSE unavailable: {_MISSING}")
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,7 @@ def _check_mount(mnt: Path, originals: dict[str, bytes]) -> None:
     assert got == {name: hashlib.sha256(data).hexdigest() for name, data in originals.items()}
 
 
+@needs_fuse
 def test_local_mount_reads_writes_and_sigterm(tmp_path, originals):
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     mnt.mkdir()
@@ -136,6 +137,7 @@ def test_local_mount_reads_writes_and_sigterm(tmp_path, originals):
         _stop(proc, mnt, "sigterm")
 
 
+@needs_fuse
 def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, originals):
     moto_s3.create_bucket("photos")
     target = moto_s3.s3fs()
@@ -163,11 +165,17 @@ def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, origina
     assert _processes_mentioning(str(mnt)) == [] and not os.path.ismount(mnt)
 
 
-def test_mount_errors_are_messages_not_tracebacks(tmp_path, capsys):
+def test_mount_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeypatch):
+    """Runs without FUSE too: every refusal is one line on stderr and exit status 1."""
     (tmp_path / "store").mkdir()
     assert jfuse.main(["mount", str(tmp_path / "store"), str(tmp_path / "absent")]) == 1
     assert jfuse.main([str(tmp_path / "no-such-store"), str(tmp_path)]) == 1
     assert jfuse.main(["bogus://x", str(tmp_path)]) == 1
+    assert jfuse.main([str(tmp_path / "store"), str(tmp_path), "-o", "endpoint=x"]) == 1
+    monkeypatch.setattr(jfuse, "FUSE_DEVICE", str(tmp_path / "no-fuse-device"))
+    assert jfuse.main([str(tmp_path / "store"), str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "does not exist or is not a folder" in err and "not a folder that exists" in err
-    assert "Protocol not known" in err and "Traceback" not in err
+    for message in ["does not exist or is not a folder", "not a folder that exists", "Protocol not known",
+                    "must look like PROTOCOL.NAME=VALUE", "no-fuse-device is missing"]:
+        assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 5

@@ -20,6 +20,7 @@ Semantics (see DESIGN.md, "Storage semantics"):
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from jpegshrink_storage.files import JpegShrinkReadFile, JpegShrinkWriteFile
 from jpegshrink_storage.headers import HeaderCache, object_version
 from jpegshrink_storage.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -158,8 +160,9 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         if missing:
             prefixes = self._read_prefixes([name for name, _, _ in missing])
             for (name, version, size), prefix in zip(missing, prefixes):
-                if isinstance(prefix, BaseException):
-                    result[name] = StoredHeader(error=f"header unreadable: {prefix!r}")  # not cached
+                if isinstance(prefix, BaseException):  # e.g. removed since it was listed: show it as
+                    log.debug("header of %s unreadable: %r", name, prefix)  # listed, cache nothing
+                    result[name] = PASS_THROUGH
                     continue
                 result[name] = describe(prefix, size)
                 self.headers.put(name, version, result[name])

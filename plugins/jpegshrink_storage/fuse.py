@@ -35,6 +35,7 @@ log = logging.getLogger("jpegshrink.mount")
 
 #: How long an attribute listed by readdir answers getattr without asking the target again.
 ATTR_TTL = 5.0
+FUSE_DEVICE = "/dev/fuse"
 #: libfuse worker threads (S3 reads wait on the network; decoding holds the GIL part of the time).
 MAX_THREADS = 8
 _ERRNOS = [(FileNotFoundError, errno.ENOENT), (FileExistsError, errno.EEXIST), (IsADirectoryError, errno.EISDIR),
@@ -338,16 +339,16 @@ def open_layer(url: str, options: dict[str, dict[str, Any]] | None = None):
 
 
 def check_mountpoint(mountpoint: str) -> None:
-    """Raise MountError unless FUSE can be used and ``mountpoint`` is an empty, unmounted folder."""
-    if not os.path.exists("/dev/fuse"):
-        raise MountError("/dev/fuse is missing: FUSE is not available here (load the fuse module, or in a "
-                         "container pass --device /dev/fuse)")
-    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
-        raise MountError("fusermount3 not found (Debian: apt-get install fuse3)")
+    """Raise MountError unless ``mountpoint`` is an unmounted folder and FUSE can be used."""
     if not os.path.isdir(mountpoint):
         raise MountError(f"mount point {mountpoint!r} does not exist or is not a folder; create it first")
     if os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint!r} is already a mount point; unmount it first (fusermount3 -u)")
+    if not os.path.exists(FUSE_DEVICE):
+        raise MountError(f"{FUSE_DEVICE} is missing: FUSE is not available here (load the fuse kernel "
+                         "module, or give the container the device, e.g. docker run --device /dev/fuse)")
+    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
+        raise MountError("fusermount3 not found (Debian: apt-get install fuse3)")
 
 
 def mount(url: str, mountpoint: str, read_only: bool = False,
@@ -356,8 +357,8 @@ def mount(url: str, mountpoint: str, read_only: bool = False,
 
     libfuse handles SIGINT/SIGTERM/SIGHUP while this runs in the main thread: they unmount and return.
     """
-    check_mountpoint(mountpoint)
     fs, root = open_layer(url, options)
+    check_mountpoint(mountpoint)
     mfusepy = _load_mfusepy()
     mounted = threading.Event()
 
@@ -440,8 +441,8 @@ def main(argv: list[str] | None = None) -> int:
 def _start_background(args: argparse.Namespace) -> int:
     """Run this command (without --background) as a child; return once the mount is up."""
     mountpoint = os.path.abspath(args.mountpoint)
-    check_mountpoint(mountpoint)
     open_layer(args.url, _parse_options(args.option))  # fail here, in the foreground, if the URL is bad
+    check_mountpoint(mountpoint)
     log_path = args.log_file or os.path.join(tempfile.gettempdir(), f"jpegshrink-mount-{os.getpid()}.log")
     cmd = [sys.executable, "-m", "jpegshrink_storage.fuse", args.url, mountpoint,
            *(["--read-only"] if args.read_only else []), *(["-v"] if args.verbose else []),

@@ -21,11 +21,14 @@ Semantics (see DESIGN.md, "Storage semantics"):
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem, filesystem
+from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
 
 from jpegshrink import HEADER_SIZE, is_container
@@ -74,6 +77,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         self.compress = compress
         self.workers = max(1, int(workers))
         self.headers = HeaderCache(header_cache_size)
+        self._planning = threading.local()  # put() gathers its put_file calls here
 
         def _strip_protocol(path):
             # an instance attribute, as in cached.py: each instance strips like its own target
@@ -230,6 +234,43 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as f:
             f.write(value)
+
+    def put_file(self, lpath: str, rpath: str, callback=DEFAULT_CALLBACK, mode: str = "overwrite",
+                 **kwargs: Any) -> None:
+        pairs = getattr(self._planning, "pairs", None)
+        if pairs is not None:  # inside put(): collect, put() runs them concurrently
+            pairs.append((lpath, rpath, mode))
+            return
+        if os.path.isdir(lpath):
+            self.makedirs(rpath, exist_ok=True)
+            return
+        with open(lpath, "rb") as f:
+            data = f.read()
+        callback.set_size(len(data))
+        self.mkdirs(self._parent(os.fspath(rpath)), exist_ok=True)
+        with self.open(rpath, "xb" if mode == "create" else "wb", **kwargs) as f:
+            f.write(data)
+        callback.relative_update(len(data))
+
+    def put(self, lpath, rpath, recursive: bool = False, callback=DEFAULT_CALLBACK, maxdepth: int | None = None,
+            **kwargs: Any) -> None:
+        """fsspec's ``put`` (same path rules), storing up to ``workers`` files at a time."""
+        pairs: list[tuple[str, str, str]] = []
+        self._planning.pairs = pairs
+        try:
+            super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        finally:
+            self._planning.pairs = None
+        callback.set_size(len(pairs))
+        folders = [p for p in pairs if os.path.isdir(p[0])]
+        files = [p for p in pairs if not os.path.isdir(p[0])]
+
+        def put_one(pair: tuple[str, str, str]) -> None:
+            self.put_file(pair[0], pair[1], mode=pair[2], **kwargs)
+            callback.relative_update(1)
+        for pair in folders:  # parents first, then the files in parallel
+            put_one(pair)
+        self._map(put_one, files)
 
     def pipe(self, path, value=None, **kwargs: Any) -> None:
         """Write one object, or a ``{path: bytes}`` dict with ``workers`` encodes at a time."""

@@ -55,7 +55,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     target_protocol, target_options: the filesystem to wrap, as in ``cached.py`` ...
     fs: ... or an already-built filesystem instance (give exactly one of the two).
     compress: encode JPEG data on write (False stores everything as it is; reads still decode).
-    workers: concurrent header reads in ``ls``/``find`` and concurrent encodes in ``pipe({...})``.
+    workers: concurrent header reads in ``ls``/``find``, concurrent encodes + stores in ``pipe({...})``/``put``.
     header_cache_size: how many object headers (original sizes) to keep; 0 disables the cache.
     """
 

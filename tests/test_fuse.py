@@ -138,7 +138,7 @@ def test_local_mount_reads_writes_and_sigterm(tmp_path, originals):
 
 
 @needs_fuse
-def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, originals):
+def test_s3_mount_reads_writes_and_fusermount(tmp_path, moto_s3, originals):
     moto_s3.create_bucket("photos")
     target = moto_s3.s3fs()
     _fill(lambda rel, data: target.pipe_file(f"photos/lib/{rel}", data), originals)
@@ -146,19 +146,42 @@ def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, origina
     mnt.mkdir()
     options = [x for k, v in (("s3.endpoint_url", moto_s3.url), ("s3.key", "testing"), ("s3.secret", "testing"))
                for x in ("-o", f"{k}={v}")]
-    proc = _serve("s3://photos/lib", mnt, "--read-only", *options)
+    proc = _serve("s3://photos/lib", mnt, *options)
     try:
         _check_mount(mnt, originals)
-        with pytest.raises(OSError):
-            (mnt / "refused.txt").write_bytes(b"read-only mount")
-        assert not target.exists("photos/lib/refused.txt")
+        jpeg_name = next(n for n, d in originals.items() if len(jpegshrink.compress(d)) < len(d))
+        source = tmp_path / "source.jpg"
+        source.write_bytes(originals[jpeg_name])
+        (mnt / "new").mkdir()  # S3 has no empty folders: the mount remembers this one
+        subprocess.run(["cp", str(source), str(mnt / "new" / "copy.jpg")], check=True)
+        assert os.listdir(mnt / "new") == ["copy.jpg"]
+        stored = target.cat_file("photos/lib/new/copy.jpg")
+        assert jpegshrink.is_container(stored) and jpegshrink.decompress(stored) == originals[jpeg_name]
+        assert (mnt / "new" / "copy.jpg").read_bytes() == originals[jpeg_name]
     finally:
         _stop(proc, mnt, "fusermount")
 
+
+@needs_fuse
+def test_read_only_background_mount(tmp_path, originals):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+
+    def write(rel: str, data: bytes) -> None:
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_bytes(data)
+
+    _fill(write, originals)
     log = tmp_path / "bg.log"
-    assert jfuse.main([str(tmp_path), str(mnt), "--background", "--read-only", "--log-file", str(log)]) == 0
-    assert os.path.ismount(mnt)
-    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+    assert jfuse.main([str(store), str(mnt), "--background", "--read-only", "--log-file", str(log)]) == 0
+    try:
+        assert os.path.ismount(mnt)
+        _check_mount(mnt, originals)
+        with pytest.raises(OSError):
+            (mnt / "refused.txt").write_bytes(b"read-only mount")
+        assert not (store / "refused.txt").exists()
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
     deadline = time.monotonic() + 20
     while _processes_mentioning(str(mnt)) and time.monotonic() < deadline:
         time.sleep(0.05)

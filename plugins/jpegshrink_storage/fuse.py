@@ -104,6 +104,7 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
             self._handles: dict[int, _Handle] = {}
             self._next_fh = 1
             self._attrs: dict[str, tuple[float, dict]] = {}
+            self._new_dirs: set[str] = set()
             self._lock = threading.Lock()
 
         def init(self, path: str) -> None:
@@ -163,13 +164,21 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
                 return self._stat({"type": "file", "size": size, "stored_size": size})
             with self._lock:
                 cached = self._attrs.get(full)
+                if full in self._new_dirs:
+                    return self._stat({"type": "directory"})
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
             return self._stat(self.fs.info(full))
 
         @_fuse_errors
         def readdir(self, path: str, fh: int) -> list[str]:
-            entries = self.fs.ls(self._full(path), detail=True)
+            full = self._full(path)
+            try:
+                entries = self.fs.ls(full, detail=True)
+            except FileNotFoundError:
+                if full not in self._new_dirs:
+                    raise
+                entries = []
             expires = time.monotonic() + ATTR_TTL
             names = []
             with self._lock:
@@ -177,6 +186,8 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
                     name = e["name"].rstrip("/")
                     self._attrs[name] = (expires, self._stat(e))
                     names.append(name.rsplit("/", 1)[-1])
+                names += [d.rsplit("/", 1)[-1] for d in self._new_dirs
+                          if self.fs._parent(d) == full and d.rsplit("/", 1)[-1] not in names]
             return [".", "..", *names]
 
         # -------------------------------------------------------------- files
@@ -261,14 +272,24 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
         @_fuse_errors
         def mkdir(self, path: str, mode: int) -> int:
             self._writable()
-            self.fs.mkdir(self._full(path))
+            full = self._full(path)
+            self.fs.mkdir(full)
+            with self._lock:  # object stores have no empty folders: remember it until files land in it
+                self._new_dirs.add(full)
             return 0
 
         @_fuse_errors
         def rmdir(self, path: str) -> int:
             self._writable()
             full = self._full(path)
-            self.fs.rmdir(full)
+            with self._lock:
+                pending = full in self._new_dirs
+                self._new_dirs.discard(full)
+            try:
+                self.fs.rmdir(full)
+            except FileNotFoundError:
+                if not pending:
+                    raise
             self._forget(full)
             return 0
 

@@ -140,8 +140,10 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
             out = {"st_uid": os.getuid(), "st_gid": os.getgid(), "st_atime": mtime, "st_mtime": mtime,
                    "st_ctime": mtime}
             if info.get("type") == "file":
+                size = info.get("size") or 0
+                stored = info.get("stored_size") or size  # du shows what is stored, ls -l the original
                 out.update(st_mode=stat.S_IFREG | (0o444 if self.read_only else 0o644), st_nlink=1,
-                           st_size=info["size"], st_blocks=(info.get("stored_size", info["size"]) + 511) // 512)
+                           st_size=size, st_blocks=(stored + 511) // 512)
             else:
                 out.update(st_mode=stat.S_IFDIR | (0o555 if self.read_only else 0o755), st_nlink=2, st_size=0)
             return out

@@ -35,7 +35,7 @@ def _fuse_missing() -> str | None:
 _MISSING = _fuse_missing()
 if _MISSING:
     print(f"test_fuse: skipping FUSE tests: {_MISSING}")
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"FUSE unavailable: {_MISSING}")
+needs_fuse = pytest.mark.skipif(_MISSING is not None, reason=f"FUSE unavailable: {_MISSING}")
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,7 @@ def _check_mount(mnt: Path, originals: dict[str, bytes]) -> None:
     assert got == {name: hashlib.sha256(data).hexdigest() for name, data in originals.items()}
 
 
+@needs_fuse
 def test_local_mount_reads_writes_and_sigterm(tmp_path, originals):
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     mnt.mkdir()
@@ -136,7 +137,8 @@ def test_local_mount_reads_writes_and_sigterm(tmp_path, originals):
         _stop(proc, mnt, "sigterm")
 
 
-def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, originals):
+@needs_fuse
+def test_s3_mount_reads_writes_and_fusermount(tmp_path, moto_s3, originals):
     moto_s3.create_bucket("photos")
     target = moto_s3.s3fs()
     _fill(lambda rel, data: target.pipe_file(f"photos/lib/{rel}", data), originals)
@@ -144,30 +146,59 @@ def test_s3_mount_read_only_background_and_fusermount(tmp_path, moto_s3, origina
     mnt.mkdir()
     options = [x for k, v in (("s3.endpoint_url", moto_s3.url), ("s3.key", "testing"), ("s3.secret", "testing"))
                for x in ("-o", f"{k}={v}")]
-    proc = _serve("s3://photos/lib", mnt, "--read-only", *options)
+    proc = _serve("s3://photos/lib", mnt, *options)
     try:
         _check_mount(mnt, originals)
-        with pytest.raises(OSError):
-            (mnt / "refused.txt").write_bytes(b"read-only mount")
-        assert not target.exists("photos/lib/refused.txt")
+        jpeg_name = next(n for n, d in originals.items() if len(jpegshrink.compress(d)) < len(d))
+        source = tmp_path / "source.jpg"
+        source.write_bytes(originals[jpeg_name])
+        (mnt / "new").mkdir()  # S3 has no empty folders: the mount remembers this one
+        subprocess.run(["cp", str(source), str(mnt / "new" / "copy.jpg")], check=True)
+        assert os.listdir(mnt / "new") == ["copy.jpg"]
+        stored = target.cat_file("photos/lib/new/copy.jpg")
+        assert jpegshrink.is_container(stored) and jpegshrink.decompress(stored) == originals[jpeg_name]
+        assert (mnt / "new" / "copy.jpg").read_bytes() == originals[jpeg_name]
     finally:
         _stop(proc, mnt, "fusermount")
 
+
+@needs_fuse
+def test_read_only_background_mount(tmp_path, originals):
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+
+    def write(rel: str, data: bytes) -> None:
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_bytes(data)
+
+    _fill(write, originals)
     log = tmp_path / "bg.log"
-    assert jfuse.main([str(tmp_path), str(mnt), "--background", "--read-only", "--log-file", str(log)]) == 0
-    assert os.path.ismount(mnt)
-    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+    assert jfuse.main([str(store), str(mnt), "--background", "--read-only", "--log-file", str(log)]) == 0
+    try:
+        assert os.path.ismount(mnt)
+        _check_mount(mnt, originals)
+        with pytest.raises(OSError):
+            (mnt / "refused.txt").write_bytes(b"read-only mount")
+        assert not (store / "refused.txt").exists()
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
     deadline = time.monotonic() + 20
     while _processes_mentioning(str(mnt)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_mentioning(str(mnt)) == [] and not os.path.ismount(mnt)
 
 
-def test_mount_errors_are_messages_not_tracebacks(tmp_path, capsys):
+def test_mount_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeypatch):
+    """Runs without FUSE too: every refusal is one line on stderr and exit status 1."""
     (tmp_path / "store").mkdir()
     assert jfuse.main(["mount", str(tmp_path / "store"), str(tmp_path / "absent")]) == 1
     assert jfuse.main([str(tmp_path / "no-such-store"), str(tmp_path)]) == 1
     assert jfuse.main(["bogus://x", str(tmp_path)]) == 1
+    assert jfuse.main([str(tmp_path / "store"), str(tmp_path), "-o", "endpoint=x"]) == 1
+    monkeypatch.setattr(jfuse, "FUSE_DEVICE", str(tmp_path / "no-fuse-device"))
+    assert jfuse.main([str(tmp_path / "store"), str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "does not exist or is not a folder" in err and "not a folder that exists" in err
-    assert "Protocol not known" in err and "Traceback" not in err
+    for message in ["does not exist or is not a folder", "not a folder that exists", "Protocol not known",
+                    "must look like PROTOCOL.NAME=VALUE", "no-fuse-device is missing"]:
+        assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 5

@@ -20,11 +20,15 @@ Semantics (see DESIGN.md, "Storage semantics"):
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem, filesystem
+from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
 
 from jpegshrink import HEADER_SIZE, is_container
@@ -33,12 +37,13 @@ from jpegshrink_storage.files import JpegShrinkReadFile, JpegShrinkWriteFile
 from jpegshrink_storage.headers import HeaderCache, object_version
 from jpegshrink_storage.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Objects up to this stored size are fetched whole when opened (one GET instead of a header read
-#: plus a GET); larger ones are read lazily.
-WHOLE_READ_LIMIT = 64 << 20
+#: ``open`` fetches this many bytes in one ranged GET; a smaller object is then complete (no size
+#: lookup, no header read). Larger objects get their size from info + header and are read lazily.
+WHOLE_READ_LIMIT = 32 << 20
 
 
 class JpegShrinkFileSystem(ChainedFileSystem):
@@ -50,7 +55,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     target_protocol, target_options: the filesystem to wrap, as in ``cached.py`` ...
     fs: ... or an already-built filesystem instance (give exactly one of the two).
     compress: encode JPEG data on write (False stores everything as it is; reads still decode).
-    workers: concurrent header reads in ``ls``/``find`` and concurrent encodes in ``pipe({...})``.
+    workers: concurrent header reads in ``ls``/``find``, concurrent encodes + stores in ``pipe({...})``/``put``.
     header_cache_size: how many object headers (original sizes) to keep; 0 disables the cache.
     """
 
@@ -72,6 +77,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         self.compress = compress
         self.workers = max(1, int(workers))
         self.headers = HeaderCache(header_cache_size)
+        self._planning = threading.local()  # put() gathers its put_file calls here
 
         def _strip_protocol(path):
             # an instance attribute, as in cached.py: each instance strips like its own target
@@ -90,7 +96,6 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def store(self, path: str, stored: bytes, exclusive: bool = False) -> None:
         """Write already-encoded bytes atomically; the old object stays intact if this raises."""
         path = self._strip_protocol(path)
-        self.headers.invalidate(path)
         try:
             store_atomically(self.fs, path, stored, exclusive)
         finally:
@@ -159,8 +164,9 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         if missing:
             prefixes = self._read_prefixes([name for name, _, _ in missing])
             for (name, version, size), prefix in zip(missing, prefixes):
-                if isinstance(prefix, BaseException):
-                    result[name] = StoredHeader(error=f"header unreadable: {prefix!r}")  # not cached
+                if isinstance(prefix, BaseException):  # e.g. removed since it was listed: show it as
+                    log.debug("header of %s unreadable: %r", name, prefix)  # listed, cache nothing
+                    result[name] = PASS_THROUGH
                     continue
                 result[name] = describe(prefix, size)
                 self.headers.put(name, version, result[name])
@@ -202,16 +208,19 @@ class JpegShrinkFileSystem(ChainedFileSystem):
 
     def _open_read(self, path: str, block_size: int | None, cache_type: str,
                    cache_options: dict | None) -> JpegShrinkReadFile:
-        entry = self.fs.info(path)
-        if entry.get("type") == "directory":
-            raise IsADirectoryError(path)
-        if entry["size"] <= WHOLE_READ_LIMIT:
-            blob = self.fs.cat_file(path)  # one GET; the header comes with it
+        try:  # one ranged GET answers most opens: JPEGs are smaller than the limit
+            blob = self.fs.cat_file(path, start=0, end=WHOLE_READ_LIMIT)
+        except OSError:  # a folder, a missing or an empty object (S3 refuses ranges on 0 bytes)
+            blob = None
+        if blob is not None and len(blob) < WHOLE_READ_LIMIT:
             data = decode_stored(blob)
-            details = {**entry, "size": len(data), "stored_size": len(blob),
+            details = {"name": path, "type": "file", "size": len(data), "stored_size": len(blob),
                        "compressed": is_container(blob)}
             return JpegShrinkReadFile(self, path, details, data=data, block_size=block_size)
-        details = self._describe_entries([entry])[0]
+        entry = self.fs.info(path)  # FileNotFoundError from here when it is missing
+        if entry.get("type") != "file":
+            raise IsADirectoryError(path)
+        details = self._describe_entries([entry])[0]  # large: size from the header, read lazily
         return JpegShrinkReadFile(self, path, details, block_size=block_size, cache_type=cache_type,
                                   cache_options=cache_options)
 
@@ -225,6 +234,43 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         with self.open(path, "xb" if mode == "create" else "wb", **kwargs) as f:
             f.write(value)
+
+    def put_file(self, lpath: str, rpath: str, callback=DEFAULT_CALLBACK, mode: str = "overwrite",
+                 **kwargs: Any) -> None:
+        pairs = getattr(self._planning, "pairs", None)
+        if pairs is not None:  # inside put(): collect, put() runs them concurrently
+            pairs.append((lpath, rpath, mode))
+            return
+        if os.path.isdir(lpath):
+            self.makedirs(rpath, exist_ok=True)
+            return
+        with open(lpath, "rb") as f:
+            data = f.read()
+        callback.set_size(len(data))
+        self.mkdirs(self._parent(os.fspath(rpath)), exist_ok=True)
+        with self.open(rpath, "xb" if mode == "create" else "wb", **kwargs) as f:
+            f.write(data)
+        callback.relative_update(len(data))
+
+    def put(self, lpath, rpath, recursive: bool = False, callback=DEFAULT_CALLBACK, maxdepth: int | None = None,
+            **kwargs: Any) -> None:
+        """fsspec's ``put`` (same path rules), storing up to ``workers`` files at a time."""
+        pairs: list[tuple[str, str, str]] = []
+        self._planning.pairs = pairs
+        try:
+            super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        finally:
+            self._planning.pairs = None
+        callback.set_size(len(pairs))
+        folders = [p for p in pairs if os.path.isdir(p[0])]
+        files = [p for p in pairs if not os.path.isdir(p[0])]
+
+        def put_one(pair: tuple[str, str, str]) -> None:
+            self.put_file(pair[0], pair[1], mode=pair[2], **kwargs)
+            callback.relative_update(1)
+        for pair in folders:  # parents first, then the files in parallel
+            put_one(pair)
+        self._map(put_one, files)
 
     def pipe(self, path, value=None, **kwargs: Any) -> None:
         """Write one object, or a ``{path: bytes}`` dict with ``workers`` encodes at a time."""

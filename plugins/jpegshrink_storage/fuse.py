@@ -35,6 +35,7 @@ log = logging.getLogger("jpegshrink.mount")
 
 #: How long an attribute listed by readdir answers getattr without asking the target again.
 ATTR_TTL = 5.0
+FUSE_DEVICE = "/dev/fuse"
 #: libfuse worker threads (S3 reads wait on the network; decoding holds the GIL part of the time).
 MAX_THREADS = 8
 _ERRNOS = [(FileNotFoundError, errno.ENOENT), (FileExistsError, errno.EEXIST), (IsADirectoryError, errno.EISDIR),
@@ -103,6 +104,7 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
             self._handles: dict[int, _Handle] = {}
             self._next_fh = 1
             self._attrs: dict[str, tuple[float, dict]] = {}
+            self._new_dirs: set[str] = set()
             self._lock = threading.Lock()
 
         def init(self, path: str) -> None:
@@ -138,8 +140,10 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
             out = {"st_uid": os.getuid(), "st_gid": os.getgid(), "st_atime": mtime, "st_mtime": mtime,
                    "st_ctime": mtime}
             if info.get("type") == "file":
+                size = info.get("size") or 0
+                stored = info.get("stored_size") or size  # du shows what is stored, ls -l the original
                 out.update(st_mode=stat.S_IFREG | (0o444 if self.read_only else 0o644), st_nlink=1,
-                           st_size=info["size"], st_blocks=(info.get("stored_size", info["size"]) + 511) // 512)
+                           st_size=size, st_blocks=(stored + 511) // 512)
             else:
                 out.update(st_mode=stat.S_IFDIR | (0o555 if self.read_only else 0o755), st_nlink=2, st_size=0)
             return out
@@ -162,13 +166,21 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
                 return self._stat({"type": "file", "size": size, "stored_size": size})
             with self._lock:
                 cached = self._attrs.get(full)
+                if full in self._new_dirs:
+                    return self._stat({"type": "directory"})
             if cached is not None and cached[0] > time.monotonic():
                 return cached[1]
             return self._stat(self.fs.info(full))
 
         @_fuse_errors
         def readdir(self, path: str, fh: int) -> list[str]:
-            entries = self.fs.ls(self._full(path), detail=True)
+            full = self._full(path)
+            try:
+                entries = self.fs.ls(full, detail=True)
+            except FileNotFoundError:
+                if full not in self._new_dirs:
+                    raise
+                entries = []
             expires = time.monotonic() + ATTR_TTL
             names = []
             with self._lock:
@@ -176,6 +188,8 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
                     name = e["name"].rstrip("/")
                     self._attrs[name] = (expires, self._stat(e))
                     names.append(name.rsplit("/", 1)[-1])
+                names += [d.rsplit("/", 1)[-1] for d in self._new_dirs
+                          if self.fs._parent(d) == full and d.rsplit("/", 1)[-1] not in names]
             return [".", "..", *names]
 
         # -------------------------------------------------------------- files
@@ -260,14 +274,24 @@ def make_operations(fs, root: str, read_only: bool = False, on_ready=None):
         @_fuse_errors
         def mkdir(self, path: str, mode: int) -> int:
             self._writable()
-            self.fs.mkdir(self._full(path))
+            full = self._full(path)
+            self.fs.mkdir(full)
+            with self._lock:  # object stores have no empty folders: remember it until files land in it
+                self._new_dirs.add(full)
             return 0
 
         @_fuse_errors
         def rmdir(self, path: str) -> int:
             self._writable()
             full = self._full(path)
-            self.fs.rmdir(full)
+            with self._lock:
+                pending = full in self._new_dirs
+                self._new_dirs.discard(full)
+            try:
+                self.fs.rmdir(full)
+            except FileNotFoundError:
+                if not pending:
+                    raise
             self._forget(full)
             return 0
 
@@ -338,16 +362,16 @@ def open_layer(url: str, options: dict[str, dict[str, Any]] | None = None):
 
 
 def check_mountpoint(mountpoint: str) -> None:
-    """Raise MountError unless FUSE can be used and ``mountpoint`` is an empty, unmounted folder."""
-    if not os.path.exists("/dev/fuse"):
-        raise MountError("/dev/fuse is missing: FUSE is not available here (load the fuse module, or in a "
-                         "container pass --device /dev/fuse)")
-    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
-        raise MountError("fusermount3 not found (Debian: apt-get install fuse3)")
+    """Raise MountError unless ``mountpoint`` is an unmounted folder and FUSE can be used."""
     if not os.path.isdir(mountpoint):
         raise MountError(f"mount point {mountpoint!r} does not exist or is not a folder; create it first")
     if os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint!r} is already a mount point; unmount it first (fusermount3 -u)")
+    if not os.path.exists(FUSE_DEVICE):
+        raise MountError(f"{FUSE_DEVICE} is missing: FUSE is not available here (load the fuse kernel "
+                         "module, or give the container the device, e.g. docker run --device /dev/fuse)")
+    if os.geteuid() != 0 and shutil.which("fusermount3") is None:
+        raise MountError("fusermount3 not found (Debian: apt-get install fuse3)")
 
 
 def mount(url: str, mountpoint: str, read_only: bool = False,
@@ -356,8 +380,8 @@ def mount(url: str, mountpoint: str, read_only: bool = False,
 
     libfuse handles SIGINT/SIGTERM/SIGHUP while this runs in the main thread: they unmount and return.
     """
-    check_mountpoint(mountpoint)
     fs, root = open_layer(url, options)
+    check_mountpoint(mountpoint)
     mfusepy = _load_mfusepy()
     mounted = threading.Event()
 
@@ -440,8 +464,8 @@ def main(argv: list[str] | None = None) -> int:
 def _start_background(args: argparse.Namespace) -> int:
     """Run this command (without --background) as a child; return once the mount is up."""
     mountpoint = os.path.abspath(args.mountpoint)
-    check_mountpoint(mountpoint)
     open_layer(args.url, _parse_options(args.option))  # fail here, in the foreground, if the URL is bad
+    check_mountpoint(mountpoint)
     log_path = args.log_file or os.path.join(tempfile.gettempdir(), f"jpegshrink-mount-{os.getpid()}.log")
     cmd = [sys.executable, "-m", "jpegshrink_storage.fuse", args.url, mountpoint,
            *(["--read-only"] if args.read_only else []), *(["-v"] if args.verbose else []),

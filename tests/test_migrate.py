@@ -299,3 +299,33 @@ def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, mo
     assert any(name == "put" and key.startswith(STAGING_DIR) for name, key in seen)
     assert {("get", k) for k in objects} <= seen
     check_all_recoverable(bucket_contents(c, "photos"), objects)
+
+
+def test_a_replaced_object_that_reads_back_wrong_gets_its_original_back(moto_s3, tmp_path, monkeypatch):
+    """The store returns damaged bytes for the read-back after a replace: the original is put back, the
+    object is reported failed, and the next run migrates it."""
+    from jpegshrink_storage.objectstore import S3Store
+
+    objects = {"a.jpg": sample_objects()["scikit-learn__flower.jpg"]}
+    c = moto_s3.boto3_client()
+    fill_bucket(c, "photos", "", objects)
+    real_get = S3Store.get
+    reads: list[str] = []
+
+    def damaging_get(self, key, first=None):
+        blob = real_get(self, key, first)
+        reads.append(key)
+        if key == "a.jpg" and reads.count("a.jpg") == 3:  # ranged GET, GET, then the read-back after replace
+            return type(blob)(blob.data[:-1] + b"\x00", blob.etag, blob.metadata, blob.content_type, blob.size)
+        return blob
+
+    monkeypatch.setattr(S3Store, "get", damaging_get)
+    report = tmp_path / "r.json"
+    args = ("s3://photos", "s3://photos", "--journal", str(tmp_path / "j"), "--report", str(report))
+    assert migrate(moto_s3, *args) == 1
+    failed = json.loads(report.read_text())["failed"]
+    assert [f["key"] for f in failed] == ["a.jpg"] and "differs from what was written" in failed[0]["reason"]
+    assert c.get_object(Bucket="photos", Key="a.jpg")["Body"].read() == objects["a.jpg"]
+    monkeypatch.setattr(S3Store, "get", real_get)
+    assert migrate(moto_s3, *args) == 0
+    check_all_recoverable(bucket_contents(c, "photos"), objects)

@@ -273,7 +273,7 @@ def test_options_for_non_jpegs_and_fallbacks(tmp_path, capsys):
 def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, monkeypatch):
     """Every write is first refused with SlowDown and every read first fails on a reset connection."""
     from botocore.exceptions import ClientError, ConnectionClosedError
-    from jpegshrink_storage.objectstore import S3Store
+    from jpegshrink_storage.s3store import S3Store
 
     objects = sample_objects()
     c = moto_s3.boto3_client()
@@ -304,7 +304,7 @@ def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, mo
 def test_a_replaced_object_that_reads_back_wrong_gets_its_original_back(moto_s3, tmp_path, monkeypatch):
     """The store returns damaged bytes for the read-back after a replace: the original is put back, the
     object is reported failed, and the next run migrates it."""
-    from jpegshrink_storage.objectstore import S3Store
+    from jpegshrink_storage.s3store import S3Store
 
     objects = {"a.jpg": sample_objects()["scikit-learn__flower.jpg"]}
     c = moto_s3.boto3_client()

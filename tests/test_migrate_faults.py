@@ -24,7 +24,8 @@ from servers import (DUMMY_AWS_ENV, LOCALHOST, S3Endpoint, _kill_group, _wait_wr
 #: whose first argument matches; the call itself has completed (its effect is in the store/journal).
 KILL_AFTER = '''
 import os, signal
-from jpegshrink_storage.objectstore import S3Store, STAGING_DIR
+from jpegshrink_storage.objectstore import STAGING_DIR
+from jpegshrink_storage.s3store import S3Store
 from jpegshrink_storage.journal import Journal
 _cls, _name, _match, _nth = {cls}, {name!r}, {match!r}, {nth}
 _calls = [0]

@@ -21,8 +21,8 @@ from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli
 from jpegshrink_storage.executors import check_cluster, run_tasks
 from jpegshrink_storage.journal import Journal
 from jpegshrink_storage.migrate_steps import MigrateJob, ObjectResult, estimate_object, lost_result, migrate_object
-from jpegshrink_storage.objectstore import (ObjectStore, S3Store, StoreConfig, StoreError, WriteGuard, open_store,
-                                            staging_key)
+from jpegshrink_storage.objectstore import ObjectStore, StoreConfig, StoreError, WriteGuard, open_store, staging_key
+from jpegshrink_storage.s3store import S3Store
 from jpegshrink_storage.report import Report
 
 #: Outcomes that are final: a later run with the journal does not look at these objects again.

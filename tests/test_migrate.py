@@ -329,3 +329,30 @@ def test_a_replaced_object_that_reads_back_wrong_gets_its_original_back(moto_s3,
     monkeypatch.setattr(S3Store, "get", real_get)
     assert migrate(moto_s3, *args) == 0
     check_all_recoverable(bucket_contents(c, "photos"), objects)
+
+
+def test_read_only_credentials_stop_before_anything_is_written(moto_s3, tmp_path, capsys, monkeypatch):
+    import boto3
+
+    objects = {"a.jpg": sample_objects()["scikit-learn__flower.jpg"]}
+    c = moto_s3.boto3_client()
+    fill_bucket(c, "photos", "", objects)
+    iam = boto3.client("iam", endpoint_url=moto_s3.url, region_name="us-east-1")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    _moto_auth(moto_s3, "0")
+    try:
+        rc = migrate(moto_s3, "s3://photos", "s3://photos", "--journal", str(tmp_path / "j"))
+    finally:
+        _moto_auth(moto_s3, "inf")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0 and "denied (AccessDenied)" in err
+    assert not (tmp_path / "j").exists()
+    assert [o["Key"] for o in c.list_objects_v2(Bucket="photos")["Contents"]] == ["a.jpg"]

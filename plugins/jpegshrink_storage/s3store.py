@@ -63,7 +63,8 @@ class S3Store:
         key = self._key(f"{STAGING_DIR}/probe-{uuid.uuid4().hex}")
         wrong = '"00000000000000000000000000000000"'
         c = self.client
-        c.put_object(Bucket=self.bucket, Key=key, Body=b"probe")
+        with _translated(self):  # read-only credentials stop the job here, before anything else
+            c.put_object(Bucket=self.bucket, Key=key, Body=b"probe")
         try:
             try:
                 c.put_object(Bucket=self.bucket, Key=key, Body=b"changed", IfMatch=wrong)

@@ -1,6 +1,7 @@
 """jpegshrink verify finds every kind of damage it claims to, and only that."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -56,8 +57,9 @@ def test_damage_of_every_kind_is_reported(moto_s3, migrated_bucket, tmp_path, ca
     printed = json.loads(capsys.readouterr().out)
     timing = {"elapsed_s", "objects_per_s", "mb_per_s"}
     assert {k: v for k, v in printed.items() if k not in timing} == {k: v for k, v in report.items() if k not in timing}
-    keys = {name: sorted(i["key"] for i in report[name]) for name in ("corrupt", "mismatch", "missing", "failed")}
-    assert keys == {"corrupt": sorted([flipped, truncated, unwrapped]),
+    keys = {name: sorted(i["key"] for i in report[name])
+            for name in ("corrupt", "undecodable", "mismatch", "missing", "failed")}
+    assert keys == {"corrupt": sorted([flipped, truncated, unwrapped]), "undecodable": [],
                     "mismatch": sorted([bad_meta, "notes/readme.txt"]), "missing": [deleted], "failed": []}
     assert report["ok"] is False
     assert report["counts"]["ok"] == len(containers) - 5
@@ -92,3 +94,17 @@ def test_missing_manifest_file_is_a_clear_error(moto_s3, tmp_path, capsys):
     assert verify(moto_s3, "s3://photos", "--manifest", str(tmp_path / "nope")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot read the manifest" in err
+
+
+def test_a_container_from_a_newer_jpegshrink_is_undecodable_not_corrupt(moto_s3, capsys):
+    from jpegshrink.coding import container  # test-only: forge what a future model would write
+
+    original = sample_objects()["scikit-learn__flower.jpg"]
+    future = container.pack(container.Container(container.Mode.JPEG, len(original),
+                                                hashlib.sha256(original).digest(), "model-from-the-future"))
+    c = moto_s3.boto3_client()
+    c.create_bucket(Bucket="photos")
+    c.put_object(Bucket="photos", Key="a.jpg", Body=future)
+    assert verify(moto_s3, "s3://photos") == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"undecodable": 1} and "UnknownModel" in report["undecodable"][0]["reason"]

@@ -3,7 +3,8 @@
 For every listed object (or a stable sample of them, ``--sample FRACTION``):
 
 * a container is decoded completely (``jpegshrink.decompress`` checks the result against the sha256 in
-  its header; any damage is *corrupt*); the decoded sha256 and size are compared with the object's user
+  its header; any damage is *corrupt*; a model or format version this jpegshrink lacks is
+  *undecodable*); the decoded sha256 and size are compared with the object's user
   metadata, when present, and with the manifest, when given (a difference is a *mismatch*);
 * an object that is not a container but whose metadata says it is one is *corrupt*; other plain objects
   are hashed and compared with the manifest (they are not counted as problems otherwise);
@@ -30,7 +31,7 @@ from jpegshrink_storage.objectstore import NotFound, ObjectRef, StoreConfig, cac
 from jpegshrink_storage.report import Report
 from jpegshrink_storage.retry import with_retries
 
-PROBLEMS = ("corrupt", "mismatch", "missing", "failed")
+PROBLEMS = ("corrupt", "undecodable", "mismatch", "missing", "failed")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class VerifyItem:
 @dataclass
 class VerifyResult:
     key: str
-    status: str  #: ok | plain | corrupt | mismatch | missing | failed
+    status: str  #: ok | plain | corrupt | undecodable | mismatch | missing | failed
     original_size: int = 0
     stored_size: int = 0
     reason: str = ""
@@ -76,6 +77,8 @@ def verify_object(job: VerifyJob, item: VerifyItem) -> VerifyResult:
         return VerifyResult(key, "plain", stored, stored)
     try:
         original = jpegshrink.decompress(blob.data)
+    except (jpegshrink.UnknownModel, jpegshrink.UnsupportedVersion) as e:  # intact, but needs a newer jpegshrink
+        return VerifyResult(key, "undecodable", 0, stored, f"{type(e).__name__}: {e}")
     except jpegshrink.ContainerError as e:
         return VerifyResult(key, "corrupt", 0, stored, f"{type(e).__name__}: {e}")
     sha = hashlib.sha256(original).hexdigest()

@@ -215,7 +215,7 @@ def _kinds(row: dict, data: bytes) -> list[str]:
 def test_corpus_roundtrip(corpus_dir):
     rows = read_manifest(corpus_dir)
     seen = collections.defaultdict(lambda: [0, 0])
-    failures = []
+    failures, no_oracle = [], []
     for row in rows:
         path = corpus_dir / row["split"] / row["name"]
         if row["split"] not in ("public", "variants"):
@@ -227,7 +227,10 @@ def test_corpus_roundtrip(corpus_dir):
         try:
             parts = roundtrip(data)
             if row["djpeg"] == "ok":
-                assert_matches_jpeglib(path, parts)
+                try:
+                    assert_matches_jpeglib(path, parts)
+                except OSError as e:  # jpeglib itself cannot read some files (e.g. > 50 APPn markers)
+                    no_oracle.append(f"{row['name']}: {e}")
         except UnsupportedJpeg as e:
             if _is_arithmetic(row):
                 assert e.reason == "arithmetic"
@@ -243,5 +246,6 @@ def test_corpus_roundtrip(corpus_dir):
     for k in sorted(seen, key=lambda k: (k != "all", k)):
         ok, n = seen[k]
         print(f"  {k:28s} {ok:4d}/{n:<4d} {100 * ok / n:6.1f}%")
-    print("\n".join(failures))
+    print(f"jpeglib could not read {len(no_oracle)} accepted files (byte-exact round trip still checked):")
+    print("\n".join(no_oracle + failures))
     assert not failures

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
+from jpegshrink.jpeg.bitio import last_nonzero
 from jpegshrink.jpeg.headers import HeaderWalker
 from jpegshrink.jpeg.layout import ComponentInfo, JpegLayout
 from jpegshrink.jpeg.limits import DEFAULT_LIMITS, Limits
@@ -43,9 +44,10 @@ def rebuild(parts: JpegParts) -> bytes:
     """The original file bytes from a layout and its coefficients."""
     layout = parts.layout
     coef = _flat_coefficients(layout, parts.coefficients)
+    lastnz = last_nonzero(coef)
     out = [layout.chunks[0]]
     for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
-        out.append(encode_scan(spec, layout.frame, record, coef))
+        out.append(encode_scan(spec, layout.frame, record, coef, lastnz))
         out.append(chunk)
     return b"".join(out)
 
@@ -72,7 +74,8 @@ def _parse(data: bytes, limits: Limits) -> JpegParts:
     if not scans:
         raise CorruptJpeg("no image data: the file has no complete scan header")
     chunks.append(data[chunk_start:])
-    records = [record_scan(arr, spec, walker.frame, iv, coef, *decoded) for spec, iv, decoded in scans]
+    lastnz = last_nonzero(coef)
+    records = [record_scan(arr, spec, walker.frame, iv, coef, lastnz, *decoded) for spec, iv, decoded in scans]
     verbatim = sum(len(o.tail) for r in records for o in r.overrides)
     if verbatim > 64 + len(data) * MAX_VERBATIM_SCAN_FRACTION:
         raise UnsupportedJpeg("non-canonical", f"{verbatim} bytes of scan data differ from a libjpeg-style "

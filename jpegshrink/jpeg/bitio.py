@@ -1,9 +1,9 @@
 """Bit-level I/O on entropy-coded JPEG data, for the numba scan coders.
 
-State is passed in and returned as scalars (not objects) so LLVM keeps it in registers. The reader
-un-stuffs ``FF 00`` (and, like libjpeg, swallows fill ``FF`` bytes before the ``00``) and feeds zeros past
-the end of an interval; callers compare bits consumed with bits available to detect truncation.
-The writer stuffs ``FF`` with ``00``.
+State is passed in and returned as scalars (not objects) so LLVM keeps it in registers. Decoders first
+un-stuff a scan's intervals into one buffer (:func:`unstuff`), then read it 32 bits at a time; past the
+end of an interval they read on (into the next one or the zero guard) and compare bits consumed with
+bits available to detect truncation. The writer stuffs ``FF`` with ``00``.
 """
 from __future__ import annotations
 
@@ -25,44 +25,60 @@ ZIGZAG = np.array([
     14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39,
     46, 53, 60, 61, 54, 47, 55, 62, 63], np.int64)
 
+#: Zig-zag position of each natural index.
+ZIGZAG_RANK = np.argsort(ZIGZAG).astype(np.int64)
+
 #: Bit length of every magnitude that fits an int16 coefficient (or a DC difference of two).
 BIT_LENGTH = np.array([int(v).bit_length() for v in range(1 << 17)], np.uint8)
 
 
-@njit
-def count_bytes(data, start, end):
-    """Number of data bytes in ``data[start:end]`` once stuffing is removed (what the reader yields)."""
-    n = 0
-    pos = start
-    while pos < end:
-        b = data[pos]
-        pos += 1
-        if b == 0xFF:
-            while pos < end and data[pos] == 0xFF:
-                pos += 1
-            if pos < end and data[pos] == 0:
-                pos += 1
-        n += 1
-    return n
+#: Zero bytes after the last interval: more than one MCU can over-read (10 blocks x 64 codes x 32 bits).
+GUARD_BYTES = 4096
 
 
 @njit
-def fill(data, pos, end, acc, nbits, pulled):
-    """Top up the left-aligned accumulator to more than 56 bits (zeros past ``end``)."""
-    while nbits <= 56:
-        b = 0
-        if pos < end:
-            b = np.int64(data[pos])
+def unstuff(data, starts, ends):
+    """Data bytes of each interval ``data[starts[i]:ends[i]]`` with stuffing removed, back to back.
+
+    Returns ``(buf, ustarts, uends)``. Like libjpeg, ``FF`` followed by fill ``FF`` bytes and ``00``
+    yields one ``FF``. ``buf`` ends with :data:`GUARD_BYTES` zeros so readers never check bounds.
+    """
+    n = starts.shape[0]
+    total = 0
+    for i in range(n):
+        total += max(ends[i] - starts[i], 0)
+    buf = np.zeros(total + GUARD_BYTES, np.uint8)
+    ustarts = np.zeros(n, np.int64)
+    uends = np.zeros(n, np.int64)
+    q = 0
+    for i in range(n):
+        ustarts[i] = q
+        pos = starts[i]
+        end = ends[i]
+        while pos < end:
+            b = data[pos]
             pos += 1
             if b == 0xFF:
                 while pos < end and data[pos] == 0xFF:
                     pos += 1
                 if pos < end and data[pos] == 0:
                     pos += 1
-        acc |= np.uint64(b) << np.uint64(56 - nbits)
-        nbits += 8
-        pulled += 1
-    return pos, acc, nbits, pulled
+            buf[q] = b
+            q += 1
+        uends[i] = q
+    return buf, ustarts, uends
+
+
+@njit
+def refill(buf, p, acc, nbits):
+    """Top up the left-aligned accumulator to at least 32 bits from the un-stuffed buffer."""
+    if nbits < 32:
+        w = (np.uint64(buf[p]) << np.uint64(24)) | (np.uint64(buf[p + 1]) << np.uint64(16)) | \
+            (np.uint64(buf[p + 2]) << np.uint64(8)) | np.uint64(buf[p + 3])
+        acc |= w << np.uint64(32 - nbits)
+        p += 4
+        nbits += 32
+    return p, acc, nbits
 
 
 @njit
@@ -136,3 +152,17 @@ def reserve(out, op, need):
     grown = np.empty(max(2 * out.shape[0], op + need), np.uint8)
     grown[:op] = out[:op]
     return grown
+
+
+@njit
+def last_nonzero(coef):
+    """Per block, the zig-zag index of its last non-zero coefficient (0 when only DC may be set)."""
+    rank = ZIGZAG_RANK
+    out = np.zeros(coef.shape[0], np.int64)
+    for blk in range(coef.shape[0]):
+        last = 0
+        for j in range(64):
+            if coef[blk, j] != 0 and rank[j] > last:
+                last = rank[j]
+        out[blk] = last
+    return out

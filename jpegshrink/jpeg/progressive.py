@@ -11,7 +11,7 @@ import numpy as np
 
 from jpegshrink._jit import njit
 from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_EOBRUN, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
-                                   ZIGZAG, count_bytes, decode_symbol, extend, fill, flush, peek, put, reserve)
+                                   ZIGZAG, decode_symbol, extend, flush, peek, put, refill, reserve, unstuff)
 from jpegshrink.jpeg.sequential import block_index, interval_mcus
 
 DC_FIRST, DC_REFINE, AC_FIRST, AC_REFINE = 0, 1, 2, 3
@@ -33,24 +33,24 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
     zz = ZIGZAG
     nb = geo.shape[0]
     mode = scan_mode(ss, ah)
+    buf, ustarts, uends = unstuff(data, starts, ends)
     p1 = np.int64(1) << al
     m1 = -p1
     for i in range(starts.shape[0]):
         m0, mend = interval_mcus(i, restart, nmcu)
-        pos = starts[i]
-        end = ends[i]
-        avail = 8 * count_bytes(data, pos, end)
+        p0 = ustarts[i]
+        p = p0
+        avail = 8 * (uends[i] - p0)
         acc = np.uint64(0)
         nbits = 0
-        pulled = 0
         pred = np.zeros(4, np.int64)
         eobrun = 0
         for m in range(m0, mend):
             status = OK
             for b in range(nb):
                 blk = block_index(geo, b, m, mcux)
-                if nbits < 32:
-                    pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                    p, acc, nbits = refill(buf, p, acc, nbits)
                 if mode == DC_FIRST:
                     s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
                     if length == 0 or s > 15:
@@ -75,8 +75,8 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                     ac = geo[b, 8]
                     k = ss
                     while k <= se:
-                        if nbits < 32:
-                            pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                        if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                            p, acc, nbits = refill(buf, p, acc, nbits)
                         rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                         if length == 0:
                             status = BAD_CODE
@@ -111,8 +111,8 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                     k = ss
                     if eobrun == 0:
                         while k <= se:
-                            if nbits < 32:
-                                pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                            if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                                p, acc, nbits = refill(buf, p, acc, nbits)
                             rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                             if length == 0:
                                 status = BAD_CODE
@@ -137,8 +137,8 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                     nbits -= r
                                 break
                             while k <= se:
-                                if nbits < 8:
-                                    pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                                if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                                    p, acc, nbits = refill(buf, p, acc, nbits)
                                 z = zz[k]
                                 cv = np.int64(coef[blk, z])
                                 if cv != 0:
@@ -162,8 +162,8 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                             break
                     if eobrun > 0:
                         while k <= se:
-                            if nbits < 8:
-                                pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                            if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                                p, acc, nbits = refill(buf, p, acc, nbits)
                             z = zz[k]
                             cv = np.int64(coef[blk, z])
                             if cv != 0:
@@ -174,15 +174,15 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                 nbits -= 1
                             k += 1
                         eobrun -= 1
-            if status != OK or pulled * 8 - nbits > avail:
-                if pulled * 8 - nbits <= avail:
-                    return status, pos
+            if status != OK or (p - p0) * 8 - nbits > avail:
+                if (p - p0) * 8 - nbits <= avail:
+                    return status, starts[i] + (p - p0)
                 truncated[i] = m  # a partly decoded progressive MCU cannot be undone; the layout keeps its bytes
                 break
         if truncated[i] < 0:
-            gap = (8 - (pulled * 8 - nbits) % 8) % 8
-            if nbits < 8:
-                pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+            gap = (8 - ((p - p0) * 8 - nbits) % 8) % 8
+            if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                p, acc, nbits = refill(buf, p, acc, nbits)
             padbits[i] = gap
             pads[i] = peek(acc, gap) if gap > 0 else 0
     return OK, -1
@@ -210,7 +210,8 @@ def _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_corr):
 
 
 @njit
-def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, ss, se, ah, al, pads, stops, capacity):
+def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, lastnz, ss, se, ah, al, pads, stops,
+                       capacity):
     """Encode one progressive scan as libjpeg would; outputs as ``encode_sequential``."""
     zz = ZIGZAG
     bitlen = BIT_LENGTH
@@ -251,7 +252,8 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     op, acc, nbits = put(out, op, acc, nbits, (np.int64(coef[blk, 0]) >> al) & 1, 1)
                 elif mode == AC_FIRST:
                     r = 0
-                    for k in range(ss, se + 1):
+                    kend = min(se, lastnz[blk])
+                    for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
                         if t < 0:
                             t = (-t) >> al
@@ -281,6 +283,8 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                         op, acc, nbits = put(out, op, acc, nbits,
                                              (np.int64(ehufco[ac, sym]) << s) | (t2 & ((np.int64(1) << s) - 1)), size + s)
                         r = 0
+                    if kend < se:  # the zero tail past the block's last non-zero coefficient
+                        r += se - max(kend, ss - 1)
                     if r > 0:
                         eobrun += 1
                         if eobrun == 0x7FFF:
@@ -290,7 +294,8 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                             eobrun = 0
                 else:  # AC_REFINE, after libjpeg's encode_mcu_AC_refine
                     eob = 0
-                    for k in range(ss, se + 1):
+                    kend = min(se, lastnz[blk])
+                    for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
                         t = (-t if t < 0 else t) >> al
                         absval[k] = t
@@ -299,7 +304,7 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     r = 0
                     n_br = 0
                     br0 = n_be
-                    for k in range(ss, se + 1):
+                    for k in range(ss, kend + 1):
                         t = absval[k]
                         if t == 0:
                             r += 1
@@ -339,6 +344,8 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                         br0 = 0
                         n_br = 0
                         r = 0
+                    if kend < se:
+                        r += se - max(kend, ss - 1)
                     if r > 0 or n_br > 0:
                         eobrun += 1
                         n_be += n_br

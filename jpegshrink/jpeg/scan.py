@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import OK
+from jpegshrink.jpeg.bitio import OK, last_nonzero
 from jpegshrink.jpeg.headers import Frame, ScanSpec
 from jpegshrink.jpeg.progressive import decode_progressive, encode_progressive
 from jpegshrink.jpeg.sequential import decode_sequential, encode_sequential
@@ -106,12 +106,15 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     return pads, padbits, truncated
 
 
-def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarray) -> bytes:
-    """The scan's entropy-coded bytes (RST markers included), as :func:`record_scan` described them."""
+def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarray, lastnz: np.ndarray) -> bytes:
+    """The scan's entropy-coded bytes (RST markers included), as :func:`record_scan` described them.
+
+    ``lastnz`` is ``last_nonzero(coef)``, computed once for all scans.
+    """
     stops = np.full(record.n_intervals, -1, np.int64)
     for o in record.overrides:
         stops[o.interval] = o.stop
-    out, length, ends, status = _encode(spec, frame, record.n_intervals, record.pads, stops, coef,
+    out, length, ends, status = _encode(spec, frame, record.n_intervals, record.pads, stops, coef, lastnz,
                                         min(record.length, 1 << 26) + 1024)
     if status != OK:
         raise CorruptJpeg(f"cannot re-encode scan: {_ERRORS.get(status, 'error')}")
@@ -130,7 +133,7 @@ def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarr
     return b"".join(pieces)
 
 
-def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray,
+def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray, lastnz: np.ndarray,
                 pads: np.ndarray, padbits: np.ndarray, truncated: np.ndarray) -> ScanRecord:
     """Describe how the scan re-encodes from the final coefficients, and check that it does."""
     n = len(iv.starts)
@@ -142,7 +145,7 @@ def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     original = arr[start:end]
     record = ScanRecord(end - start, n, pads)
     stops = truncated.copy()
-    out, length, ends, status = _encode(spec, frame, n, pads, stops, coef, end - start + 1024)
+    out, length, ends, status = _encode(spec, frame, n, pads, stops, coef, lastnz, end - start + 1024)
     if status != OK:
         raise UnsupportedJpeg("non-canonical", f"scan at byte {start} cannot be re-encoded: {_ERRORS.get(status)}")
     if length == len(original) and np.array_equal(out[:length], original) and not np.any(truncated >= 0):
@@ -158,15 +161,15 @@ def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
         differ = np.flatnonzero(mine[:m] != theirs[:m])
         keep = int(differ[0]) if len(differ) else m
         record.overrides.append(Override(i, int(truncated[i]), keep, theirs[keep:].tobytes()))
-    if encode_scan(spec, frame, record, coef) != original.tobytes():
+    if encode_scan(spec, frame, record, coef, lastnz) != original.tobytes():
         raise UnsupportedJpeg("non-canonical", f"scan at byte {start} does not re-encode exactly")
     return record
 
 
-def _encode(spec, frame, n, pads, stops, coef, capacity):
+def _encode(spec, frame, n, pads, stops, coef, lastnz, capacity):
     t = spec.tables
     if frame.progressive:
-        return encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef,
+        return encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
                                   spec.ss, spec.se, spec.ah, spec.al, pads, stops, capacity)
-    return encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, pads,
-                             stops, capacity)
+    return encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
+                             pads, stops, capacity)

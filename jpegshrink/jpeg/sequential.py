@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from jpegshrink._jit import njit
-from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BIT_LENGTH, NO_SYMBOL, OK, ZIGZAG, count_bytes,
-                                   decode_symbol, extend, fill, flush, peek, put, reserve)
+from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BIT_LENGTH, NO_SYMBOL, OK, ZIGZAG, decode_symbol, extend,
+                                   flush, peek, put, refill, reserve, unstuff)
 
 
 @njit
@@ -39,22 +39,22 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
     """
     zz = ZIGZAG
     nb = geo.shape[0]
+    buf, ustarts, uends = unstuff(data, starts, ends)
     for i in range(starts.shape[0]):
         m0, m1 = interval_mcus(i, restart, nmcu)
-        pos = starts[i]
-        end = ends[i]
-        avail = 8 * count_bytes(data, pos, end)
+        p0 = ustarts[i]
+        p = p0
+        avail = 8 * (uends[i] - p0)
         acc = np.uint64(0)
         nbits = 0
-        pulled = 0
         pred = np.zeros(4, np.int64)
         for m in range(m0, m1):
             status = OK
             for b in range(nb):
                 blk = block_index(geo, b, m, mcux)
                 c = geo[b, 0]
-                if nbits < 32:
-                    pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                    p, acc, nbits = refill(buf, p, acc, nbits)
                 s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
                 if length == 0 or s > 15:
                     status = BAD_CODE
@@ -70,8 +70,8 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                 k = 1
                 ac = geo[b, 8]
                 while k < 64:
-                    if nbits < 32:
-                        pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+                    if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                        p, acc, nbits = refill(buf, p, acc, nbits)
                     rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                     if length == 0:
                         status = BAD_CODE
@@ -95,28 +95,29 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                         break
                 if status != OK:
                     break
-            if status != OK or pulled * 8 - nbits > avail:
-                if pulled * 8 - nbits <= avail:
-                    return status, pos
+            if status != OK or (p - p0) * 8 - nbits > avail:
+                if (p - p0) * 8 - nbits <= avail:
+                    return status, starts[i] + (p - p0)
                 truncated[i] = m  # the data ended inside MCU m: forget its partial blocks
                 for b in range(nb):
                     coef[block_index(geo, b, m, mcux), :] = 0
                 break
         if truncated[i] < 0:
-            gap = (8 - (pulled * 8 - nbits) % 8) % 8
-            if nbits < 8:
-                pos, acc, nbits, pulled = fill(data, pos, end, acc, nbits, pulled)
+            gap = (8 - ((p - p0) * 8 - nbits) % 8) % 8
+            if nbits < 32:  # guard here: an unguarded call runs 10x slower
+                p, acc, nbits = refill(buf, p, acc, nbits)
             padbits[i] = gap
             pads[i] = peek(acc, gap) if gap > 0 else 0
     return OK, -1
 
 
 @njit
-def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, pads, stops, capacity):
+def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, lastnz, pads, stops, capacity):
     """Encode intervals ``0..n_intervals-1``; returns ``(out, length, interval_ends, status)``.
 
     Each interval is padded with its recorded pad bits and followed by its restart marker
     (except the last); ``interval_ends[i]`` is the output offset after interval ``i`` and its marker.
+    ``lastnz`` (from :func:`~jpegshrink.jpeg.bitio.last_nonzero`) lets blocks skip their zero tail.
     """
     zz = ZIGZAG
     bitlen = BIT_LENGTH
@@ -149,7 +150,8 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                 bits = (diff - 1 if diff < 0 else diff) & ((np.int64(1) << s) - 1)
                 op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[dc, s]) << s) | bits, size + s)
                 r = 0
-                for k in range(1, 64):
+                last = lastnz[blk]
+                for k in range(1, last + 1):
                     v = np.int64(coef[blk, zz[k]])
                     if v == 0:
                         r += 1
@@ -169,7 +171,7 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                     bits = (v - 1 if v < 0 else v) & ((np.int64(1) << s) - 1)
                     op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[ac, sym]) << s) | bits, size + s)
                     r = 0
-                if r > 0:
+                if last < 63:
                     size = ehufsi[ac, 0]
                     if size == 0:
                         return out, op, ends, NO_SYMBOL

@@ -8,6 +8,9 @@ bits available to detect truncation. The writer stuffs ``FF`` with ``00``.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from jpegshrink._jit import njit
 
@@ -79,6 +82,26 @@ def refill(buf, p, acc, nbits):
         p += 4
         nbits += 32
     return p, acc, nbits
+
+
+@intrinsic
+def cttz(typingctx, x):
+    """Count trailing zeros of a non-zero uint64 (LLVM's cttz): jumps straight to the next set bit."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.cttz.i64")
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+    return types.int64(types.uint64), codegen
+
+
+@njit
+def nonzero_mask(coef, blk, k0, k1):
+    """Bit k set for each zig-zag position k0 <= k <= k1 whose coefficient is non-zero."""
+    zz = ZIGZAG
+    mask = np.uint64(0)
+    for k in range(k0, k1 + 1):
+        mask |= np.uint64(1 if coef[blk, zz[k]] != 0 else 0) << np.uint64(k)
+    return mask
 
 
 @njit

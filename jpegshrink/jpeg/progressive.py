@@ -11,7 +11,8 @@ import numpy as np
 
 from jpegshrink._jit import njit
 from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_EOBRUN, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
-                                   ZIGZAG, decode_symbol, extend, flush, peek, put, refill, reserve, unstuff)
+                                   ZIGZAG, cttz, decode_symbol, extend, flush, peek, put, refill, reserve,
+                                   unstuff)
 from jpegshrink.jpeg.sequential import block_index, interval_mcus
 
 DC_FIRST, DC_REFINE, AC_FIRST, AC_REFINE = 0, 1, 2, 3
@@ -45,14 +46,25 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
         nbits = 0
         pred = np.zeros(4, np.int64)
         eobrun = 0
+        my = m0 // mcux
+        mx = m0 - my * mcux - 1  # advanced at the top of each MCU
         for m in range(m0, mend):
+            mx += 1
+            if mx == mcux:
+                mx = 0
+                my += 1
             status = OK
             for b in range(nb):
-                blk = block_index(geo, b, m, mcux)
+                blk = block_index(geo, b, my, mx)
                 if nbits < 32:  # guard here: an unguarded call runs 10x slower
                     p, acc, nbits = refill(buf, p, acc, nbits)
                 if mode == DC_FIRST:
-                    s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
+                    e = lookup[geo[b, 7], np.int64(acc >> np.uint64(55))]  # short codes: one lookup, inline
+                    if e != 0:
+                        s = np.int64(e & 0xFF)
+                        length = np.int64(e >> 8)
+                    else:
+                        s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
                     if length == 0 or s > 15:
                         status = BAD_CODE
                         break
@@ -77,7 +89,12 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                     while k <= se:
                         if nbits < 32:  # guard here: an unguarded call runs 10x slower
                             p, acc, nbits = refill(buf, p, acc, nbits)
-                        rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
+                        e = lookup[ac, np.int64(acc >> np.uint64(55))]  # short codes: one lookup, inline
+                        if e != 0:
+                            rs = np.int64(e & 0xFF)
+                            length = np.int64(e >> 8)
+                        else:
+                            rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                         if length == 0:
                             status = BAD_CODE
                             break
@@ -113,7 +130,12 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                         while k <= se:
                             if nbits < 32:  # guard here: an unguarded call runs 10x slower
                                 p, acc, nbits = refill(buf, p, acc, nbits)
-                            rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
+                            e = lookup[ac, np.int64(acc >> np.uint64(55))]  # short codes: one lookup, inline
+                            if e != 0:
+                                rs = np.int64(e & 0xFF)
+                                length = np.int64(e >> 8)
+                            else:
+                                rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                             if length == 0:
                                 status = BAD_CODE
                                 break
@@ -189,6 +211,23 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
 
 
 @njit
+def _put_bit_list(out, op, acc, nbits, bits, start, n):
+    """Write ``bits[start:start + n]`` (one bit per entry), up to 24 per call to ``put``."""
+    v = np.int64(0)
+    cnt = 0
+    for j in range(start, start + n):
+        v = (v << 1) | bits[j]
+        cnt += 1
+        if cnt == 24:
+            op, acc, nbits = put(out, op, acc, nbits, v, 24)
+            v = np.int64(0)
+            cnt = 0
+    if cnt:
+        op, acc, nbits = put(out, op, acc, nbits, v, cnt)
+    return op, acc, nbits
+
+
+@njit
 def _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_corr):
     """Write a pending EOB run and then the correction bits buffered during it."""
     if eobrun > 0:
@@ -204,8 +243,7 @@ def _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_corr):
         op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, sym]), size)
         if nb:
             op, acc, nbits = put(out, op, acc, nbits, eobrun & ((np.int64(1) << nb) - 1), nb)
-        for j in range(n_corr):
-            op, acc, nbits = put(out, op, acc, nbits, np.int64(corr[j]), 1)
+        op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, 0, n_corr)
     return op, acc, nbits, OK
 
 
@@ -221,7 +259,6 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
     op = 0
     ends = np.zeros(n_intervals, np.int64)
     corr = np.zeros(1200, np.int64)  # buffered correction bits: EOB-run part, then current block's part
-    absval = np.zeros(64, np.int64)
     for i in range(n_intervals):
         m0, m1 = interval_mcus(i, restart, nmcu)
         acc = np.uint64(0)
@@ -231,10 +268,17 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
         n_be = 0
         if 0 <= stops[i] < m1:
             m1 = max(stops[i], m0)
+        my = m0 // mcux
+        mx = m0 - my * mcux - 1  # advanced at the top of each MCU
         for m in range(m0, m1):
-            out = reserve(out, op, 600 * nb + 200)
+            mx += 1
+            if mx == mcux:
+                mx = 0
+                my += 1
+            if op + 600 * nb + 200 > out.shape[0]:
+                out = reserve(out, op, 600 * nb + 200)
             for b in range(nb):
-                blk = block_index(geo, b, m, mcux)
+                blk = block_index(geo, b, my, mx)
                 ac = geo[b, 8]
                 if mode == DC_FIRST:
                     dc = geo[b, 7]
@@ -251,9 +295,18 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                 elif mode == DC_REFINE:
                     op, acc, nbits = put(out, op, acc, nbits, (np.int64(coef[blk, 0]) >> al) & 1, 1)
                 elif mode == AC_FIRST:
-                    r = 0
                     kend = min(se, lastnz[blk])
+                    thr = np.int64(1) << al
+                    mask = np.uint64(0)  # coefficients that stay non-zero after the point transform
                     for k in range(ss, kend + 1):
+                        t = np.int64(coef[blk, zz[k]])
+                        mask |= np.uint64(1 if (t >= thr or t <= -thr) else 0) << np.uint64(k)
+                    prev = ss - 1
+                    while mask:
+                        k = cttz(mask)
+                        mask &= mask - np.uint64(1)
+                        r = k - prev - 1
+                        prev = k
                         t = np.int64(coef[blk, zz[k]])
                         if t < 0:
                             t = (-t) >> al
@@ -261,9 +314,6 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                         else:
                             t = t >> al
                             t2 = t
-                        if t == 0:
-                            r += 1
-                            continue
                         if eobrun > 0:
                             op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, 0)
                             if st != OK:
@@ -282,37 +332,41 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                             return out, op, ends, NO_SYMBOL
                         op, acc, nbits = put(out, op, acc, nbits,
                                              (np.int64(ehufco[ac, sym]) << s) | (t2 & ((np.int64(1) << s) - 1)), size + s)
-                        r = 0
-                    if kend < se:  # the zero tail past the block's last non-zero coefficient
-                        r += se - max(kend, ss - 1)
+                    r = se - prev  # zeros after the last coefficient sent
                     if r > 0:
                         eobrun += 1
                         if eobrun == 0x7FFF:
-                            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, 0)
-                            if st != OK:
-                                return out, op, ends, st
+                            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, 0)
+                                if st != OK:
+                                    return out, op, ends, st
                             eobrun = 0
                 else:  # AC_REFINE, after libjpeg's encode_mcu_AC_refine
                     eob = 0
                     kend = min(se, lastnz[blk])
+                    thr = np.int64(1) << al
+                    mask = np.uint64(0)  # coefficients non-zero after the point transform
                     for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
-                        t = (-t if t < 0 else t) >> al
-                        absval[k] = t
-                        if t == 1:
-                            eob = k
+                        t = -t if t < 0 else t
+                        mask |= np.uint64(1 if t >= thr else 0) << np.uint64(k)
+                        eob = k if (t >> al) == 1 else eob
                     r = 0
                     n_br = 0
                     br0 = n_be
-                    for k in range(ss, kend + 1):
-                        t = absval[k]
-                        if t == 0:
-                            r += 1
-                            continue
+                    prev = ss - 1
+                    while mask:
+                        k = cttz(mask)
+                        mask &= mask - np.uint64(1)
+                        r += k - prev - 1
+                        prev = k
+                        t = np.int64(coef[blk, zz[k]])
+                        t = (-t if t < 0 else t) >> al
                         while r > 15 and k <= eob:
-                            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
-                            if st != OK:
-                                return out, op, ends, st
+                            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
+                                if st != OK:
+                                    return out, op, ends, st
                             eobrun = 0
                             n_be = 0
                             size = ehufsi[ac, 0xF0]
@@ -320,17 +374,18 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                                 return out, op, ends, NO_SYMBOL
                             op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
                             r -= 16
-                            for j in range(n_br):
-                                op, acc, nbits = put(out, op, acc, nbits, corr[br0 + j], 1)
+                            if n_br:
+                                op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, br0, n_br)
                             br0 = 0
                             n_br = 0
                         if t > 1:
                             corr[br0 + n_br] = t & 1
                             n_br += 1
                             continue
-                        op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
-                        if st != OK:
-                            return out, op, ends, st
+                        if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
+                            if st != OK:
+                                return out, op, ends, st
                         eobrun = 0
                         n_be = 0
                         sym = (r << 4) + 1
@@ -339,28 +394,31 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                             return out, op, ends, NO_SYMBOL
                         sign = 0 if coef[blk, zz[k]] < 0 else 1
                         op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[ac, sym]) << 1) | sign, size + 1)
-                        for j in range(n_br):
-                            op, acc, nbits = put(out, op, acc, nbits, corr[br0 + j], 1)
+                        if n_br:
+                            op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, br0, n_br)
                         br0 = 0
                         n_br = 0
                         r = 0
-                    if kend < se:
-                        r += se - max(kend, ss - 1)
+                    r += se - prev
                     if r > 0 or n_br > 0:
                         eobrun += 1
                         n_be += n_br
                         if eobrun == 0x7FFF or n_be > _MAX_BUFFERED:
-                            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
-                            if st != OK:
-                                return out, op, ends, st
+                            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
+                                if st != OK:
+                                    return out, op, ends, st
                             eobrun = 0
                             n_be = 0
         if mode >= AC_FIRST:
-            out = reserve(out, op, 600)
-            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, geo[0, 8], corr, n_be)
-            if st != OK:
-                return out, op, ends, st
-        out = reserve(out, op, 32)
+            if op + 600 > out.shape[0]:
+                out = reserve(out, op, 600)
+            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, geo[0, 8], corr, n_be)
+                if st != OK:
+                    return out, op, ends, st
+        if op + 32 > out.shape[0]:
+            out = reserve(out, op, 32)
         op = flush(out, op, acc, nbits, pads[i] if pads[i] >= 0 else 0xFF)
         if i < n_intervals - 1:
             out[op] = 0xFF

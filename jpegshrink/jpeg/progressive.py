@@ -300,7 +300,8 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     mask = np.uint64(0)  # coefficients that stay non-zero after the point transform
                     for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
-                        mask |= np.uint64(1 if (t >= thr or t <= -thr) else 0) << np.uint64(k)
+                        t = max(t, -t)  # branch-free |t| (an `or` of two tests compiles to branches)
+                        mask |= np.uint64(1 if t >= thr else 0) << np.uint64(k)
                     prev = ss - 1
                     while mask:
                         k = cttz(mask)
@@ -348,7 +349,7 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     mask = np.uint64(0)  # coefficients non-zero after the point transform
                     for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
-                        t = -t if t < 0 else t
+                        t = max(t, -t)
                         mask |= np.uint64(1 if t >= thr else 0) << np.uint64(k)
                         eob = k if (t >> al) == 1 else eob
                     r = 0

@@ -67,9 +67,10 @@ def _parse(data: bytes, limits: Limits) -> JpegParts:
             break
         if coef is None:
             coef = np.zeros((walker.frame.total_blocks, 64), np.int16)
+            lastnz = np.zeros(walker.frame.total_blocks, np.int64)
         chunks.append(data[chunk_start:pos])
         iv = find_intervals(arr, markers, pos, spec)
-        scans.append((spec, iv, decode_scan(arr, spec, walker.frame, iv, coef)))
+        scans.append((spec, iv, decode_scan(arr, spec, walker.frame, iv, coef, lastnz)))
         pos = chunk_start = iv.scan_end
     if not scans:
         raise CorruptJpeg("no image data: the file has no complete scan header")

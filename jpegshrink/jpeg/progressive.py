@@ -11,8 +11,8 @@ import numpy as np
 
 from jpegshrink._jit import njit
 from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_EOBRUN, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
-                                   ZIGZAG, cttz, decode_symbol, extend, flush, peek, put, refill, reserve,
-                                   unstuff)
+                                   ZIGZAG, cttz, decode_symbol, extend, flush, nonzero_mask, peek, put, refill,
+                                   reserve, unstuff)
 from jpegshrink.jpeg.sequential import block_index, interval_mcus
 
 DC_FIRST, DC_REFINE, AC_FIRST, AC_REFINE = 0, 1, 2, 3
@@ -29,8 +29,11 @@ def scan_mode(ss, ah):
 
 @njit
 def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxcode, valptr, mincode, huffval,
-                       coef, ss, se, ah, al, pads, padbits, truncated):
-    """Decode one progressive scan into ``coef`` (same outputs as ``decode_sequential``)."""
+                       coef, lastnz, ss, se, ah, al, pads, padbits, truncated):
+    """Decode one progressive scan into ``coef`` (same outputs as ``decode_sequential``).
+
+    ``lastnz`` (per block, kept up to date across scans) bounds the refinement of end-of-band blocks.
+    """
     zz = ZIGZAG
     nb = geo.shape[0]
     mode = scan_mode(ss, ah)
@@ -108,6 +111,7 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                 status = BAD_INDEX
                                 break
                             coef[blk, zz[k]] = extend(peek(acc, s), s) * p1
+                            lastnz[blk] = max(lastnz[blk], k)
                             acc <<= np.uint64(s)
                             nbits -= s
                         elif r == 15:
@@ -179,22 +183,25 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                     status = BAD_INDEX
                                     break
                                 coef[blk, zz[k]] = newval
+                                lastnz[blk] = max(lastnz[blk], k)
                             k += 1
                         if status != OK:
                             break
-                    if eobrun > 0:
-                        while k <= se:
+                    if eobrun > 0:  # one correction bit for each coefficient that is already non-zero
+                        kend = min(se, lastnz[blk])
+                        mask = nonzero_mask(coef, blk, k, kend) if k <= kend else np.uint64(0)
+                        while mask:
+                            kk = cttz(mask)
+                            mask &= mask - np.uint64(1)
                             if nbits < 32:  # guard here: an unguarded call runs 10x slower
                                 p, acc, nbits = refill(buf, p, acc, nbits)
-                            z = zz[k]
+                            z = zz[kk]
                             cv = np.int64(coef[blk, z])
-                            if cv != 0:
-                                if peek(acc, 1):
-                                    if (cv & p1) == 0:
-                                        coef[blk, z] = cv + p1 if cv >= 0 else cv + m1
-                                acc <<= np.uint64(1)
-                                nbits -= 1
-                            k += 1
+                            if peek(acc, 1):
+                                if (cv & p1) == 0:
+                                    coef[blk, z] = cv + p1 if cv >= 0 else cv + m1
+                            acc <<= np.uint64(1)
+                            nbits -= 1
                         eobrun -= 1
             if status != OK or (p - p0) * 8 - nbits > avail:
                 if (p - p0) * 8 - nbits <= avail:

@@ -88,8 +88,12 @@ def find_intervals(arr: np.ndarray, markers: MarkerIndex, start: int, spec: Scan
     return Intervals(starts, data_ends, span_ends)
 
 
-def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray):
-    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval."""
+def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray,
+                lastnz: np.ndarray):
+    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval.
+
+    ``lastnz`` is per-block state that progressive decoding keeps across scans (zeros to start).
+    """
     n = len(iv.starts)
     pads = np.zeros(n, np.int64)
     padbits = np.zeros(n, np.int64)
@@ -98,7 +102,7 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     args = (arr, iv.starts, iv.data_ends, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.lookup, t.maxcode,
             t.valptr, t.mincode, t.huffval, coef)
     if frame.progressive:
-        status, where = decode_progressive(*args, spec.ss, spec.se, spec.ah, spec.al, pads, padbits, truncated)
+        status, where = decode_progressive(*args, lastnz, spec.ss, spec.se, spec.ah, spec.al, pads, padbits, truncated)
     else:
         status, where = decode_sequential(*args, pads, padbits, truncated)
     if status != OK:

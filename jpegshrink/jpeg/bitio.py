@@ -94,6 +94,16 @@ def cttz(typingctx, x):
     return types.int64(types.uint64), codegen
 
 
+@intrinsic
+def popcount(typingctx, x):
+    """Number of set bits of a uint64 (LLVM's ctpop)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctpop.i64")
+        return builder.call(fn, [args[0]])
+    return types.int64(types.uint64), codegen
+
+
 @njit
 def nonzero_mask(coef, blk, k0, k1):
     """Bit k set for each zig-zag position k0 <= k <= k1 whose coefficient is non-zero."""

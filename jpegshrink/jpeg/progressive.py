@@ -11,8 +11,8 @@ import numpy as np
 
 from jpegshrink._jit import njit
 from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_EOBRUN, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
-                                   ZIGZAG, cttz, decode_symbol, extend, flush, nonzero_mask, peek, put, refill,
-                                   reserve, unstuff)
+                                   ZIGZAG, cttz, decode_symbol, extend, flush, nonzero_mask, peek, popcount, put,
+                                   refill, reserve, unstuff)
 from jpegshrink.jpeg.sequential import block_index, interval_mcus
 
 DC_FIRST, DC_REFINE, AC_FIRST, AC_REFINE = 0, 1, 2, 3
@@ -218,19 +218,23 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
 
 
 @njit
-def _put_bit_list(out, op, acc, nbits, bits, start, n):
-    """Write ``bits[start:start + n]`` (one bit per entry), up to 24 per call to ``put``."""
-    v = np.int64(0)
-    cnt = 0
-    for j in range(start, start + n):
-        v = (v << 1) | bits[j]
-        cnt += 1
-        if cnt == 24:
-            op, acc, nbits = put(out, op, acc, nbits, v, 24)
-            v = np.int64(0)
-            cnt = 0
-    if cnt:
-        op, acc, nbits = put(out, op, acc, nbits, v, cnt)
+def _queue_bit(queue, pos, bit):
+    """Set bit ``pos`` of a packed bit queue (uint64 words, MSB first) to ``bit``, clearing what follows."""
+    w = pos >> 6
+    keep = ~(np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(pos & 63))
+    queue[w] = (queue[w] & keep) | (np.uint64(bit) << np.uint64(63 - (pos & 63)))
+
+
+@njit
+def _put_queued(out, op, acc, nbits, queue, start, n):
+    """Write bits ``start .. start + n - 1`` of a packed bit queue, up to 32 per call to ``put``."""
+    while n > 0:
+        off = start & 63
+        take = min(n, 32, 64 - off)
+        v = (queue[start >> 6] << np.uint64(off)) >> np.uint64(64 - take)
+        op, acc, nbits = put(out, op, acc, nbits, np.int64(v), take)
+        start += take
+        n -= take
     return op, acc, nbits
 
 
@@ -250,7 +254,8 @@ def _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_corr):
         op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, sym]), size)
         if nb:
             op, acc, nbits = put(out, op, acc, nbits, eobrun & ((np.int64(1) << nb) - 1), nb)
-        op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, 0, n_corr)
+        if n_corr:
+            op, acc, nbits = _put_queued(out, op, acc, nbits, corr, 0, n_corr)
     return op, acc, nbits, OK
 
 
@@ -265,7 +270,7 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
     out = np.empty(max(capacity, 1024), np.uint8)
     op = 0
     ends = np.zeros(n_intervals, np.int64)
-    corr = np.zeros(1200, np.int64)  # buffered correction bits: EOB-run part, then current block's part
+    corr = np.zeros(32, np.uint64)  # queued correction bits (packed): EOB-run part, then current block's part
     for i in range(n_intervals):
         m0, m1 = interval_mcus(i, restart, nmcu)
         acc = np.uint64(0)
@@ -349,47 +354,65 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                                 if st != OK:
                                     return out, op, ends, st
                             eobrun = 0
-                else:  # AC_REFINE, after libjpeg's encode_mcu_AC_refine
-                    eob = 0
+                else:  # AC_REFINE: libjpeg's encode_mcu_AC_refine, one step per newly non-zero coefficient
                     kend = min(se, lastnz[blk])
-                    thr = np.int64(1) << al
-                    mask = np.uint64(0)  # coefficients non-zero after the point transform
+                    newm = np.uint64(0)  # |coef| >> al == 1: coded with a symbol in this scan
+                    oldm = np.uint64(0)  # |coef| >> al > 1: already non-zero, gets a correction bit
+                    bitm = np.uint64(0)  # the correction bits
                     for k in range(ss, kend + 1):
                         t = np.int64(coef[blk, zz[k]])
-                        t = max(t, -t)
-                        mask |= np.uint64(1 if t >= thr else 0) << np.uint64(k)
-                        eob = k if (t >> al) == 1 else eob
-                    r = 0
+                        t = max(t, -t) >> al
+                        bit = np.uint64(1) << np.uint64(k)
+                        newm |= bit if t == 1 else np.uint64(0)
+                        oldm |= bit if t > 1 else np.uint64(0)
+                        bitm |= bit if (t & 1) else np.uint64(0)
                     n_br = 0
                     br0 = n_be
                     prev = ss - 1
-                    while mask:
-                        k = cttz(mask)
-                        mask &= mask - np.uint64(1)
-                        r += k - prev - 1
-                        prev = k
-                        t = np.int64(coef[blk, zz[k]])
-                        t = (-t if t < 0 else t) >> al
-                        while r > 15 and k <= eob:
-                            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
-                                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
-                                if st != OK:
-                                    return out, op, ends, st
-                            eobrun = 0
-                            n_be = 0
-                            size = ehufsi[ac, 0xF0]
-                            if size == 0:
-                                return out, op, ends, NO_SYMBOL
-                            op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
-                            r -= 16
-                            if n_br:
-                                op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, br0, n_br)
-                            br0 = 0
-                            n_br = 0
-                        if t > 1:
-                            corr[br0 + n_br] = t & 1
-                            n_br += 1
-                            continue
+                    while newm:
+                        k = cttz(newm)
+                        newm &= newm - np.uint64(1)
+                        between = ((np.uint64(1) << np.uint64(k)) - np.uint64(1)) & \
+                            ~((np.uint64(1) << np.uint64(prev + 1)) - np.uint64(1))
+                        old = oldm & between
+                        zeros = k - prev - 1 - popcount(old)
+                        if zeros <= 15:  # common case: no ZRL, so the correction bits just queue up
+                            while old:
+                                j = cttz(old)
+                                old &= old - np.uint64(1)
+                                _queue_bit(corr, br0 + n_br, (bitm >> np.uint64(j)) & np.uint64(1))
+                                n_br += 1
+                            r = zeros
+                        else:  # a run of 16+ zeros: walk the coefficients exactly as libjpeg does
+                            r = 0
+                            jp = prev
+                            old |= np.uint64(1) << np.uint64(k)
+                            while True:
+                                j = cttz(old)
+                                old &= old - np.uint64(1)
+                                r += j - jp - 1
+                                jp = j
+                                while r > 15:
+                                    if eobrun > 0:  # guarded at the call: an unguarded call is much slower
+                                        op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi,
+                                                                          ac, corr, n_be)
+                                        if st != OK:
+                                            return out, op, ends, st
+                                    eobrun = 0
+                                    n_be = 0
+                                    size = ehufsi[ac, 0xF0]
+                                    if size == 0:
+                                        return out, op, ends, NO_SYMBOL
+                                    op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
+                                    r -= 16
+                                    if n_br:
+                                        op, acc, nbits = _put_queued(out, op, acc, nbits, corr, br0, n_br)
+                                    br0 = 0
+                                    n_br = 0
+                                if j == k:
+                                    break
+                                _queue_bit(corr, br0 + n_br, (bitm >> np.uint64(j)) & np.uint64(1))
+                                n_br += 1
                         if eobrun > 0:  # guarded at the call: an unguarded call is much slower
                             op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
                             if st != OK:
@@ -403,19 +426,25 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                         sign = 0 if coef[blk, zz[k]] < 0 else 1
                         op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[ac, sym]) << 1) | sign, size + 1)
                         if n_br:
-                            op, acc, nbits = _put_bit_list(out, op, acc, nbits, corr, br0, n_br)
+                            op, acc, nbits = _put_queued(out, op, acc, nbits, corr, br0, n_br)
                         br0 = 0
                         n_br = 0
-                        r = 0
-                    r += se - prev
+                        prev = k
+                    # after the last new coefficient: correction bits wait in the EOB run
+                    old = oldm & ~((np.uint64(1) << np.uint64(prev + 1)) - np.uint64(1)) if prev < 63 else np.uint64(0)
+                    r = se - prev - popcount(old)
+                    while old:
+                        j = cttz(old)
+                        old &= old - np.uint64(1)
+                        _queue_bit(corr, br0 + n_br, (bitm >> np.uint64(j)) & np.uint64(1))
+                        n_br += 1
                     if r > 0 or n_br > 0:
                         eobrun += 1
                         n_be += n_br
                         if eobrun == 0x7FFF or n_be > _MAX_BUFFERED:
-                            if eobrun > 0:  # guarded at the call: an unguarded call is much slower
-                                op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
-                                if st != OK:
-                                    return out, op, ends, st
+                            op, acc, nbits, st = _emit_eobrun(out, op, acc, nbits, eobrun, ehufco, ehufsi, ac, corr, n_be)
+                            if st != OK:
+                                return out, op, ends, st
                             eobrun = 0
                             n_be = 0
         if mode >= AC_FIRST:

@@ -199,3 +199,17 @@ def last_nonzero(coef):
                 last = rank[j]
         out[blk] = last
     return out
+
+
+@njit
+def gather_blocks(src, dst, offset, lastnz):
+    """Copy blocks ``src`` [n, 64] to ``dst[offset:offset + n]`` and fill ``lastnz`` for them (one pass)."""
+    rank = ZIGZAG_RANK
+    for blk in range(src.shape[0]):
+        last = 0
+        for j in range(64):
+            v = src[blk, j]
+            dst[offset + blk, j] = v
+            if v != 0 and rank[j] > last:
+                last = rank[j]
+        lastnz[offset + blk] = last

@@ -13,6 +13,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from jpegshrink._jit import njit
+from jpegshrink.jpeg.huffman import LOOKAHEAD
 
 # Status codes shared by the numba coders (0 = success).
 OK = 0
@@ -131,10 +132,10 @@ def extend(v, s):
 @njit
 def decode_symbol(acc, slot, lookup, maxcode, valptr, mincode, huffval):
     """``(symbol, length)`` of the code at the top of ``acc`` (needs >= 16 bits); length 0 = bad code."""
-    e = lookup[slot, np.int64(acc >> np.uint64(55))]
+    e = lookup[slot, np.int64(acc >> np.uint64(64 - LOOKAHEAD))]
     if e != 0:
         return np.int64(e & 0xFF), np.int64(e >> 8)
-    length = 10
+    length = LOOKAHEAD + 1
     while length <= 16:
         code = np.int64(acc >> np.uint64(64 - length))
         if code <= maxcode[slot, length]:
@@ -144,20 +145,27 @@ def decode_symbol(acc, slot, lookup, maxcode, valptr, mincode, huffval):
 
 
 @njit
-def put(out, op, acc, nbits, value, size):
-    """Append ``size`` (<= 32) bits; bytes are written once 32 are pending. ``value`` must be masked."""
-    acc = (acc << np.uint64(size)) | np.uint64(value)
-    nbits += size
-    if nbits >= 32:
-        while nbits >= 8:
-            nbits -= 8
-            b = (acc >> np.uint64(nbits)) & np.uint64(0xFF)
-            out[op] = b
+def push(acc, nbits, value, size):
+    """Append ``size`` (<= 32) bits to the accumulator; ``value`` must be masked. Callers drain at 32."""
+    return (acc << np.uint64(size)) | np.uint64(value), nbits + size
+
+
+@njit
+def drain(out, op, acc, nbits):
+    """Write the accumulator's whole bytes (stuffing ``FF``); returns ``(op, nbits)``.
+
+    Kept apart from :func:`push` and called only when 32 bits are pending: every call that passes an
+    array costs two atomic reference-count updates in numba, which dominated when done per symbol.
+    """
+    while nbits >= 8:
+        nbits -= 8
+        b = (acc >> np.uint64(nbits)) & np.uint64(0xFF)
+        out[op] = b
+        op += 1
+        if b == 0xFF:
+            out[op] = 0
             op += 1
-            if b == 0xFF:
-                out[op] = 0
-                op += 1
-    return op, acc, nbits
+    return op, nbits
 
 
 @njit

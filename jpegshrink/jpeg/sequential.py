@@ -11,12 +11,8 @@ import numpy as np
 
 from jpegshrink._jit import njit
 from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BIT_LENGTH, NO_SYMBOL, OK, ZIGZAG, cttz, decode_symbol,
-                                   extend, flush, nonzero_mask, peek, put, refill, reserve, unstuff)
-
-
-@njit
-def block_index(geo, b, my, mx):
-    return geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6]
+                                   drain, extend, flush, nonzero_mask, peek, push, refill, reserve, unstuff)
+from jpegshrink.jpeg.huffman import LOOKAHEAD
 
 
 @njit
@@ -55,11 +51,11 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                 my += 1
             status = OK
             for b in range(nb):
-                blk = block_index(geo, b, my, mx)
+                blk = (geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6])
                 c = geo[b, 0]
                 if nbits < 32:  # guard here: an unguarded call runs 10x slower
                     p, acc, nbits = refill(buf, p, acc, nbits)
-                e = lookup[geo[b, 7], np.int64(acc >> np.uint64(55))]  # short codes: one lookup, inline
+                e = lookup[geo[b, 7], np.int64(acc >> np.uint64(64 - LOOKAHEAD))]  # short codes: one lookup, inline
                 if e != 0:
                     s = np.int64(e & 0xFF)
                     length = np.int64(e >> 8)
@@ -81,7 +77,7 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                 while k < 64:
                     if nbits < 32:  # guard here: an unguarded call runs 10x slower
                         p, acc, nbits = refill(buf, p, acc, nbits)
-                    e = lookup[ac, np.int64(acc >> np.uint64(55))]  # short codes: one lookup, inline
+                    e = lookup[ac, np.int64(acc >> np.uint64(64 - LOOKAHEAD))]  # short codes: one lookup, inline
                     if e != 0:
                         rs = np.int64(e & 0xFF)
                         length = np.int64(e >> 8)
@@ -114,7 +110,7 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                     return status, starts[i] + (p - p0)
                 truncated[i] = m  # the data ended inside MCU m: forget its partial blocks
                 for b in range(nb):
-                    coef[block_index(geo, b, my, mx), :] = 0
+                    coef[(geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6]), :] = 0
                 break
         if truncated[i] < 0:
             gap = (8 - ((p - p0) * 8 - nbits) % 8) % 8
@@ -156,7 +152,7 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
             if op + 600 * nb > out.shape[0]:
                 out = reserve(out, op, 600 * nb)
             for b in range(nb):
-                blk = block_index(geo, b, my, mx)
+                blk = (geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6])
                 c = geo[b, 0]
                 dc = geo[b, 7]
                 ac = geo[b, 8]
@@ -169,7 +165,9 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                 if size == 0:
                     return out, op, ends, NO_SYMBOL
                 bits = (diff - 1 if diff < 0 else diff) & ((np.int64(1) << s) - 1)
-                op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[dc, s]) << s) | bits, size + s)
+                acc, nbits = push(acc, nbits, (np.int64(ehufco[dc, s]) << s) | bits, size + s)
+                if nbits >= 32:
+                    op, nbits = drain(out, op, acc, nbits)
                 last = lastnz[blk]
                 mask = nonzero_mask(coef, blk, 1, last)
                 prev = 0
@@ -183,7 +181,9 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                         size = ehufsi[ac, 0xF0]
                         if size == 0:
                             return out, op, ends, NO_SYMBOL
-                        op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
+                        acc, nbits = push(acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
+                        if nbits >= 32:
+                            op, nbits = drain(out, op, acc, nbits)
                         r -= 16
                     a = -v if v < 0 else v
                     s = bitlen[a]
@@ -192,12 +192,16 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                     if size == 0:
                         return out, op, ends, NO_SYMBOL
                     bits = (v - 1 if v < 0 else v) & ((np.int64(1) << s) - 1)
-                    op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[ac, sym]) << s) | bits, size + s)
+                    acc, nbits = push(acc, nbits, (np.int64(ehufco[ac, sym]) << s) | bits, size + s)
+                    if nbits >= 32:
+                        op, nbits = drain(out, op, acc, nbits)
                 if last < 63:
                     size = ehufsi[ac, 0]
                     if size == 0:
                         return out, op, ends, NO_SYMBOL
-                    op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0]), size)
+                    acc, nbits = push(acc, nbits, np.int64(ehufco[ac, 0]), size)
+                    if nbits >= 32:
+                        op, nbits = drain(out, op, acc, nbits)
         if op + 32 > out.shape[0]:
             out = reserve(out, op, 32)
         op = flush(out, op, acc, nbits, pads[i] if pads[i] >= 0 else 0xFF)

@@ -226,7 +226,7 @@ def _queue_bit(queue, pos, bit):
     queue[w] = (queue[w] & keep) | (np.uint64(bit) << np.uint64(63 - (pos & 63)))
 
 
-@njit
+@njit(inline="always")  # numba-level inlining: no refcount updates on the arrays per call
 def _put_queued(out, op, acc, nbits, queue, start, n):
     """Write bits ``start .. start + n - 1`` of a packed bit queue, up to 32 per call to ``put``."""
     while n > 0:

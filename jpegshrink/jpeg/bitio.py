@@ -105,7 +105,7 @@ def popcount(typingctx, x):
     return types.int64(types.uint64), codegen
 
 
-@njit
+@njit(inline="always")  # numba-level inlining: no refcount updates on ``coef`` per call
 def nonzero_mask(coef, blk, k0, k1):
     """Bit k set for each zig-zag position k0 <= k <= k1 whose coefficient is non-zero."""
     zz = ZIGZAG
@@ -150,7 +150,7 @@ def push(acc, nbits, value, size):
     return (acc << np.uint64(size)) | np.uint64(value), nbits + size
 
 
-@njit
+@njit(inline="always")  # numba-level inlining: no refcount updates on ``out`` per call
 def drain(out, op, acc, nbits):
     """Write the accumulator's whole bytes (stuffing ``FF``); returns ``(op, nbits)``.
 

@@ -120,6 +120,17 @@ def test_oversize_frames_are_refused_before_allocation():
     assert e.value.reason == "too-large"
 
 
+def test_scan_count_and_work_are_bounded():
+    data = (SAMPLE / "v08_jpegtran-progressive.jpg").read_bytes()  # 10 scans
+    with pytest.raises(UnsupportedJpeg) as e:
+        jpeg.parse(data, Limits(max_scans=9))
+    assert e.value.reason == "scan-limit"
+    with pytest.raises(UnsupportedJpeg) as e:
+        jpeg.parse(data, Limits(max_visits_per_byte=1, visit_slack=0))
+    assert e.value.reason == "scan-limit"
+    assert jpeg.rebuild(jpeg.parse(data)) == data
+
+
 def test_non_jpeg_input_is_corrupt():
     for data in (b"", b"\xff", b"GIF89a....", b"\xff\xd8", b"\xff\xd8\xff\xd9"):
         with pytest.raises(CorruptJpeg):

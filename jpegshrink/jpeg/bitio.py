@@ -21,7 +21,6 @@ BAD_CODE = 1         # no Huffman code matches the bits
 BAD_INDEX = 2        # a run of zeros goes past coefficient 63 (or past Se)
 NO_SYMBOL = 3        # the encoder needs a symbol its table does not define
 BAD_REFINEMENT = 4   # a refinement scan codes a new coefficient with magnitude other than 1
-BAD_EOBRUN = 5       # an end-of-band run does not fit the scan
 
 #: Natural (row-major) index of each zig-zag position, plus guard entries.
 ZIGZAG = np.array([

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from jpegshrink._jit import njit
-from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_EOBRUN, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
+from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BAD_REFINEMENT, BIT_LENGTH, NO_SYMBOL, OK,
                                    ZIGZAG, cttz, decode_symbol, drain, extend, flush, nonzero_mask, peek, popcount,
                                    push, refill, reserve, unstuff)
 from jpegshrink.jpeg.huffman import LOOKAHEAD

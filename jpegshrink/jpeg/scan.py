@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import OK, last_nonzero
+from jpegshrink.jpeg.bitio import OK
 from jpegshrink.jpeg.headers import Frame, ScanSpec
 from jpegshrink.jpeg.progressive import decode_progressive, encode_progressive
 from jpegshrink.jpeg.sequential import decode_sequential, encode_sequential
 
 _ERRORS = {1: "invalid Huffman code", 2: "coefficient run past the end of the block",
-           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1",
-           5: "invalid end-of-band run"}
+           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1"}
 
 
 @dataclass

@@ -82,6 +82,22 @@ def test_padding_bits_that_are_not_ones():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cap", [1, 3, 20])
+def test_progressive_eob_runs_shorter_than_libjpeg_writes(cap, tmp_path):
+    """Encoders that cap end-of-band runs lower than libjpeg (or never use them) are reproduced."""
+    path = SAMPLE / "v08_jpegtran-progressive.jpg"
+    parts = jpeg.parse(path.read_bytes())
+    for r in parts.layout.records:
+        r.eob_cap = cap
+    other = jpeg.rebuild(parts)  # a valid JPEG, as such an encoder would write it
+    assert other != path.read_bytes()
+    again = roundtrip(other)
+    assert not any(r.overrides for r in again.layout.records)
+    assert {r.eob_cap for r, s in zip(again.layout.records, again.layout.specs) if s.ss > 0} <= {cap, 0x7FFF}
+    (tmp_path / "other.jpg").write_bytes(other)
+    assert_matches_jpeglib(tmp_path / "other.jpg", again)
+
+
 def test_segments_in_any_order_and_fill_bytes():
     data = (SAMPLE / "v08_cjpeg-q50-444.jpg").read_bytes()
     com = b"\xff\xfe\x00\x07hello"

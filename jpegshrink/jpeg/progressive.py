@@ -2,8 +2,8 @@
 
 The encoder follows libjpeg's jcphuff.c exactly (EOB runs capped at 0x7FFF, refinement correction
 bits flushed after 937 buffered bits, runs flushed at every restart), which is what libjpeg,
-libjpeg-turbo and mozjpeg write. Other encoders' choices show up as mismatching intervals that the
-layout stores verbatim. Geometry ``geo`` is as in :mod:`jpegshrink.jpeg.sequential`.
+libjpeg-turbo and mozjpeg write. A shorter EOB-run cap (some encoders never use runs) is recorded per
+scan; other encoders' choices show up as mismatching intervals that the layout stores verbatim. Geometry ``geo`` is as in :mod:`jpegshrink.jpeg.sequential`.
 """
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ def scan_mode(ss, ah):
 @njit
 def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxcode, valptr, mincode, huffval,
                        coef, lastnz, ss, se, ah, al, pads, padbits, truncated):
-    """Decode one progressive scan into ``coef`` (same outputs as ``decode_sequential``).
+    """Decode one progressive scan into ``coef``; returns ``(status, error offset, longest EOB run)``.
 
-    ``lastnz`` (per block, kept up to date across scans) bounds the refinement of end-of-band blocks.
+    Other outputs as ``decode_sequential``. ``lastnz`` (per block, kept up to date across scans) bounds
+    the refinement of end-of-band blocks.
     """
+    longest_run = 0
     zz = ZIGZAG
     nb = geo.shape[0]
     mode = scan_mode(ss, ah)
@@ -123,6 +125,7 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                 eobrun += peek(acc, r)
                                 acc <<= np.uint64(r)
                                 nbits -= r
+                            longest_run = max(longest_run, eobrun)
                             eobrun -= 1
                             break
                         k += 1
@@ -162,6 +165,7 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                                     eobrun += peek(acc, r)
                                     acc <<= np.uint64(r)
                                     nbits -= r
+                                longest_run = max(longest_run, eobrun)
                                 break
                             while k <= se:
                                 if nbits < 32:  # guard here: an unguarded call runs 10x slower
@@ -206,7 +210,7 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                         eobrun -= 1
             if status != OK or (p - p0) * 8 - nbits > avail:
                 if (p - p0) * 8 - nbits <= avail:
-                    return status, starts[i] + (p - p0)
+                    return status, starts[i] + (p - p0), longest_run
                 truncated[i] = m  # a partly decoded progressive MCU cannot be undone; the layout keeps its bytes
                 break
         if truncated[i] < 0:
@@ -215,7 +219,7 @@ def decode_progressive(data, starts, ends, restart, mcux, nmcu, geo, lookup, max
                 p, acc, nbits = refill(buf, p, acc, nbits)
             padbits[i] = gap
             pads[i] = peek(acc, gap) if gap > 0 else 0
-    return OK, -1
+    return OK, -1, longest_run
 
 
 @njit
@@ -257,9 +261,13 @@ def _eobrun_symbol(eobrun):
 
 
 @njit
-def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, lastnz, ss, se, ah, al, pads, stops,
-                       capacity):
-    """Encode one progressive scan as libjpeg would; outputs as ``encode_sequential``."""
+def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coef, lastnz, ss, se, ah, al, eob_cap,
+                       pads, stops, capacity):
+    """Encode one progressive scan as libjpeg would; outputs as ``encode_sequential``.
+
+    ``eob_cap`` is the longest EOB run written (libjpeg: 0x7FFF; an encoder that never merges
+    end-of-band blocks into runs is reproduced with 1).
+    """
     zz = ZIGZAG
     bitlen = BIT_LENGTH
     nb = geo.shape[0]
@@ -357,7 +365,7 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     r = se - prev  # zeros after the last coefficient sent
                     if r > 0:
                         eobrun += 1
-                        if eobrun == 0x7FFF:
+                        if eobrun >= eob_cap:
                             if eobrun > 0:
                                 sym, extra = _eobrun_symbol(eobrun)
                                 size = ehufsi[ac, sym]
@@ -472,7 +480,7 @@ def encode_progressive(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, co
                     if r > 0 or n_br > 0:
                         eobrun += 1
                         n_be += n_br
-                        if eobrun == 0x7FFF or n_be > _MAX_BUFFERED:
+                        if eobrun >= eob_cap or n_be > _MAX_BUFFERED:
                             sym, extra = _eobrun_symbol(eobrun)
                             size = ehufsi[ac, sym]
                             if size == 0 or extra > 14:

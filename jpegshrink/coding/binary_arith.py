@@ -5,8 +5,9 @@ at ``x1 + range * p / 2^16`` where ``p`` is the integer probability (1..65535, u
 bit is 1, and whole bytes are shifted out once x1 and x2 share their top byte. Everything is integer
 arithmetic on int64, so the decoder reproduces the encoder's bits on any CPU.
 
-Counters (``adapt``) hold a 16-bit probability plus a hit count; the step size is 1/(n+1.5) until the
-count reaches ``limit``, so a fresh context learns fast and an old one settles (the lpaq "StateMap").
+Counters (``adapt``) pack a 16-bit probability and a 10-bit hit count into one int32 (``p << 10 | n``);
+the step size is 1/(n+1.5) until the count reaches ``limit``, so a fresh context learns fast and an old
+one settles (the lpaq "StateMap"). :func:`new_counters` makes a fresh array of them.
 
 Coder state lives in a small int64 array ``st`` so numba kernels can pass it around:
 ``st[X1], st[X2]`` the interval, ``st[X]`` the decoder's window, ``st[POS]`` the byte position, and
@@ -27,7 +28,13 @@ P_MIN = 32
 _MASK32 = 0xFFFFFFFF
 
 #: Counter step sizes: RATE[n] = 65536 / (n + 1.5).
-RATE = np.array([int(65536 / (n + 1.5)) for n in range(1024)], dtype=np.int64)
+RATE = np.array([131072 // (2 * n + 3) for n in range(1024)], dtype=np.int64)
+#: A fresh counter: p = 1/2, n = 0.
+COUNTER_INIT = 32768 << 10
+
+
+def new_counters(n: int) -> np.ndarray:
+    return np.full(n, COUNTER_INIT, dtype=np.int32)
 
 
 def new_state() -> np.ndarray:
@@ -109,17 +116,18 @@ def overrun(st: np.ndarray, length: int) -> int:
 
 
 @njit(inline="always")
-def adapt(probs: np.ndarray, counts: np.ndarray, ctx: int, bit: int, limit: int) -> None:
-    """Move counter ``ctx`` towards ``bit`` with step 1/(n+1.5), n capped at ``limit``."""
-    n = counts[ctx]
-    p = probs[ctx]
+def adapt(counters: np.ndarray, ctx: int, bit: int, limit: int) -> None:
+    """Move counter ``ctx`` towards ``bit`` with step 1/(n+1.5), n capped at ``limit`` (<= 1023)."""
+    c = counters[ctx]
+    n = c & 1023
+    p = c >> 10
     if bit:
         p += ((65536 - p) * RATE[n]) >> 16
     else:
         p -= (p * RATE[n]) >> 16
-    probs[ctx] = p
     if n < limit:
-        counts[ctx] = n + 1
+        n += 1
+    counters[ctx] = (p << 10) | n
 
 
 @njit(inline="always")
@@ -132,13 +140,13 @@ def clamp_p(p: int) -> int:
 
 
 @njit(inline="always")
-def code_bit(enc: bool, st: np.ndarray, buf: np.ndarray, probs: np.ndarray, counts: np.ndarray,
-             ctx: int, bit: int, limit: int) -> int:
+def code_bit(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, ctx: int, bit: int,
+             limit: int) -> int:
     """Encode (``enc``) or decode one bit with adaptive counter ``ctx``; returns the bit."""
-    p = clamp_p(probs[ctx])
+    p = clamp_p(counters[ctx] >> 10)
     if enc:
         encode_bit(st, buf, p, bit)
     else:
         bit = decode_bit(st, buf, p)
-    adapt(probs, counts, ctx, bit, limit)
+    adapt(counters, ctx, bit, limit)
     return bit

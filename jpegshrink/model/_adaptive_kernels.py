@@ -92,7 +92,7 @@ def _grow(buf: np.ndarray, pos: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _code_value(enc, st, buf, P, N, exp_base, sign_ctx, mant_pos, v, max_exp):
+def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, v, max_exp):
     """Exp-Golomb binarisation: exponent e = bit length of |v| in unary, sign, then e-1 mantissa bits.
 
     Returns the (decoded) value as int64; the caller checks its range."""
@@ -100,21 +100,21 @@ def _code_value(enc, st, buf, P, N, exp_base, sign_ctx, mant_pos, v, max_exp):
     e = _bitlen(a) if enc else 0
     n = 0
     while n < max_exp:
-        if code_bit(enc, st, buf, P, N, exp_base + n, 1 if e > n else 0, LIMIT) == 0:
+        if code_bit(enc, st, buf, T, exp_base + n, 1 if e > n else 0, LIMIT) == 0:
             break
         n += 1
     if n == 0:
         return 0
-    neg = code_bit(enc, st, buf, P, N, sign_ctx, 1 if v < 0 else 0, LIMIT)
+    neg = code_bit(enc, st, buf, T, sign_ctx, 1 if v < 0 else 0, LIMIT)
     r = 1
     mbase = MANT_OFF + (mant_pos * 18 + n) * 17
     for i in range(n - 2, -1, -1):
-        r = (r << 1) | code_bit(enc, st, buf, P, N, mbase + i, (a >> i) & 1, LIMIT)
+        r = (r << 1) | code_bit(enc, st, buf, T, mbase + i, (a >> i) & 1, LIMIT)
     return -r if neg else r
 
 
 @njit
-def count_pass(enc, co, nz7, nzrem, hint, has_hint, P, N, st, buf):
+def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
     """Pass 0: the number of nonzero interior (7x7) coefficients of every block."""
     R, C = co.shape[0], co.shape[1]
     for by in range(R):
@@ -139,7 +139,7 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, P, N, st, buf):
             base = CNT_OFF + (h * NZ_CTX + ctx) * 64
             node = 1
             for i in range(5, -1, -1):
-                node = (node << 1) | code_bit(enc, st, buf, P, N, base + node, (c >> i) & 1, LIMIT)
+                node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
             c = node - 64
             if c > 49:
                 st[ERR] = 1
@@ -150,7 +150,7 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, P, N, st, buf):
 
 
 @njit
-def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, P, N, st, buf):
+def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
     """Interior coefficients INTERIOR[z0:z1] of every block, skipping blocks with none left."""
     R, C = co.shape[0], co.shape[1]
     for by in range(R):
@@ -180,7 +180,7 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, P, N, st, buf):
                 h = hint[by, bx, k - z0] if has_hint else 0
                 eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _cap(_bitlen(prior))) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                v = _code_value(enc, st, buf, P, N, eb, IS_OFF + k * 9 + sctx, pos, v, 16)
+                v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, v, 16)
                 if not enc:
                     if v < -32768 or v > 32767:
                         st[ERR] = 1
@@ -221,7 +221,7 @@ def _edge_prediction(co, q, by, bx, pos, horizontal):
 
 
 @njit
-def edge_pass(enc, co, q, nz7, hint, has_hint, P, N, st, buf):
+def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
     """First row and first column of every block, each preceded by its nonzero count."""
     R, C = co.shape[0], co.shape[1]
     for by in range(R):
@@ -249,7 +249,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, P, N, st, buf):
                 base = ECNT_OFF + (((h * 2 + d) * 8 + (eob_x if horizontal else eob_y)) * 8 + nzb) * 8
                 node = 1
                 for i in range(2, -1, -1):
-                    node = (node << 1) | code_bit(enc, st, buf, P, N, base + node, (c >> i) & 1, LIMIT)
+                    node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
                 rem = node - 8
                 for i in range(1, 8):
                     if rem == 0:
@@ -262,7 +262,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, P, N, st, buf):
                     eb = EE_OFF + (((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                    v = _code_value(enc, st, buf, P, N, eb, sc, pos, v, 16)
+                    v = _code_value(enc, st, buf, T, eb, sc, pos, v, 16)
                     if not enc:
                         if v < -32768 or v > 32767:
                             st[ERR] = 1
@@ -300,7 +300,7 @@ def _ac_lines(co, q, by, bx, lines):
 
 
 @njit
-def dc_pass(enc, co, q, hint, has_hint, P, N, st, buf):
+def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
     """DC of every block, predicted from its own AC and its neighbours' pixels at the shared edges.
 
     Each of the 8 pixels along the top (left) boundary gives an estimate: extrapolate the block above
@@ -358,7 +358,7 @@ def dc_pass(enc, co, q, hint, has_hint, P, N, st, buf):
             h = hint[by, bx, 0] if has_hint else 0
             eb = DCE_OFF + ((h * PRIOR_BINS + u1) * PRIOR_BINS + u2) * EXP_N
             r = np.int64(co[by, bx, 0]) - pred if enc else np.int64(0)
-            r = _code_value(enc, st, buf, P, N, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, r, EXP_N)
+            r = _code_value(enc, st, buf, T, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, r, EXP_N)
             if not enc:
                 dc = pred + r
                 if dc < -32768 or dc > 32767:

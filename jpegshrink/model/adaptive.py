@@ -108,10 +108,6 @@ def _quant(s: ComponentSpec) -> np.ndarray:
     return q
 
 
-def _new_counters() -> tuple[np.ndarray, np.ndarray]:
-    return np.full(kern.N_COUNTERS, 32768, dtype=np.int64), np.zeros(kern.N_COUNTERS, dtype=np.int64)
-
-
 def _hint_for(hints, pass_index: int, so_far: np.ndarray) -> tuple[np.ndarray, bool]:
     if hints is None:
         return _NO_HINT, False
@@ -129,20 +125,20 @@ def _hint_for(hints, pass_index: int, so_far: np.ndarray) -> tuple[np.ndarray, b
     return np.ascontiguousarray(h), True
 
 
-def _run_pass(enc: bool, p: int, co, q, nz7, nzrem, hint, has_hint, P, N, st, buf):
+def _run_pass(enc: bool, p: int, co, q, nz7, nzrem, hint, has_hint, T, st, buf):
     if p == 0:
-        return kern.count_pass(enc, co, nz7, nzrem, hint, has_hint, P, N, st, buf)
+        return kern.count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf)
     if p <= len(INTERIOR_GROUPS):
         z0, z1 = INTERIOR_GROUPS[p - 1]
-        return kern.interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, P, N, st, buf)
+        return kern.interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf)
     if PASS_NAMES[p] == "edges":
-        return kern.edge_pass(enc, co, q, nz7, hint, has_hint, P, N, st, buf)
-    return kern.dc_pass(enc, co, q, hint, has_hint, P, N, st, buf)
+        return kern.edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf)
+    return kern.dc_pass(enc, co, q, hint, has_hint, T, st, buf)
 
 
 def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
     R, C = co.shape[0], co.shape[1]
-    P, N = _new_counters()
+    T = ba.new_counters(kern.N_COUNTERS)
     st = ba.new_state()
     buf = np.empty(R * C * 8 + 2 * kern.MARGIN, dtype=np.uint8)
     nz7 = np.zeros((R, C), dtype=np.int64)
@@ -150,7 +146,7 @@ def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
     so_far = np.zeros_like(co) if hints is not None else None
     for p in range(N_PASSES):
         hint, has_hint = _hint_for(hints, p, so_far) if hints is not None else (_NO_HINT, False)
-        buf = _run_pass(True, p, co, q, nz7, nzrem, hint, has_hint, P, N, st, buf)
+        buf = _run_pass(True, p, co, q, nz7, nzrem, hint, has_hint, T, st, buf)
         if so_far is not None and PASS_COEFS[p]:
             idx = list(PASS_COEFS[p])
             so_far[:, :, idx] = co[:, :, idx]
@@ -163,14 +159,14 @@ def _decode_component(data: bytes, spec: ComponentSpec, hints) -> np.ndarray:
     q = _quant(spec)
     co = np.zeros((R, C, 64), dtype=np.int16)
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: the kernels are shared with the encoder
-    P, N = _new_counters()
+    T = ba.new_counters(kern.N_COUNTERS)
     st = ba.new_state()
     ba.start_decoder(st, src)
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)
     for p in range(N_PASSES):
         hint, has_hint = _hint_for(hints, p, co) if hints is not None else (_NO_HINT, False)
-        _run_pass(False, p, co, q, nz7, nzrem, hint, has_hint, P, N, st, src)
+        _run_pass(False, p, co, q, nz7, nzrem, hint, has_hint, T, st, src)
         if st[ba.ERR] or ba.overrun(st, len(data)) > 0:
             raise ValueError(f"coefficient stream is damaged (pass {PASS_NAMES[p]})")
         if p == len(INTERIOR_GROUPS) and nzrem.any():

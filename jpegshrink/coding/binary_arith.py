@@ -29,12 +29,13 @@ _MASK32 = 0xFFFFFFFF
 
 #: Counter step sizes: RATE[n] = 65536 / (n + 1.5).
 RATE = np.array([131072 // (2 * n + 3) for n in range(1024)], dtype=np.int64)
-#: A fresh counter: p = 1/2, n = 0.
+#: A fresh counter: p = 1/2, n = 0. Counters are stored XOR this value, so a fresh array is all zeros
+#: (np.zeros maps untouched pages lazily: a large context space costs only what an image touches).
 COUNTER_INIT = 32768 << 10
 
 
 def new_counters(n: int) -> np.ndarray:
-    return np.full(n, COUNTER_INIT, dtype=np.int32)
+    return np.zeros(n, dtype=np.int32)
 
 
 def new_state() -> np.ndarray:
@@ -118,7 +119,7 @@ def overrun(st: np.ndarray, length: int) -> int:
 @njit(inline="always")
 def adapt(counters: np.ndarray, ctx: int, bit: int, limit: int) -> None:
     """Move counter ``ctx`` towards ``bit`` with step 1/(n+1.5), n capped at ``limit`` (<= 1023)."""
-    c = counters[ctx]
+    c = counters[ctx] ^ COUNTER_INIT
     n = c & 1023
     p = c >> 10
     if bit:
@@ -127,7 +128,7 @@ def adapt(counters: np.ndarray, ctx: int, bit: int, limit: int) -> None:
         p -= (p * RATE[n]) >> 16
     if n < limit:
         n += 1
-    counters[ctx] = (p << 10) | n
+    counters[ctx] = ((p << 10) | n) ^ COUNTER_INIT
 
 
 @njit(inline="always")
@@ -143,7 +144,7 @@ def clamp_p(p: int) -> int:
 def code_bit(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, ctx: int, bit: int,
              limit: int) -> int:
     """Encode (``enc``) or decode one bit with adaptive counter ``ctx``; returns the bit."""
-    p = clamp_p(counters[ctx] >> 10)
+    p = clamp_p((counters[ctx] ^ COUNTER_INIT) >> 10)
     if enc:
         encode_bit(st, buf, p, bit)
     else:

@@ -45,6 +45,7 @@ NZ_BINS = 10
 NZ_CTX = 11           # count contexts: 10 neighbour bins + "no neighbour"
 PRIOR_BINS = 12       # bit length of a magnitude prediction, capped
 EXP_N = 17            # unary exponent branches (values up to 2^17 - 1: DC residuals)
+NB_BINS = 4           # bit length (capped) of the same edge coefficient in the neighbours
 
 # Offsets of the sub-models in the counter arrays.
 CNT_OFF = 0                                                      # [hint][ctx][tree node 64]
@@ -52,8 +53,8 @@ IE_OFF = CNT_OFF + N_HINTS * NZ_CTX * 64                         # [hint][nz bin
 IS_OFF = IE_OFF + N_HINTS * NZ_BINS * 49 * PRIOR_BINS * EXP_N    # [49][sign A][sign L]
 MANT_OFF = IS_OFF + 49 * 9                                       # [pos 64][exp 18][bit 17]
 ECNT_OFF = MANT_OFF + 64 * 18 * 17                               # [hint][dir][eob 8][nz bin 8][node 8]
-EE_OFF = ECNT_OFF + N_HINTS * 2 * 8 * 8 * 8                      # [hint][rem 7][14][prior][exp]
-ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * EXP_N          # [14][pred sign 3][prior]
+EE_OFF = ECNT_OFF + N_HINTS * 2 * 8 * 8 * 8                      # [hint][rem 7][14][prior][nb][exp]
+ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N  # [14][pred sign 3][prior]
 DCE_OFF = ES_OFF + 14 * 3 * PRIOR_BINS                           # [hint][u1][u2][exp]
 DCS_OFF = DCE_OFF + N_HINTS * PRIOR_BINS * PRIOR_BINS * EXP_N    # [u1][u2]
 N_COUNTERS = DCS_OFF + PRIOR_BINS * PRIOR_BINS
@@ -230,11 +231,13 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                 buf = _grow(buf, st[POS])
             eob_x = 0
             eob_y = 0
-            for k in range(49):
-                pos = INTERIOR[k]
-                if co[by, bx, pos] != 0:
-                    eob_x = max(eob_x, pos % 8)
-                    eob_y = max(eob_y, pos // 8)
+            if nz7[by, bx]:
+                for v in range(1, 8):
+                    for u in range(1, 8):
+                        if co[by, bx, v * 8 + u] != 0:
+                            eob_y = v
+                            if u > eob_x:
+                                eob_x = u
             nzb = (nz7[by, bx] + 3) // 7
             for d in range(2):
                 horizontal = d == 0
@@ -258,8 +261,17 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     idx = 7 * d + i - 1
                     pred = _edge_prediction(co, q, by, bx, pos, horizontal) if have else 0
                     pbl = _cap(_bitlen(abs(pred)))
+                    if by > 0 and bx > 0:
+                        nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos])) + 1) >> 1
+                    elif by > 0:
+                        nprior = abs(np.int64(co[by - 1, bx, pos]))
+                    elif bx > 0:
+                        nprior = abs(np.int64(co[by, bx - 1, pos]))
+                    else:
+                        nprior = 0
+                    nb = min(_bitlen(nprior), NB_BINS - 1)
                     h = hint[by, bx, idx] if has_hint else 0
-                    eb = EE_OFF + (((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * EXP_N
+                    eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
                     v = _code_value(enc, st, buf, T, eb, sc, pos, v, 16)
@@ -276,27 +288,43 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
 
 
 @njit(inline="always")
-def _ac_lines(co, q, by, bx, lines):
+def _ac_lines(co, q, by, bx, sums, lines):
     """AC-only pixel lines of one block (DC left out), units 8 * pixel * 2^12:
-    lines[0..1] = rows 0, 1; lines[2..3] = rows 6, 7; lines[4..5] = columns 0, 1; lines[6..7] = columns 6, 7."""
-    lines[:, :] = 0
+    lines[0..3] = rows 0, 1, 6, 7; lines[4..7] = columns 0, 1, 6, 7.
+
+    Uses K[v, 7 - y] = (-1)^v K[v, y]: even and odd frequencies are summed apart, so row 7 (6) comes
+    from the sums of row 0 (1), and pixel 7 - x from the sums of pixel x."""
+    sums[:, :] = 0
     for pos in range(1, 64):
         f = np.int64(co[by, bx, pos])
         if f == 0:
             continue
         fq = f * np.int64(q[pos])
-        v = pos // 8
-        u = pos % 8
-        for j in range(4):
-            y = j if j < 2 else j + 4
-            kv = K[v, y] * fq
-            ku = K[u, y] * fq
-            for x in range(8):
-                lines[j, x] += kv * K[u, x]
-                lines[4 + j, x] += ku * K[v, x]
-    for j in range(8):
-        for x in range(8):
-            lines[j, x] >>= 10
+        v = pos >> 3
+        u = pos & 7
+        sums[v & 1, u] += K[v, 0] * fq
+        sums[2 + (v & 1), u] += K[v, 1] * fq
+        sums[4 + (u & 1), v] += K[u, 0] * fq
+        sums[6 + (u & 1), v] += K[u, 1] * fq
+    for j in range(4):           # j: 0 = rows 0/7, 1 = rows 1/6, 2 = cols 0/7, 3 = cols 1/6
+        e = 2 * j
+        near = 0 if j == 0 else (1 if j == 1 else (4 if j == 2 else 5))
+        far = 3 if j == 0 else (2 if j == 1 else (7 if j == 2 else 6))
+        for x in range(4):
+            ev_n = 0
+            od_n = 0
+            ev_f = 0
+            od_f = 0
+            for u in range(0, 8, 2):
+                ev_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
+                ev_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
+            for u in range(1, 8, 2):
+                od_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
+                od_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
+            lines[near, x] = (ev_n + od_n) >> 10
+            lines[near, 7 - x] = (ev_n - od_n) >> 10
+            lines[far, x] = (ev_f + od_f) >> 10
+            lines[far, 7 - x] = (ev_f - od_f) >> 10
 
 
 @njit
@@ -312,13 +340,13 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
     unit = 2 * q0 * 4096                     # one DC step in doubled line units
     prev = np.zeros((C, 8, 8), dtype=np.int64)  # AC lines of the row above
     cur = np.zeros((C, 8, 8), dtype=np.int64)
-    lines = np.zeros((8, 8), dtype=np.int64)
+    sums = np.zeros((8, 8), dtype=np.int64)
     for by in range(R):
         for bx in range(C):
             if enc:
                 buf = _grow(buf, st[POS])
-            _ac_lines(co, q, by, bx, lines)
-            cur[bx, :, :] = lines
+            lines = cur[bx]
+            _ac_lines(co, q, by, bx, sums, lines)
             n = 0
             total = 0
             lo = np.int64(1) << 62

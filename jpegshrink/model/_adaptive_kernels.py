@@ -74,6 +74,15 @@ def _cap(n: int) -> int:
     return n if n < PRIOR_BINS else PRIOR_BINS - 1
 
 
+#: CAPPED_BITLEN[min(a, 2047)] = min(bit length of a, PRIOR_BINS - 1) for a >= 0, in one load.
+CAPPED_BITLEN = np.array([min(int(a).bit_length(), PRIOR_BINS - 1) for a in range(2048)], dtype=np.int64)
+
+
+@njit(inline="always")
+def _capped_bitlen(a: int) -> int:
+    return CAPPED_BITLEN[a if a < 2047 else 2047]
+
+
 @njit(inline="always")
 def _sgn3(v: int) -> int:
     if v > 0:
@@ -179,7 +188,7 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
                     prior = 0
                     sctx = 0
                 h = hint[by, bx, k - z0] if has_hint else 0
-                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _cap(_bitlen(prior))) * EXP_N
+                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _capped_bitlen(prior)) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
                 v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, v, 16)
                 if not enc:
@@ -260,7 +269,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     pos = i * step
                     idx = 7 * d + i - 1
                     pred = _edge_prediction(co, q, by, bx, pos, horizontal) if have else 0
-                    pbl = _cap(_bitlen(abs(pred)))
+                    pbl = _capped_bitlen(abs(pred))
                     if by > 0 and bx > 0:
                         nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos])) + 1) >> 1
                     elif by > 0:
@@ -269,7 +278,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                         nprior = abs(np.int64(co[by, bx - 1, pos]))
                     else:
                         nprior = 0
-                    nb = min(_bitlen(nprior), NB_BINS - 1)
+                    nb = min(_capped_bitlen(nprior), NB_BINS - 1)
                     h = hint[by, bx, idx] if has_hint else 0
                     eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl

@@ -42,7 +42,7 @@ MARGIN = 1 << 14      # free output bytes guaranteed before each block (a block 
 # Remaining-nonzero bins for the 7x7 interior (0..49 -> 0..9).
 NZ_BIN = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6] + [7] * 8 + [8] * 12 + [9] * 18, dtype=np.int64)
 NZ_BINS = 10
-NZ_CTX = 11           # count contexts: 10 neighbour bins + "no neighbour"
+NZ_CTX = 51           # count contexts: neighbours' mean count 0..49 + "no neighbour"
 PRIOR_BINS = 12       # bit length of a magnitude prediction, capped
 EXP_N = 17            # unary exponent branches (values up to 2^17 - 1: DC residuals)
 NB_BINS = 4           # bit length (capped) of the same edge coefficient in the neighbours
@@ -137,14 +137,17 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
                         c += 1
             else:
                 c = 0
-            if by > 0 and bx > 0:
-                ctx = NZ_BIN[(nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1]
+            if by > 0 and 0 < bx < C - 1:
+                ctx = ((2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
+                              + nz7[by - 1, bx + 1] + 3) // 6)
+            elif by > 0 and bx > 0:
+                ctx = ((nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1)
             elif by > 0:
-                ctx = NZ_BIN[nz7[by - 1, bx]]
+                ctx = nz7[by - 1, bx]
             elif bx > 0:
-                ctx = NZ_BIN[nz7[by, bx - 1]]
+                ctx = nz7[by, bx - 1]
             else:
-                ctx = NZ_BINS
+                ctx = NZ_CTX - 1
             h = hint[by, bx, 0] if has_hint else 0
             base = CNT_OFF + (h * NZ_CTX + ctx) * 64
             node = 1
@@ -379,8 +382,8 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
                     hi = max(hi, e)
                 n += 8
             if n > 0:
-                total = sum_a + sum_l
-                d = n * unit
+                total = sum_a + sum_l - lo - hi
+                d = (n - 2) * unit
                 pred = (2 * total + d) // (2 * d)
                 u1 = _cap(_bitlen((hi - lo) // unit))
                 if n == 16:

@@ -184,3 +184,15 @@ def test_truncated_stream_is_refused(sample_files):
     streams = MODEL.encode(arrays, specs)
     with pytest.raises(ValueError):
         MODEL.decode([streams[0][: len(streams[0]) // 2]] + streams[1:], specs)
+
+
+@pytest.mark.parametrize("name", ["scikit-learn__china.jpg", "v08_jpegtran-progressive.jpg", "x01_cmyk-pillow-q90.jpg",
+                                  "crop-flower.png.im_q85_rgb_subsample_blue.jpg", "x01_truncated-70pct.jpg"])
+def test_codec_end_to_end_with_the_default_model(sample_files, name):
+    import jpegshrink
+    data = next(p for p in sample_files if p.name == name).read_bytes()
+    blob = jpegshrink.compress(data)
+    info = jpegshrink.inspect(blob)
+    assert (info.mode, info.model_id) == ("jpeg", "adaptive-1"), info.reason
+    assert jpegshrink.decompress(blob) == data
+    assert len(blob) < 0.92 * len(data)

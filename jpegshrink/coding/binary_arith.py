@@ -151,3 +151,21 @@ def code_bit(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, c
         bit = decode_bit(st, buf, p)
     adapt(counters, ctx, bit, limit)
     return bit
+
+
+#: Hit count a fresh context starts with when it inherits its parent's probability.
+BACKOFF_N = 1
+
+
+@njit(inline="always")
+def code_bit_backoff(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, ctx: int, parent: int,
+                     bit: int, limit: int) -> int:
+    """:func:`code_bit` for a context that is one of many refinements of ``parent``: on its first use it
+    starts from the parent's probability (as if seen BACKOFF_N times), and the parent learns every bit.
+    A large context space then costs little learning on small images."""
+    if ((counters[ctx] ^ COUNTER_INIT) & 1023) == 0:
+        p = (counters[parent] ^ COUNTER_INIT) >> 10
+        counters[ctx] = ((p << 10) | BACKOFF_N) ^ COUNTER_INIT
+    bit = code_bit(enc, st, buf, counters, ctx, bit, limit)
+    adapt(counters, parent, bit, limit)
+    return bit

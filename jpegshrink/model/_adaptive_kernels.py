@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jpegshrink._jit import njit
-from jpegshrink.coding.binary_arith import ERR, POS, code_bit
+from jpegshrink.coding.binary_arith import ERR, POS, code_bit, code_bit_backoff
 
 #: Zigzag scan order as natural (row-major) indices.
 ZIGZAG = np.array([0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34,
@@ -58,7 +58,11 @@ ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N  # [14][pred s
 DCE_OFF = ES_OFF + 14 * 3 * PRIOR_BINS                           # [hint][u1][u2][exp]
 DCS_OFF = DCE_OFF + N_HINTS * PRIOR_BINS * PRIOR_BINS * EXP_N    # [u1][u2]
 ETOP_OFF = DCS_OFF + PRIOR_BINS * PRIOR_BINS                     # [14][prior][exp]: top mantissa bit
-N_COUNTERS = ETOP_OFF + 14 * PRIOR_BINS * EXP_N
+IE_HSTRIDE = NZ_BINS * 49 * PRIOR_BINS * EXP_N
+EE_HSTRIDE = 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N
+IPAR_OFF = ETOP_OFF + 14 * PRIOR_BINS * EXP_N                    # [49][prior][exp]: parents of IE
+EPAR_OFF = IPAR_OFF + 49 * PRIOR_BINS * EXP_N                    # [14][prior][exp]: parents of EE
+N_COUNTERS = EPAR_OFF + 14 * PRIOR_BINS * EXP_N
 
 
 @njit(inline="always")
@@ -103,7 +107,16 @@ def _grow(buf: np.ndarray, pos: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, top_base, v, max_exp):
+def _hinted_bit(enc, st, buf, T, ctx, h, h_stride, bit):
+    """A decision whose context includes a hint h > 0 starts from (and keeps teaching) the same
+    context with hint 0, so an uninformative hint costs little."""
+    if h > 0:
+        return code_bit_backoff(enc, st, buf, T, ctx, ctx - h * h_stride, bit, LIMIT)
+    return code_bit(enc, st, buf, T, ctx, bit, LIMIT)
+
+
+@njit(inline="always")
+def _code_value(enc, st, buf, T, exp_base, parent_base, sign_ctx, mant_pos, top_base, v, max_exp):
     """Exp-Golomb binarisation: exponent e = bit length of |v| in unary, sign, then e-1 mantissa bits.
 
     Mantissa bits use counters [position][exponent][bit]; when ``top_base`` >= 0 the first of them
@@ -113,7 +126,11 @@ def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, top_base, v, max_
     e = _bitlen(a) if enc else 0
     n = 0
     while n < max_exp:
-        if code_bit(enc, st, buf, T, exp_base + n, 1 if e > n else 0, LIMIT) == 0:
+        if parent_base >= 0:
+            b = code_bit_backoff(enc, st, buf, T, exp_base + n, parent_base + n, 1 if e > n else 0, LIMIT)
+        else:
+            b = code_bit(enc, st, buf, T, exp_base + n, 1 if e > n else 0, LIMIT)
+        if b == 0:
             break
         n += 1
     if n == 0:
@@ -156,7 +173,7 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
             base = CNT_OFF + (h * NZ_CTX + ctx) * 64
             node = 1
             for i in range(5, -1, -1):
-                node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
+                node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, NZ_CTX * 64, (c >> i) & 1)
             c = node - 64
             if c > 49:
                 st[ERR] = 1
@@ -194,10 +211,11 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
                 else:
                     prior = 0
                     sctx = 0
+                pb = _capped_bitlen(prior)
                 h = hint[by, bx, k - z0] if has_hint else 0
-                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _capped_bitlen(prior)) * EXP_N
+                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + pb) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
+                v = _code_value(enc, st, buf, T, eb, (eb - h * IE_HSTRIDE) if h > 0 else IPAR_OFF + (k * PRIOR_BINS + pb) * EXP_N, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
                 if not enc:
                     if v < -32768 or v > 32767:
                         st[ERR] = 1
@@ -268,7 +286,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                 base = ECNT_OFF + (((h * 2 + d) * 8 + (eob_x if horizontal else eob_y)) * 8 + nzb) * 8
                 node = 1
                 for i in range(2, -1, -1):
-                    node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
+                    node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, 2 * 8 * 8 * 8, (c >> i) & 1)
                 rem = node - 8
                 for i in range(1, 8):
                     if rem == 0:
@@ -290,7 +308,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                    v = _code_value(enc, st, buf, T, eb, sc, pos, ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, v, 16)
+                    v = _code_value(enc, st, buf, T, eb, (eb - h * EE_HSTRIDE) if h > 0 else EPAR_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, sc, pos, ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, v, 16)
                     if not enc:
                         if v < -32768 or v > 32767:
                             st[ERR] = 1
@@ -402,7 +420,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             h = hint[by, bx, 0] if has_hint else 0
             eb = DCE_OFF + ((h * PRIOR_BINS + u1) * PRIOR_BINS + u2) * EXP_N
             r = np.int64(co[by, bx, 0]) - pred if enc else np.int64(0)
-            r = _code_value(enc, st, buf, T, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
+            r = _code_value(enc, st, buf, T, eb, (eb - h * PRIOR_BINS * PRIOR_BINS * EXP_N) if h > 0 else -1, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
             if not enc:
                 dc = pred + r
                 if dc < -32768 or dc > 32767:

@@ -2,8 +2,9 @@
 
 Each kernel walks all blocks of one component in raster order and codes (``enc``) or decodes the
 symbols of its pass with :func:`jpegshrink.coding.binary_arith.code_bit`. Encoder and decoder run the
-same code path, so their contexts cannot drift apart. All counters live in one int64 probability
-array and one count array; the ``*_OFF`` constants are the offsets of the sub-models inside them.
+same code path, so their contexts cannot drift apart. All counters live in one int32 array (see
+:mod:`jpegshrink.coding.binary_arith`); the ``*_OFF`` constants are the offsets of the sub-models in it,
+and the ``*_HSTRIDE`` constants the distance between two hint values of a hinted sub-model.
 The module docstring of :mod:`jpegshrink.model.adaptive` describes the model itself.
 """
 from __future__ import annotations
@@ -58,11 +59,13 @@ ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N  # [14][pred s
 DCE_OFF = ES_OFF + 14 * 3 * PRIOR_BINS                           # [hint][u1][u2][exp]
 DCS_OFF = DCE_OFF + N_HINTS * PRIOR_BINS * PRIOR_BINS * EXP_N    # [u1][u2]
 ETOP_OFF = DCS_OFF + PRIOR_BINS * PRIOR_BINS                     # [14][prior][exp]: top mantissa bit
-IE_HSTRIDE = NZ_BINS * 49 * PRIOR_BINS * EXP_N
-EE_HSTRIDE = 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N
 IPAR_OFF = ETOP_OFF + 14 * PRIOR_BINS * EXP_N                    # [49][prior][exp]: parents of IE
 EPAR_OFF = IPAR_OFF + 49 * PRIOR_BINS * EXP_N                    # [14][prior][exp]: parents of EE
 N_COUNTERS = EPAR_OFF + 14 * PRIOR_BINS * EXP_N
+IE_HSTRIDE = NZ_BINS * 49 * PRIOR_BINS * EXP_N
+EE_HSTRIDE = 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N
+ECNT_HSTRIDE = 2 * 8 * 8 * 8
+DCE_HSTRIDE = PRIOR_BINS * PRIOR_BINS * EXP_N
 
 
 @njit(inline="always")
@@ -159,10 +162,10 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
             else:
                 c = 0
             if by > 0 and 0 < bx < C - 1:
-                ctx = ((2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
-                              + nz7[by - 1, bx + 1] + 3) // 6)
+                ctx = (2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
+                       + nz7[by - 1, bx + 1] + 3) // 6
             elif by > 0 and bx > 0:
-                ctx = ((nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1)
+                ctx = (nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1
             elif by > 0:
                 ctx = nz7[by - 1, bx]
             elif bx > 0:
@@ -214,8 +217,9 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
                 pb = _capped_bitlen(prior)
                 h = hint[by, bx, k - z0] if has_hint else 0
                 eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + pb) * EXP_N
+                parent = (eb - h * IE_HSTRIDE) if h > 0 else IPAR_OFF + (k * PRIOR_BINS + pb) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                v = _code_value(enc, st, buf, T, eb, (eb - h * IE_HSTRIDE) if h > 0 else IPAR_OFF + (k * PRIOR_BINS + pb) * EXP_N, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
+                v = _code_value(enc, st, buf, T, eb, parent, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
                 if not enc:
                     if v < -32768 or v > 32767:
                         st[ERR] = 1
@@ -286,7 +290,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                 base = ECNT_OFF + (((h * 2 + d) * 8 + (eob_x if horizontal else eob_y)) * 8 + nzb) * 8
                 node = 1
                 for i in range(2, -1, -1):
-                    node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, 2 * 8 * 8 * 8, (c >> i) & 1)
+                    node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, ECNT_HSTRIDE, (c >> i) & 1)
                 rem = node - 8
                 for i in range(1, 8):
                     if rem == 0:
@@ -296,7 +300,8 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     pred = _edge_prediction(co, q, by, bx, pos, horizontal) if have else 0
                     pbl = _capped_bitlen(abs(pred))
                     if by > 0 and bx > 0:
-                        nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos])) + 1) >> 1
+                        nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos]))
+                                  + 1) >> 1
                     elif by > 0:
                         nprior = abs(np.int64(co[by - 1, bx, pos]))
                     elif bx > 0:
@@ -307,8 +312,10 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     h = hint[by, bx, idx] if has_hint else 0
                     eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
+                    parent = (eb - h * EE_HSTRIDE) if h > 0 else EPAR_OFF + (idx * PRIOR_BINS + pbl) * EXP_N
+                    top = ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                    v = _code_value(enc, st, buf, T, eb, (eb - h * EE_HSTRIDE) if h > 0 else EPAR_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, sc, pos, ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, v, 16)
+                    v = _code_value(enc, st, buf, T, eb, parent, sc, pos, top, v, 16)
                     if not enc:
                         if v < -32768 or v > 32767:
                             st[ERR] = 1
@@ -420,7 +427,8 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             h = hint[by, bx, 0] if has_hint else 0
             eb = DCE_OFF + ((h * PRIOR_BINS + u1) * PRIOR_BINS + u2) * EXP_N
             r = np.int64(co[by, bx, 0]) - pred if enc else np.int64(0)
-            r = _code_value(enc, st, buf, T, eb, (eb - h * PRIOR_BINS * PRIOR_BINS * EXP_N) if h > 0 else -1, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
+            parent = (eb - h * DCE_HSTRIDE) if h > 0 else -1
+            r = _code_value(enc, st, buf, T, eb, parent, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
             if not enc:
                 dc = pred + r
                 if dc < -32768 or dc > 32767:

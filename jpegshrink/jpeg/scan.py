@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import OK, last_nonzero
+from jpegshrink.jpeg.bitio import OK
 from jpegshrink.jpeg.headers import Frame, ScanSpec
 from jpegshrink.jpeg.progressive import decode_progressive, encode_progressive
 from jpegshrink.jpeg.sequential import decode_sequential, encode_sequential
 
 _ERRORS = {1: "invalid Huffman code", 2: "coefficient run past the end of the block",
-           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1",
-           5: "invalid end-of-band run"}
+           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1"}
 
 
 @dataclass
@@ -88,8 +87,12 @@ def find_intervals(arr: np.ndarray, markers: MarkerIndex, start: int, spec: Scan
     return Intervals(starts, data_ends, span_ends)
 
 
-def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray):
-    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval."""
+def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray,
+                lastnz: np.ndarray):
+    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval.
+
+    ``lastnz`` is per-block state that progressive decoding keeps across scans (zeros to start).
+    """
     n = len(iv.starts)
     pads = np.zeros(n, np.int64)
     padbits = np.zeros(n, np.int64)
@@ -98,7 +101,7 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     args = (arr, iv.starts, iv.data_ends, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.lookup, t.maxcode,
             t.valptr, t.mincode, t.huffval, coef)
     if frame.progressive:
-        status, where = decode_progressive(*args, spec.ss, spec.se, spec.ah, spec.al, pads, padbits, truncated)
+        status, where = decode_progressive(*args, lastnz, spec.ss, spec.se, spec.ah, spec.al, pads, padbits, truncated)
     else:
         status, where = decode_sequential(*args, pads, padbits, truncated)
     if status != OK:

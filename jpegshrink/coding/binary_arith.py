@@ -14,6 +14,10 @@ Coder state lives in a small int64 array ``st`` so numba kernels can pass it aro
 ``st[ERR]``, a flag a model sets when it decodes something impossible (a damaged stream).
 Decoding past the end of the data reads 0xFF (this is what lets the encoder flush a single byte);
 :func:`overrun` tells how far past the end a decoder went, which exposes truncated streams.
+
+The model kernels inline these functions, and numba's on-disk cache is keyed on the kernel module's
+own source file: after editing this file, delete the ``*.nbi``/``*.nbc`` files under
+``jpegshrink/model/__pycache__`` (or touch the kernel module), or the kernels keep the old code.
 """
 from __future__ import annotations
 

@@ -328,44 +328,50 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
     return buf
 
 
-@njit(inline="always")
-def _ac_lines(co, q, by, bx, sums, lines):
-    """AC-only pixel lines of one block (DC left out), units 8 * pixel * 2^12:
-    lines[0..3] = rows 0, 1, 6, 7; lines[4..7] = columns 0, 1, 6, 7.
+#: KG[v] = 3 K[v, 0] - K[v, 1]: twice the AC-only pixel value extrapolated half a pixel past row (column) 0.
+KG = np.array([3 * K[v, 0] - K[v, 1] for v in range(8)], dtype=np.int64)
 
-    Uses K[v, 7 - y] = (-1)^v K[v, y]: even and odd frequencies are summed apart, so row 7 (6) comes
-    from the sums of row 0 (1), and pixel 7 - x from the sums of pixel x."""
+
+@njit(inline="always")
+def _edge_gradients(co, q, by, bx, sums, g):
+    """Twice the AC-only (DC left out) pixel values of one block extrapolated half a pixel beyond its
+    four borders, from the two outermost pixel lines (3 p0 - p1), units 8 * pixel * 2^12:
+    g[0] top (from rows 0, 1), g[1] bottom (rows 7, 6), g[2] left (columns 0, 1), g[3] right (7, 6).
+
+    K[v, 7 - y] = (-1)^v K[v, y], so even and odd frequencies are summed apart and the far side comes
+    from the same sums with the odd part negated; likewise pixel 7 - x from the sums of pixel x."""
     sums[:, :] = 0
+    any_ac = False
     for pos in range(1, 64):
         f = np.int64(co[by, bx, pos])
         if f == 0:
             continue
+        any_ac = True
         fq = f * np.int64(q[pos])
         v = pos >> 3
         u = pos & 7
-        sums[v & 1, u] += K[v, 0] * fq
-        sums[2 + (v & 1), u] += K[v, 1] * fq
-        sums[4 + (u & 1), v] += K[u, 0] * fq
-        sums[6 + (u & 1), v] += K[u, 1] * fq
-    for j in range(4):           # j: 0 = rows 0/7, 1 = rows 1/6, 2 = cols 0/7, 3 = cols 1/6
+        sums[v & 1, u] += KG[v] * fq
+        sums[2 + (u & 1), v] += KG[u] * fq
+    if not any_ac:
+        g[:, :] = 0
+        return
+    for j in range(2):           # j: 0 = rows (top / bottom), 1 = columns (left / right)
         e = 2 * j
-        near = 0 if j == 0 else (1 if j == 1 else (4 if j == 2 else 5))
-        far = 3 if j == 0 else (2 if j == 1 else (7 if j == 2 else 6))
         for x in range(4):
             ev_n = 0
             od_n = 0
             ev_f = 0
             od_f = 0
             for u in range(0, 8, 2):
-                ev_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
-                ev_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
+                ev_n += K[u, x] * ((sums[e, u] + sums[e + 1, u]) >> 4)
+                ev_f += K[u, x] * ((sums[e, u] - sums[e + 1, u]) >> 4)
             for u in range(1, 8, 2):
-                od_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
-                od_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
-            lines[near, x] = (ev_n + od_n) >> 10
-            lines[near, 7 - x] = (ev_n - od_n) >> 10
-            lines[far, x] = (ev_f + od_f) >> 10
-            lines[far, 7 - x] = (ev_f - od_f) >> 10
+                od_n += K[u, x] * ((sums[e, u] + sums[e + 1, u]) >> 4)
+                od_f += K[u, x] * ((sums[e, u] - sums[e + 1, u]) >> 4)
+            g[e, x] = (ev_n + od_n) >> 6
+            g[e, 7 - x] = (ev_n - od_n) >> 6
+            g[e + 1, x] = (ev_f + od_f) >> 6
+            g[e + 1, 7 - x] = (ev_f - od_f) >> 6
 
 
 @njit
@@ -379,15 +385,15 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
     R, C = co.shape[0], co.shape[1]
     q0 = max(np.int64(q[0]), 1)
     unit = 2 * q0 * 4096                     # one DC step in doubled line units
-    prev = np.zeros((C, 8, 8), dtype=np.int64)  # AC lines of the row above
-    cur = np.zeros((C, 8, 8), dtype=np.int64)
-    sums = np.zeros((8, 8), dtype=np.int64)
+    prev = np.zeros((C, 4, 8), dtype=np.int64)  # edge gradients of the row above
+    cur = np.zeros((C, 4, 8), dtype=np.int64)
+    sums = np.zeros((4, 8), dtype=np.int64)
     for by in range(R):
         for bx in range(C):
             if enc:
                 buf = _grow(buf, st[POS])
-            lines = cur[bx]
-            _ac_lines(co, q, by, bx, sums, lines)
+            g = cur[bx]
+            _edge_gradients(co, q, by, bx, sums, g)
             n = 0
             total = 0
             lo = np.int64(1) << 62
@@ -397,7 +403,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             if by > 0:
                 dca = np.int64(co[by - 1, bx, 0]) * q0 * 8192
                 for x in range(8):
-                    e = 3 * prev[bx, 3, x] - prev[bx, 2, x] + dca - (3 * lines[0, x] - lines[1, x])
+                    e = prev[bx, 1, x] + dca - g[0, x]
                     sum_a += e
                     lo = min(lo, e)
                     hi = max(hi, e)
@@ -405,7 +411,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             if bx > 0:
                 dcl = np.int64(co[by, bx - 1, 0]) * q0 * 8192
                 for y in range(8):
-                    e = 3 * cur[bx - 1, 7, y] - cur[bx - 1, 6, y] + dcl - (3 * lines[4, y] - lines[5, y])
+                    e = cur[bx - 1, 3, y] + dcl - g[2, y]
                     sum_l += e
                     lo = min(lo, e)
                     hi = max(hi, e)

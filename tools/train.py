@@ -11,11 +11,12 @@ fine-tuning), ``log.json`` (loss per epoch, validation bits per coefficient) to 
 hint thresholds (quantiles of the exact integer ``mu`` on training crops), writing
 ``learned-<hash8>.npz``.
 
-The network (one per component kind: luma, chroma): input = ``features.block_features`` with the
-channels of zigzag position >= cutoff zeroed; first layer 3x3 conv plus a bias from the cutoff and
-from the quantiser classes; ReLU activations capped at 127/ACT_SCALE; more 3x3 convs; a 1x1 head
+The network (one per component kind: luma, chroma): input = ``features.block_features`` plus the
+interior nonzero count, with the channels not yet decoded before the coding pass (``stage``) of
+``jpegshrink.model.adaptive`` zeroed; first layer 3x3 conv plus a bias from the stage and from the
+quantiser classes; ReLU activations capped at 127/ACT_SCALE; more 3x3 convs; a 1x1 head
 giving ``mu`` per coefficient. Loss: ordinal logistic (cumulative link) on the magnitude class of
-every coefficient with zigzag position >= cutoff: P(class >= j) = sigmoid(mu - theta_j).
+every coefficient coded in that pass: P(class >= j) = sigmoid(mu - theta_j).
 Augmentation: random horizontal/vertical mirror and transpose of the block grid, with the matching
 sign flips / index permutation of the DCT coefficients (and the quantisation table).
 """
@@ -46,10 +47,22 @@ KINDS = ("luma", "chroma")
 _ZIGZAG = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,
            7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
            39, 46, 53, 60, 61, 54, 47, 55, 62, 63]
-ZIGZAG_POS = np.argsort(np.array(_ZIGZAG))
 TRANSPOSE = np.array([(n % 8) * 8 + n // 8 for n in range(64)])
 ODD_COL = np.array([n % 8 % 2 == 1 for n in range(64)])
 ODD_ROW = np.array([n // 8 % 2 == 1 for n in range(64)])
+# the coding passes of jpegshrink.model.adaptive that get hints (stage = pass index): what is known
+# before the pass (interior coefficients of earlier passes + the nonzero count) and what it codes
+INTERIOR = [n for n in _ZIGZAG if n // 8 >= 1 and n % 8 >= 1]
+EDGES = [1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56]
+STAGE_CODES = {1: INTERIOR[0:3], 2: INTERIOR[3:10], 3: INTERIOR[10:21], 4: INTERIOR[21:49], 5: EDGES}
+STAGE_KNOWN = {1: [], 2: INTERIOR[0:3], 3: INTERIOR[0:10], 4: INTERIOR[0:21], 5: INTERIOR}
+N_STAGES = 8
+COUNT_CHANNEL = 64
+KNOWN = np.zeros((N_STAGES, 65), bool)
+TARGET = np.zeros((N_STAGES, 64), bool)
+for _st in STAGE_CODES:
+    KNOWN[_st, STAGE_KNOWN[_st] + [COUNT_CHANNEL]] = True
+    TARGET[_st, STAGE_CODES[_st]] = True
 
 
 def fake_round(x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +73,8 @@ def fake_round(x: torch.Tensor) -> torch.Tensor:
 class HintNet(nn.Module):
     def __init__(self, channels: int, layers: int):
         super().__init__()
-        self.convs = nn.ModuleList(nn.Conv2d(64 if i == 0 else channels, channels, 3, padding=1) for i in range(layers))
-        self.emb = nn.Parameter(torch.zeros(65, channels))
+        self.convs = nn.ModuleList(nn.Conv2d(65 if i == 0 else channels, channels, 3, padding=1) for i in range(layers))
+        self.emb = nn.Parameter(torch.zeros(N_STAGES, channels))
         self.wq = nn.Parameter(torch.zeros(64, channels))
         self.head = nn.Conv2d(channels, 64, 1)
         self.theta0 = nn.Parameter(torch.zeros(64, 1))
@@ -79,12 +92,12 @@ class HintNet(nn.Module):
         x = x.clamp(0, ACT_MAX / ACT_SCALE)
         return fake_round(x * ACT_SCALE) / ACT_SCALE if self.quant else x
 
-    def forward(self, x: torch.Tensor, cutoff: torch.Tensor, qcls: torch.Tensor) -> torch.Tensor:
-        """x: [B, 64, H, W] masked features; cutoff [B] long; qcls [B, 64] -> mu [B, 64, H, W]."""
+    def forward(self, x: torch.Tensor, stage: torch.Tensor, qcls: torch.Tensor) -> torch.Tensor:
+        """x: [B, 65, H, W] masked inputs; stage [B] long; qcls [B, 64] -> mu [B, 64, H, W]."""
         for i, conv in enumerate(self.convs):
             x = F.conv2d(x, self.weight(conv), conv.bias, padding=1)
             if i == 0:
-                x = x + (self.emb[cutoff] + qcls @ self.wq)[:, :, None, None]
+                x = x + (self.emb[stage] + qcls @ self.wq)[:, :, None, None]
             x = self.act(x)
         return F.conv2d(x, self.weight(self.head), self.head.bias)
 
@@ -126,19 +139,19 @@ def augment(feats: torch.Tensor, hw: torch.Tensor, qcls: torch.Tensor, gen: torc
     return feats, hw, qcls
 
 
-def batch_loss(net: HintNet, feats: torch.Tensor, hw: torch.Tensor, qcls: torch.Tensor, cutoff: torch.Tensor):
+def batch_loss(net: HintNet, feats: torch.Tensor, hw: torch.Tensor, qcls: torch.Tensor, stage: torch.Tensor):
     """Summed nll (nats) and number of predicted coefficients for one batch of crops."""
     B, H, W, _ = feats.shape
-    zz = torch.from_numpy(ZIGZAG_POS).to(feats.device)
-    known = zz[None, :] < cutoff[:, None]  # [B, 64]
-    x = (feats * known[:, None, None, :]).permute(0, 3, 1, 2).float()
-    mu = net(x, cutoff, qcls.float()).permute(0, 2, 3, 1)  # [B, H, W, 64]
+    dev = feats.device
+    counts = (feats[..., INTERIOR] != 0).sum(-1, keepdim=True).to(feats.dtype)
+    known = torch.from_numpy(KNOWN).to(dev)[stage]  # [B, 65]
+    x = (torch.cat([feats, counts], -1) * known[:, None, None, :]).permute(0, 3, 1, 2).float()
+    mu = net(x, stage, qcls.float()).permute(0, 2, 3, 1)  # [B, H, W, 64]
     target = feats.abs().clamp(max=N_CLASSES - 1)
     nll = ordinal_nll(mu, target, net.thetas())
     rows = torch.arange(H, device=feats.device)[None, :, None] < hw[:, 0, None, None]
     cols = torch.arange(W, device=feats.device)[None, None, :] < hw[:, 1, None, None]
-    mask = (rows & cols)[..., None] & ~known[:, None, None, :]
-    mask[..., 0] = False  # DC is never predicted by the network (it is coded first)
+    mask = (rows & cols)[..., None] & torch.from_numpy(TARGET).to(dev)[stage][:, None, None, :]
     return (nll * mask).sum(), mask.sum()
 
 
@@ -151,14 +164,14 @@ def load_split(data: dict, split: str, kind: int, device: str):
 
 @torch.no_grad()
 def evaluate(net: HintNet, split, seed: int) -> float:
-    """Validation bits per predicted coefficient, over fixed random cutoffs in 1..63."""
+    """Validation bits per predicted coefficient, over fixed random stages 1..5."""
     feats, hw, qcls = split
     gen = np.random.default_rng(seed)
     total, count = 0.0, 0
     for i in range(0, len(feats), 64):
         f, h, q = feats[i:i + 64], hw[i:i + 64], qcls[i:i + 64]
-        cutoff = torch.from_numpy(gen.integers(1, 64, len(f))).to(f.device)
-        s, n = batch_loss(net, f, h, q, cutoff)
+        stage = torch.from_numpy(gen.integers(1, 6, len(f))).to(f.device)
+        s, n = batch_loss(net, f, h, q, stage)
         total, count = total + s.item(), count + n.item()
     return total / max(count, 1) / math.log(2)
 
@@ -193,8 +206,8 @@ def fit(args: argparse.Namespace) -> None:
                 g["lr"] = lr
             idx = torch.randint(0, len(train[0]), (args.batch,), generator=gen).to(device)
             f, hw, q = augment(train[0][idx], train[1][idx], train[2][idx], gen)
-            cutoff = torch.randint(1, 64, (args.batch,), generator=gen).to(device)
-            s, n = batch_loss(net, f, hw, q, cutoff)
+            stage = torch.randint(1, 6, (args.batch,), generator=gen).to(device)
+            s, n = batch_loss(net, f, hw, q, stage)
             loss = s / n
             opt.zero_grad()
             loss.backward()
@@ -260,18 +273,20 @@ def export(args: argparse.Namespace) -> None:
 
 
 def hint_thresholds(net, data: dict, kind: int, n_hints: int, seed: int) -> np.ndarray:
-    """Per coefficient: quantiles of exact ``mu`` on training crops, at cutoffs just before it."""
+    """Per coefficient: quantiles of exact ``mu`` on training crops, at the stage that codes it."""
     rng = np.random.default_rng(seed)
     sel = np.flatnonzero(data["train_kind"] == kind)
-    sel = rng.choice(sel, min(len(sel), 600), replace=False)
+    sel = rng.choice(sel, min(len(sel), 1500), replace=False)
     samples: list[list[np.ndarray]] = [[] for _ in range(64)]
     for i in sel:
         h, w = data["train_hw"][i]
         feats = data["train_feats"][i][:h, :w]
+        counts = (feats[..., INTERIOR] != 0).sum(-1)
+        inputs = np.concatenate([feats, counts.astype(np.int8)[..., None]], -1)
         qcls = data["train_qcls"][i].astype(np.int64)
-        cutoff = int(rng.integers(1, 64))
-        targets = np.array(_ZIGZAG[cutoff:min(64, cutoff + 8)])
-        mu = net.predict(feats, qcls, cutoff, targets)
+        stage = int(rng.integers(1, 6))
+        targets = np.array(STAGE_CODES[stage])
+        mu = net.predict(inputs, qcls, stage, np.flatnonzero(KNOWN[stage]), targets)
         for j, t in enumerate(targets):
             samples[t].append(mu[..., j].ravel())
     thr = np.zeros((64, n_hints - 1), np.int64)

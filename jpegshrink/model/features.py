@@ -11,6 +11,8 @@ them while decoding) agree bit for bit on every machine.
 * quantisation table    -> ``qclass(q)`` = #{j >= 1 : ceil(2^(j/4)) <= q}, about ``4*log2(q)``
   (0..63), one value per coefficient: how the network is conditioned on quality.
 
+* channel 64 (``network_inputs``) -> the block's number of nonzero interior coefficients (0..49).
+
 ``magnitude_class`` is the training target: ``min(bitlen(|c|), N_CLASSES - 1)``.
 """
 from __future__ import annotations
@@ -51,6 +53,17 @@ def block_features(coefficients: np.ndarray, quant_table: np.ndarray) -> np.ndar
     # round(dc / 16) with integer arithmetic (floor division rounds toward -inf, so add half first)
     features[:, :, 0] = np.clip((dc + 8) // 16, -DC_FEATURE_LIMIT, DC_FEATURE_LIMIT).astype(np.int8)
     return features
+
+
+#: Natural indices of the 49 interior coefficients (both frequencies >= 1), in zigzag order.
+INTERIOR = np.array([n for n in ZIGZAG if n // 8 >= 1 and n % 8 >= 1], dtype=np.int64)
+COUNT_CHANNEL = 64
+
+
+def network_inputs(coefficients: np.ndarray, quant_table: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """int8 [block_rows, block_cols, 65]: ``block_features`` plus the interior nonzero ``counts``."""
+    feats = block_features(coefficients, quant_table)
+    return np.concatenate([feats, np.asarray(counts).astype(np.int8)[:, :, None]], axis=2)
 
 
 def magnitude_class(coefficients: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Exact integer inference of the learned hint network (numpy only; bit-identical on every machine).
 
-The network reads one component at block resolution (``features.block_features``: 64 int8 channels)
-and predicts, for every coefficient not yet decoded, a scalar ``mu`` that orders its expected
-magnitude class (an ordinal-logistic head, see tools/train.py). Which coefficients are known is given
-by a zigzag ``cutoff``: channels with zigzag position < cutoff are inputs, the others are ignored.
+The network reads one component at block resolution (``features.block_features``: 64 int8 channels,
+plus channel 64 = the block's count of nonzero interior coefficients) and predicts, for coefficients
+not yet decoded, a scalar ``mu`` that orders their expected magnitude class (an ordinal-logistic
+head, see tools/train.py). The caller names the ``known`` channels (those already decoded) and the
+``stage`` (the coding pass); the other channels are ignored, so they may hold anything.
 
 Layers: ``n`` 3x3 convolutions with ReLU, then a 1x1 head.  All arithmetic is integer:
 
@@ -11,7 +12,7 @@ Layers: ``n`` 3x3 convolutions with ReLU, then a 1x1 head.  All arithmetic is in
 * activations are integers in [0, 127]; a 3x3 product sum is at most 127 * sum|w| < 2^24, which is
   checked when the weights load, so a float32 BLAS matmul of these integer-valued arrays is *exact*
   in any summation order, on any CPU, with any thread count;
-* biases, the quantisation-table conditioning (``wq`` per quantiser class) and the cutoff embedding
+* biases, the quantisation-table conditioning (``wq`` per quantiser class) and the stage embedding
   (``emb``) are int64 in accumulator units and are added after the matmul in int64;
 * requantisation is ``clip((acc * m + 2^(SHIFT-1)) >> SHIFT, 0, 127)`` in int64.
 
@@ -24,11 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jpegshrink.model.features import ZIGZAG_POS
-
 SHIFT = 24
 ACT_MAX = 127
-INPUT_MAX = 64  # features.DC_FEATURE_LIMIT; AC features are <= 15
+INPUT_MAX = 64  # features.DC_FEATURE_LIMIT; AC features are <= 15, counts <= 49
 _EXACT_LIMIT = 1 << 24
 #: Blocks per stripe (rows x columns) that bounds the working set to a few tens of MB.
 STRIPE_BLOCKS = 1 << 16
@@ -46,7 +45,7 @@ class ExactNetwork:
     """One trained network (e.g. for luma or for chroma) in integer form."""
 
     layers: tuple[ConvLayer, ...]
-    emb: np.ndarray  # int64 [65, c1]: first-layer bias per cutoff (0..64)
+    emb: np.ndarray  # int64 [n_stages, c1]: first-layer bias per stage (coding pass)
     wq: np.ndarray  # int64 [64, c1]: first-layer bias per unit of quantiser class, per coefficient
     head_weight: np.ndarray  # int8 [c_last, 64]
     head_bias: np.ndarray  # int64 [64]
@@ -79,12 +78,13 @@ class ExactNetwork:
             if int(np.abs(layer.mult).max()) >= 1 << 30 or int(np.abs(layer.bias).max()) >= 1 << 30:
                 raise ValueError("requantisation constants out of range")
 
-    def predict(self, features: np.ndarray, qclasses: np.ndarray, cutoff: int, targets: np.ndarray) -> np.ndarray:
-        """int64 [rows, cols, len(targets)]: ``mu`` for natural coefficient indices ``targets``,
-        given the channels with zigzag position < ``cutoff`` (the rest of ``features`` is ignored)."""
+    def predict(self, features: np.ndarray, qclasses: np.ndarray, stage: int, known: np.ndarray,
+                targets: np.ndarray) -> np.ndarray:
+        """int64 [rows, cols, len(targets)]: ``mu`` for natural coefficient indices ``targets`` at
+        ``stage``, from input channels ``known`` of ``features`` (int8 [rows, cols, 65])."""
         rows, cols = features.shape[:2]
-        known = np.flatnonzero(ZIGZAG_POS < cutoff)
-        first_bias = self.layers[0].bias + self.emb[cutoff] + qclasses.astype(np.int64) @ self.wq
+        known = np.asarray(known, dtype=np.int64)
+        first_bias = self.layers[0].bias + self.emb[stage] + qclasses.astype(np.int64) @ self.wq
         head_w = self.head_weight[:, targets].astype(np.float32)
         head_b = self.head_bias[targets]
         out = np.empty((rows, cols, len(targets)), np.int64)

@@ -96,8 +96,11 @@ def test_random_hints_roundtrip_and_see_only_earlier_passes(sample_files):
     arrays, specs = _jpeg_components(next(p for p in sample_files if p.name == "v08_cjpeg-q75-420.jpg"))
     seen: dict[tuple[str, int, int], np.ndarray] = {}
 
-    def hints(component, pass_index, so_far):
-        assert not so_far.flags.writeable
+    def hints(component, pass_index, so_far, counts):
+        assert not so_far.flags.writeable and not counts.flags.writeable
+        interior = [n for n in range(64) if n // 8 and n % 8]
+        expected = (arrays[component][:, :, interior] != 0).sum(axis=2) if pass_index else 0
+        np.testing.assert_array_equal(counts, expected)
         earlier = [n for p in PASS_COEFS[:pass_index] for n in p]
         later = [n for n in range(64) if n not in earlier]
         assert not so_far[:, :, later].any()
@@ -113,7 +116,7 @@ def test_random_hints_roundtrip_and_see_only_earlier_passes(sample_files):
 def test_all_zero_hint_is_the_plain_model(sample_files):
     arrays, specs = _jpeg_components(next(p for p in sample_files if p.name == "v08_cjpeg-q75-444.jpg"))
 
-    def zero_hints(component, pass_index, so_far):
+    def zero_hints(component, pass_index, so_far, counts):
         return np.zeros(so_far.shape[:2] + (PASS_HINT_WIDTH[pass_index],), np.uint8)
 
     assert MODEL.encode(arrays, specs, hints=zero_hints) == MODEL.encode(arrays, specs)
@@ -122,9 +125,9 @@ def test_all_zero_hint_is_the_plain_model(sample_files):
 def test_bad_hints_are_refused():
     a = np.zeros((2, 2, 64), np.int16)
     with pytest.raises(ValueError, match="hint"):
-        MODEL.encode([a], [_spec(a)], hints=lambda c, p, s: np.full((2, 2, PASS_HINT_WIDTH[p]), N_HINTS, np.uint8))
+        MODEL.encode([a], [_spec(a)], hints=lambda c, p, s, n: np.full((2, 2, PASS_HINT_WIDTH[p]), N_HINTS, np.uint8))
     with pytest.raises(ValueError, match="hint"):
-        MODEL.encode([a], [_spec(a)], hints=lambda c, p, s: np.zeros((2, 2, 99), np.uint8))
+        MODEL.encode([a], [_spec(a)], hints=lambda c, p, s, n: np.zeros((2, 2, 99), np.uint8))
 
 
 def test_shape_mismatches_are_refused():
@@ -181,3 +184,15 @@ def test_truncated_stream_is_refused(sample_files):
     streams = MODEL.encode(arrays, specs)
     with pytest.raises(ValueError):
         MODEL.decode([streams[0][: len(streams[0]) // 2]] + streams[1:], specs)
+
+
+@pytest.mark.parametrize("name", ["scikit-learn__china.jpg", "v08_jpegtran-progressive.jpg", "x01_cmyk-pillow-q90.jpg",
+                                  "crop-flower.png.im_q85_rgb_subsample_blue.jpg", "x01_truncated-70pct.jpg"])
+def test_codec_end_to_end_with_the_default_model(sample_files, name):
+    import jpegshrink
+    data = next(p for p in sample_files if p.name == name).read_bytes()
+    blob = jpegshrink.compress(data)
+    info = jpegshrink.inspect(blob)
+    assert (info.mode, info.model_id) == ("jpeg", "adaptive-1"), info.reason
+    assert jpegshrink.decompress(blob) == data
+    assert len(blob) < 0.92 * len(data)

@@ -42,7 +42,7 @@ MARGIN = 1 << 14      # free output bytes guaranteed before each block (a block 
 # Remaining-nonzero bins for the 7x7 interior (0..49 -> 0..9).
 NZ_BIN = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6] + [7] * 8 + [8] * 12 + [9] * 18, dtype=np.int64)
 NZ_BINS = 10
-NZ_CTX = 11           # count contexts: 10 neighbour bins + "no neighbour"
+NZ_CTX = 51           # count contexts: neighbours' mean count 0..49 + "no neighbour"
 PRIOR_BINS = 12       # bit length of a magnitude prediction, capped
 EXP_N = 17            # unary exponent branches (values up to 2^17 - 1: DC residuals)
 NB_BINS = 4           # bit length (capped) of the same edge coefficient in the neighbours
@@ -57,7 +57,8 @@ EE_OFF = ECNT_OFF + N_HINTS * 2 * 8 * 8 * 8                      # [hint][rem 7]
 ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N  # [14][pred sign 3][prior]
 DCE_OFF = ES_OFF + 14 * 3 * PRIOR_BINS                           # [hint][u1][u2][exp]
 DCS_OFF = DCE_OFF + N_HINTS * PRIOR_BINS * PRIOR_BINS * EXP_N    # [u1][u2]
-N_COUNTERS = DCS_OFF + PRIOR_BINS * PRIOR_BINS
+ETOP_OFF = DCS_OFF + PRIOR_BINS * PRIOR_BINS                     # [14][prior][exp]: top mantissa bit
+N_COUNTERS = ETOP_OFF + 14 * PRIOR_BINS * EXP_N
 
 
 @njit(inline="always")
@@ -102,9 +103,11 @@ def _grow(buf: np.ndarray, pos: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, v, max_exp):
+def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, top_base, v, max_exp):
     """Exp-Golomb binarisation: exponent e = bit length of |v| in unary, sign, then e-1 mantissa bits.
 
+    Mantissa bits use counters [position][exponent][bit]; when ``top_base`` >= 0 the first of them
+    uses counter ``top_base + exponent`` instead (a context that knows a prediction of the value).
     Returns the (decoded) value as int64; the caller checks its range."""
     a = v if v >= 0 else -v
     e = _bitlen(a) if enc else 0
@@ -119,7 +122,8 @@ def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, v, max_exp):
     r = 1
     mbase = MANT_OFF + (mant_pos * 18 + n) * 17
     for i in range(n - 2, -1, -1):
-        r = (r << 1) | code_bit(enc, st, buf, T, mbase + i, (a >> i) & 1, LIMIT)
+        ctx = top_base + n if (top_base >= 0 and i == n - 2) else mbase + i
+        r = (r << 1) | code_bit(enc, st, buf, T, ctx, (a >> i) & 1, LIMIT)
     return -r if neg else r
 
 
@@ -137,14 +141,17 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
                         c += 1
             else:
                 c = 0
-            if by > 0 and bx > 0:
-                ctx = NZ_BIN[(nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1]
+            if by > 0 and 0 < bx < C - 1:
+                ctx = ((2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
+                              + nz7[by - 1, bx + 1] + 3) // 6)
+            elif by > 0 and bx > 0:
+                ctx = ((nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1)
             elif by > 0:
-                ctx = NZ_BIN[nz7[by - 1, bx]]
+                ctx = nz7[by - 1, bx]
             elif bx > 0:
-                ctx = NZ_BIN[nz7[by, bx - 1]]
+                ctx = nz7[by, bx - 1]
             else:
-                ctx = NZ_BINS
+                ctx = NZ_CTX - 1
             h = hint[by, bx, 0] if has_hint else 0
             base = CNT_OFF + (h * NZ_CTX + ctx) * 64
             node = 1
@@ -190,7 +197,7 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
                 h = hint[by, bx, k - z0] if has_hint else 0
                 eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _capped_bitlen(prior)) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, v, 16)
+                v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
                 if not enc:
                     if v < -32768 or v > 32767:
                         st[ERR] = 1
@@ -283,7 +290,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                    v = _code_value(enc, st, buf, T, eb, sc, pos, v, 16)
+                    v = _code_value(enc, st, buf, T, eb, sc, pos, ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, v, 16)
                     if not enc:
                         if v < -32768 or v > 32767:
                             st[ERR] = 1
@@ -379,8 +386,8 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
                     hi = max(hi, e)
                 n += 8
             if n > 0:
-                total = sum_a + sum_l
-                d = n * unit
+                total = sum_a + sum_l - lo - hi
+                d = (n - 2) * unit
                 pred = (2 * total + d) // (2 * d)
                 u1 = _cap(_bitlen((hi - lo) // unit))
                 if n == 16:
@@ -395,7 +402,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             h = hint[by, bx, 0] if has_hint else 0
             eb = DCE_OFF + ((h * PRIOR_BINS + u1) * PRIOR_BINS + u2) * EXP_N
             r = np.int64(co[by, bx, 0]) - pred if enc else np.int64(0)
-            r = _code_value(enc, st, buf, T, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, r, EXP_N)
+            r = _code_value(enc, st, buf, T, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
             if not enc:
                 dc = pred + r
                 if dc < -32768 or dc > 32767:

@@ -20,14 +20,16 @@ so every pass can see every block's earlier passes, including the blocks below a
 ``PASS_COEFS[k]`` lists the natural coefficient indices a pass codes (pass 0 codes counts only).
 
 Hint hook (for a learned predictor stacked on this model): ``encode``/``decode`` accept
-``hints(component, pass_index, coefficients_so_far) -> np.ndarray | None``. It is called once before
-each pass with the component's int16 [block_rows, block_cols, 64] array (read-only) in which exactly
-the coefficients of passes < pass_index are filled in (everything else is zero), and may return a
-uint8 array [block_rows, block_cols, PASS_HINT_WIDTH[pass_index]] with values in [0, N_HINTS). Hint j
-of a block is an extra context dimension for the binary decisions of coefficient PASS_COEFS[pass][j]
-(pass 0: of the count; pass 5: hint 0 and 7 also select the row/column count contexts). ``None`` or
-an all-zero hint is the plain adaptive model. The same function must be given to decode; components
-are coded in parallel threads, so it must be thread-safe.
+``hints(component, pass_index, coefficients_so_far, nonzero_counts) -> np.ndarray | None``. It is
+called once before each pass with read-only views of the component's int16 [block_rows, block_cols, 64]
+array, in which exactly the coefficients of passes < pass_index are filled in (everything else is
+zero), and of the int64 [block_rows, block_cols] per-block counts of nonzero interior coefficients
+(0..49; all zero until pass 0 is done). It may return a uint8 array
+[block_rows, block_cols, PASS_HINT_WIDTH[pass_index]] with values in [0, N_HINTS). Hint j of a block is
+an extra context dimension for the binary decisions of coefficient PASS_COEFS[pass][j] (pass 0: of the
+count; pass 5: hints 0 and 7 also select the row/column count contexts). ``None`` or an all-zero hint
+is the plain adaptive model, and with ``hints=None`` the hook costs nothing. The same function must be
+given to decode; components are coded in parallel threads, so it must be thread-safe.
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ PASS_COEFS: tuple[tuple[int, ...], ...] = (
 PASS_HINT_WIDTH = tuple(max(1, len(c)) for c in PASS_COEFS)
 N_PASSES = len(PASS_COEFS)
 
-HintFn = Callable[[int, int, np.ndarray], Optional[np.ndarray]]
+HintFn = Callable[[int, int, np.ndarray, np.ndarray], Optional[np.ndarray]]
 _NO_HINT = np.zeros((1, 1, 1), dtype=np.uint8)
 
 
@@ -88,7 +90,7 @@ class AdaptiveModel:
 def _bind(hints: HintFn | None, component: int):
     if hints is None:
         return None
-    return lambda pass_index, so_far: hints(component, pass_index, so_far)
+    return lambda pass_index, so_far, counts: hints(component, pass_index, so_far, counts)
 
 
 def _checked_array(c: np.ndarray, s: ComponentSpec, i: int) -> np.ndarray:
@@ -108,12 +110,14 @@ def _quant(s: ComponentSpec) -> np.ndarray:
     return q
 
 
-def _hint_for(hints, pass_index: int, so_far: np.ndarray) -> tuple[np.ndarray, bool]:
-    if hints is None:
-        return _NO_HINT, False
-    view = so_far.view()
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
     view.flags.writeable = False
-    h = hints(pass_index, view)
+    return view
+
+
+def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, bool]:
+    h = hints(pass_index, _read_only(so_far), _read_only(counts))
     if h is None:
         return _NO_HINT, False
     h = np.asarray(h)
@@ -145,7 +149,7 @@ def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
     nzrem = np.zeros((R, C), dtype=np.int64)
     so_far = np.zeros_like(co) if hints is not None else None
     for p in range(N_PASSES):
-        hint, has_hint = _hint_for(hints, p, so_far) if hints is not None else (_NO_HINT, False)
+        hint, has_hint = _hint_for(hints, p, so_far, nz7) if hints is not None else (_NO_HINT, False)
         buf = _run_pass(True, p, co, q, nz7, nzrem, hint, has_hint, T, st, buf)
         if so_far is not None and PASS_COEFS[p]:
             idx = list(PASS_COEFS[p])
@@ -165,7 +169,7 @@ def _decode_component(data: bytes, spec: ComponentSpec, hints) -> np.ndarray:
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)
     for p in range(N_PASSES):
-        hint, has_hint = _hint_for(hints, p, co) if hints is not None else (_NO_HINT, False)
+        hint, has_hint = _hint_for(hints, p, co, nz7) if hints is not None else (_NO_HINT, False)
         _run_pass(False, p, co, q, nz7, nzrem, hint, has_hint, T, st, src)
         if st[ba.ERR] or ba.overrun(st, len(data)) > 0:
             raise ValueError(f"coefficient stream is damaged (pass {PASS_NAMES[p]})")

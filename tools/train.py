@@ -237,7 +237,7 @@ def export(args: argparse.Namespace) -> None:
     run = Path(args.run)
     saved = torch.load(run / "state.pt", map_location="cpu")
     data = dict(np.load(args.data))
-    arrays: dict[str, np.ndarray] = {"n_hints": np.array(args.hints)}
+    arrays: dict[str, np.ndarray] = {"n_hints": np.array(args.hints), "passes": np.array(args.passes)}
     for kind, name in enumerate(KINDS):
         net = HintNet(saved["channels"], saved["layers"])
         net.load_state_dict(saved["states"][name])
@@ -316,7 +316,9 @@ def main() -> None:
     e = sub.add_parser("export")
     e.add_argument("--run", required=True)
     e.add_argument("--data", required=True)
-    e.add_argument("--hints", type=int, default=4)
+    e.add_argument("--hints", type=int, default=2)
+    e.add_argument("--passes", type=int, nargs="+", default=[1, 2, 3, 4],
+                   help="adaptive-1 passes that get hints (5 = edges)")
     e.add_argument("--out", default="jpegshrink/model/weights")
     e.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()

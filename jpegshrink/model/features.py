@@ -5,7 +5,7 @@ coefficient (natural order). Every value here comes from integer table look-ups 
 arithmetic, so training (which ships these arrays to the GPU) and exact inference (which recomputes
 them while decoding) agree bit for bit on every machine.
 
-* AC coefficient ``c``  -> ``sign(c) * bitlen(|c|)`` in [-15, 15]: sign and magnitude class.
+* AC coefficient ``c``  -> ``sign(c) * bitlen(|c|)`` in [-16, 16]: sign and magnitude class.
 * DC coefficient ``c``  -> ``round(c * q_dc / 16)`` clipped to [-64, 64]: the block's mean
   brightness in steps of two pixel levels, independent of the quantiser.
 * quantisation table    -> ``qclass(q)`` = #{j >= 1 : ceil(2^(j/4)) <= q}, about ``4*log2(q)``

@@ -13,7 +13,9 @@ def roundtrip(data: bytes) -> jpeg.JpegParts:
     """Parse, serialise the layout, rebuild from the deserialised layout; assert identical bytes."""
     parts = jpeg.parse(data)
     assert jpeg.rebuild(parts) == data
-    layout = jpeg.JpegLayout.from_bytes(parts.layout.to_bytes())
+    blob = parts.layout.to_bytes()
+    layout = jpeg.JpegLayout.from_bytes(blob)
+    assert layout.to_bytes() == blob
     assert jpeg.rebuild(jpeg.JpegParts(layout, parts.coefficients)) == data
     for a, b in zip(layout.components, parts.layout.components):
         assert (a.id, a.h_samp, a.v_samp, a.block_rows, a.block_cols) == (b.id, b.h_samp, b.v_samp, b.block_rows,

@@ -10,7 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from jpegshrink import jpeg
@@ -64,12 +64,17 @@ def _check(data: bytes) -> None:
     tracemalloc.start()
     try:
         parts = jpeg.parse(data)
-    except (UnsupportedJpeg, CorruptJpeg):
+    except UnsupportedJpeg as e:
+        event(f"refused: unsupported ({e.reason})")
+        return
+    except CorruptJpeg:
+        event("refused: corrupt")
         return
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < (64 << 20) + 1200 * len(data), f"parse of {len(data)} bytes peaked at {peak} bytes"
+    event("accepted" + (" with verbatim scan bytes" if any(r.overrides for r in parts.layout.records) else ""))
     assert jpeg.rebuild(parts) == data
     layout = jpeg.JpegLayout.from_bytes(parts.layout.to_bytes())
     assert jpeg.rebuild(jpeg.JpegParts(layout, parts.coefficients)) == data
@@ -121,9 +126,12 @@ def test_damaged_layout_blobs(case):
     try:
         layout = jpeg.JpegLayout.from_bytes(blob)
     except CorruptJpeg:
+        event("from_bytes refused")
         return
     try:
         out = jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
     except CorruptJpeg:
+        event("rebuild refused")
         return
+    event("rebuilt")
     assert isinstance(out, bytes)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import last_nonzero
+from jpegshrink.jpeg.bitio import gather_blocks, last_nonzero
 from jpegshrink.jpeg.headers import HeaderWalker
 from jpegshrink.jpeg.layout import ComponentInfo, JpegLayout
 from jpegshrink.jpeg.limits import DEFAULT_LIMITS, Limits
@@ -43,8 +43,7 @@ def parse(data: bytes, limits: Limits | None = None) -> JpegParts:
 def rebuild(parts: JpegParts) -> bytes:
     """The original file bytes from a layout and its coefficients."""
     layout = parts.layout
-    coef = _flat_coefficients(layout, parts.coefficients)
-    lastnz = last_nonzero(coef)
+    coef, lastnz = _flat_coefficients(layout, parts.coefficients)
     out = [layout.chunks[0]]
     for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
         out.append(encode_scan(spec, layout.frame, record, coef, lastnz))
@@ -67,14 +66,16 @@ def _parse(data: bytes, limits: Limits) -> JpegParts:
             break
         if coef is None:
             coef = np.zeros((walker.frame.total_blocks, 64), np.int16)
+            lastnz = np.zeros(walker.frame.total_blocks, np.int64)
         chunks.append(data[chunk_start:pos])
         iv = find_intervals(arr, markers, pos, spec)
-        scans.append((spec, iv, decode_scan(arr, spec, walker.frame, iv, coef)))
+        scans.append((spec, iv, decode_scan(arr, spec, walker.frame, iv, coef, lastnz)))
         pos = chunk_start = iv.scan_end
     if not scans:
         raise CorruptJpeg("no image data: the file has no complete scan header")
     chunks.append(data[chunk_start:])
-    lastnz = last_nonzero(coef)
+    if not walker.frame.progressive:  # progressive decoding kept lastnz up to date
+        lastnz = last_nonzero(coef)
     records = [record_scan(arr, spec, walker.frame, iv, coef, lastnz, *decoded) for spec, iv, decoded in scans]
     verbatim = sum(len(o.tail) for r in records for o in r.overrides)
     if verbatim > 64 + len(data) * MAX_VERBATIM_SCAN_FRACTION:
@@ -89,17 +90,21 @@ def _component_views(layout: JpegLayout, coef: np.ndarray) -> list[np.ndarray]:
             for c in layout.frame.components]
 
 
-def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> np.ndarray:
+def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All components' blocks in one [blocks, 64] buffer (the coders' layout), and each block's last non-zero."""
     comps = layout.frame.components
     if len(coefficients) != len(comps):
         raise CorruptJpeg(f"{len(coefficients)} coefficient arrays for {len(comps)} components")
     for c, a in zip(comps, coefficients):
-        if a.shape != (c.block_rows, c.block_cols, 64) or a.dtype != np.int16:
-            raise CorruptJpeg(f"component {c.id}: coefficients {a.dtype}{a.shape} do not match the layout "
+        if not isinstance(a, np.ndarray) or a.shape != (c.block_rows, c.block_cols, 64) or a.dtype != np.int16:
+            raise CorruptJpeg(f"component {c.id}: coefficients {getattr(a, 'dtype', type(a).__name__)}"
+                              f"{getattr(a, 'shape', '')} do not match the layout "
                               f"(int16{(c.block_rows, c.block_cols, 64)})")
-    if len(coefficients) == 1:
-        return np.ascontiguousarray(coefficients[0]).reshape(-1, 64)
-    return np.concatenate([a.reshape(-1, 64) for a in coefficients])
+    coef = np.empty((layout.frame.total_blocks, 64), np.int16)
+    lastnz = np.empty(layout.frame.total_blocks, np.int64)
+    for c, a in zip(comps, coefficients):
+        gather_blocks(a.reshape(-1, 64), coef, c.offset, lastnz)
+    return coef, lastnz
 
 
 __all__ = ["ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg", "parse",

@@ -8,8 +8,12 @@ bits available to detect truncation. The writer stuffs ``FF`` with ``00``.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from jpegshrink._jit import njit
+from jpegshrink.jpeg.huffman import LOOKAHEAD
 
 # Status codes shared by the numba coders (0 = success).
 OK = 0
@@ -17,7 +21,6 @@ BAD_CODE = 1         # no Huffman code matches the bits
 BAD_INDEX = 2        # a run of zeros goes past coefficient 63 (or past Se)
 NO_SYMBOL = 3        # the encoder needs a symbol its table does not define
 BAD_REFINEMENT = 4   # a refinement scan codes a new coefficient with magnitude other than 1
-BAD_EOBRUN = 5       # an end-of-band run does not fit the scan
 
 #: Natural (row-major) index of each zig-zag position, plus guard entries.
 ZIGZAG = np.array([
@@ -81,6 +84,36 @@ def refill(buf, p, acc, nbits):
     return p, acc, nbits
 
 
+@intrinsic
+def cttz(typingctx, x):
+    """Count trailing zeros of a non-zero uint64 (LLVM's cttz): jumps straight to the next set bit."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.cttz.i64")
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+    return types.int64(types.uint64), codegen
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """Number of set bits of a uint64 (LLVM's ctpop)."""
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctpop.i64")
+        return builder.call(fn, [args[0]])
+    return types.int64(types.uint64), codegen
+
+
+@njit(inline="always")  # numba-level inlining: no refcount updates on ``coef`` per call
+def nonzero_mask(coef, blk, k0, k1):
+    """Bit k set for each zig-zag position k0 <= k <= k1 whose coefficient is non-zero."""
+    zz = ZIGZAG
+    mask = np.uint64(0)
+    for k in range(k0, k1 + 1):
+        mask |= np.uint64(1 if coef[blk, zz[k]] != 0 else 0) << np.uint64(k)
+    return mask
+
+
 @njit
 def peek(acc, n):
     """The next ``n`` (1..32) bits as an integer."""
@@ -98,10 +131,10 @@ def extend(v, s):
 @njit
 def decode_symbol(acc, slot, lookup, maxcode, valptr, mincode, huffval):
     """``(symbol, length)`` of the code at the top of ``acc`` (needs >= 16 bits); length 0 = bad code."""
-    e = lookup[slot, np.int64(acc >> np.uint64(55))]
+    e = lookup[slot, np.int64(acc >> np.uint64(64 - LOOKAHEAD))]
     if e != 0:
         return np.int64(e & 0xFF), np.int64(e >> 8)
-    length = 10
+    length = LOOKAHEAD + 1
     while length <= 16:
         code = np.int64(acc >> np.uint64(64 - length))
         if code <= maxcode[slot, length]:
@@ -111,20 +144,27 @@ def decode_symbol(acc, slot, lookup, maxcode, valptr, mincode, huffval):
 
 
 @njit
-def put(out, op, acc, nbits, value, size):
-    """Append ``size`` (<= 32) bits; bytes are written once 32 are pending. ``value`` must be masked."""
-    acc = (acc << np.uint64(size)) | np.uint64(value)
-    nbits += size
-    if nbits >= 32:
-        while nbits >= 8:
-            nbits -= 8
-            b = (acc >> np.uint64(nbits)) & np.uint64(0xFF)
-            out[op] = b
+def push(acc, nbits, value, size):
+    """Append ``size`` (<= 32) bits to the accumulator; ``value`` must be masked. Callers drain at 32."""
+    return (acc << np.uint64(size)) | np.uint64(value), nbits + size
+
+
+@njit(inline="always")  # numba-level inlining: no refcount updates on ``out`` per call
+def drain(out, op, acc, nbits):
+    """Write the accumulator's whole bytes (stuffing ``FF``); returns ``(op, nbits)``.
+
+    Kept apart from :func:`push` and called only when 32 bits are pending: every call that passes an
+    array costs two atomic reference-count updates in numba, which dominated when done per symbol.
+    """
+    while nbits >= 8:
+        nbits -= 8
+        b = (acc >> np.uint64(nbits)) & np.uint64(0xFF)
+        out[op] = b
+        op += 1
+        if b == 0xFF:
+            out[op] = 0
             op += 1
-            if b == 0xFF:
-                out[op] = 0
-                op += 1
-    return op, acc, nbits
+    return op, nbits
 
 
 @njit
@@ -166,3 +206,17 @@ def last_nonzero(coef):
                 last = rank[j]
         out[blk] = last
     return out
+
+
+@njit
+def gather_blocks(src, dst, offset, lastnz):
+    """Copy blocks ``src`` [n, 64] to ``dst[offset:offset + n]`` and fill ``lastnz`` for them (one pass)."""
+    rank = ZIGZAG_RANK
+    for blk in range(src.shape[0]):
+        last = 0
+        for j in range(64):
+            v = src[blk, j]
+            dst[offset + blk, j] = v
+            if v != 0 and rank[j] > last:
+                last = rank[j]
+        lastnz[offset + blk] = last

@@ -87,6 +87,8 @@ class HeaderWalker:
         self.frame: Frame | None = None
         self.latched: dict[int, np.ndarray] = {}
         self.quant_at_last_scan: list[np.ndarray | None] = [None] * 4
+        self.scans = 0
+        self.block_visits = 0
         self._coder_cache: dict[tuple, CoderTables] = {}
 
     def walk(self, data: bytes, pos: int) -> tuple[str, int, ScanSpec | None]:
@@ -242,6 +244,9 @@ class HeaderWalker:
         self.quant_at_last_scan = list(self.quant)
         spec = ScanSpec(comps, dc, ac, ss, se, ah, al, self.restart, tables)
         _scan_geometry(frame, spec)
+        self.scans += 1
+        self.block_visits += spec.nmcu * len(spec.geo)
+        self.limits.check_scans(self.scans, self.block_visits, self.data_length)
         return spec
 
     def quant_tables(self) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import numpy as np
 from jpegshrink.errors import CorruptJpeg
 
 #: Bits of look-ahead resolved by one table lookup; longer codes take the slow path.
-LOOKAHEAD = 9
+LOOKAHEAD = 12
 N_SLOTS = 8
 
 

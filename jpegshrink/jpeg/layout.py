@@ -8,7 +8,7 @@ blob cannot describe a state the bytes do not.
 Blob format (version 1), integers as LEB128 varints::
 
     b"JPLY" 0x01  total_length  n_chunks  {len bytes}*n_chunks
-    per scan: length  n_intervals  has_pads [pads as zig-zag varints]  n_overrides
+    per scan: length  n_intervals  eob_cap  has_pads [pads as zig-zag varints]  n_overrides
               {interval  stop+1  keep  len tail}*n_overrides
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
 from jpegshrink.jpeg.headers import Frame, HeaderWalker, ScanSpec
 from jpegshrink.jpeg.limits import DEFAULT_LIMITS, Limits
-from jpegshrink.jpeg.scan import Override, ScanRecord
+from jpegshrink.jpeg.scan import LIBJPEG_EOB_CAP, Override, ScanRecord
 
 MAGIC = b"JPLY"
 VERSION = 1
@@ -62,6 +62,7 @@ class JpegLayout:
         for r in self.records:
             _put(out, r.length)
             _put(out, r.n_intervals)
+            _put(out, r.eob_cap)
             explicit = bool(np.any(r.pads != -1))
             out.append(int(explicit))
             if explicit:
@@ -150,6 +151,9 @@ def _read(buf: memoryview, limits: Limits) -> JpegLayout:
         n = r.varint(spec.expected_intervals)
         if n < 1:
             raise CorruptJpeg("layout scan has no interval")
+        eob_cap = r.varint(LIBJPEG_EOB_CAP)
+        if eob_cap < 1:
+            raise CorruptJpeg("layout scan has an EOB-run cap of 0")
         pads = np.full(n, -1, np.int64)
         if r.take(1)[0]:
             for i in range(n):
@@ -161,7 +165,7 @@ def _read(buf: memoryview, limits: Limits) -> JpegLayout:
             stop = r.varint(spec.nmcu + 1) - 1
             keep = r.varint(total)
             overrides.append(Override(interval, stop, keep, r.take(r.varint(total))))
-        records.append(ScanRecord(length, n, pads, overrides))
+        records.append(ScanRecord(length, n, pads, overrides, eob_cap))
     if r.pos != len(buf):
         raise CorruptJpeg("layout blob has trailing bytes", r.pos)
     if sum(map(len, chunks)) > total:

@@ -24,6 +24,13 @@ class Limits:
     max_blocks_per_byte: int = 8
     #: Blocks always allowed whatever the file size (small images with tiny files).
     block_slack: int = 1 << 16
+    #: Most scans in one file (libjpeg-turbo's fuzzers use 500; real encoders write at most a few dozen).
+    max_scans: int = 500
+    #: Most block visits (blocks per scan, summed over scans) per byte of input, plus :attr:`visit_slack`.
+    #: A progressive scan can cover 32767 blocks with a 2-byte EOB run, so without this bound a small
+    #: hostile file could make parse walk a huge frame thousands of times (libjpeg's progressive DoS).
+    max_visits_per_byte: int = 256
+    visit_slack: int = 1 << 22
 
     def check_frame(self, width: int, height: int) -> None:
         """Refuse an over-size frame before anything is allocated for it."""
@@ -38,6 +45,16 @@ class Limits:
         if blocks > allowed:
             raise UnsupportedJpeg("too-large", f"the frame needs {blocks} blocks but {data_length} bytes of "
                                                f"JPEG can describe at most {allowed}")
+
+
+    def check_scans(self, scans: int, visits: int, data_length: int) -> None:
+        """Refuse files whose scans would take time out of proportion to their size."""
+        if scans > self.max_scans:
+            raise UnsupportedJpeg("scan-limit", f"more than {self.max_scans} scans")
+        allowed = self.max_visits_per_byte * data_length + self.visit_slack
+        if visits > allowed:
+            raise UnsupportedJpeg("scan-limit", f"its scans visit {visits} blocks, more than the {allowed} that "
+                                                f"{data_length} bytes of JPEG may ask for")
 
 
 DEFAULT_LIMITS = Limits()

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import OK, last_nonzero
+from jpegshrink.jpeg.bitio import OK
 from jpegshrink.jpeg.headers import Frame, ScanSpec
 from jpegshrink.jpeg.progressive import decode_progressive, encode_progressive
 from jpegshrink.jpeg.sequential import decode_sequential, encode_sequential
 
+#: libjpeg flushes an end-of-band run when it reaches this length.
+LIBJPEG_EOB_CAP = 0x7FFF
+
 _ERRORS = {1: "invalid Huffman code", 2: "coefficient run past the end of the block",
-           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1",
-           5: "invalid end-of-band run"}
+           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1"}
 
 
 @dataclass
@@ -38,6 +40,7 @@ class ScanRecord:
     n_intervals: int
     pads: np.ndarray               # int64 per interval: pad bits' value, -1 = all ones (libjpeg)
     overrides: list[Override] = field(default_factory=list)
+    eob_cap: int = LIBJPEG_EOB_CAP  # longest EOB run the encoder writes (progressive AC scans)
 
 
 class MarkerIndex:
@@ -88,8 +91,12 @@ def find_intervals(arr: np.ndarray, markers: MarkerIndex, start: int, spec: Scan
     return Intervals(starts, data_ends, span_ends)
 
 
-def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray):
-    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval."""
+def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray,
+                lastnz: np.ndarray):
+    """Decode into ``coef``; returns ``(pads, pad_bits, truncated_at)`` per interval and the longest EOB run.
+
+    ``lastnz`` is per-block state that progressive decoding keeps across scans (zeros to start).
+    """
     n = len(iv.starts)
     pads = np.zeros(n, np.int64)
     padbits = np.zeros(n, np.int64)
@@ -98,12 +105,14 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     args = (arr, iv.starts, iv.data_ends, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.lookup, t.maxcode,
             t.valptr, t.mincode, t.huffval, coef)
     if frame.progressive:
-        status, where = decode_progressive(*args, spec.ss, spec.se, spec.ah, spec.al, pads, padbits, truncated)
+        status, where, longest_run = decode_progressive(*args, lastnz, spec.ss, spec.se, spec.ah, spec.al, pads,
+                                                        padbits, truncated)
     else:
         status, where = decode_sequential(*args, pads, padbits, truncated)
+        longest_run = 0
     if status != OK:
         raise CorruptJpeg(f"scan data: {_ERRORS.get(status, 'error')}", int(where))
-    return pads, padbits, truncated
+    return pads, padbits, truncated, int(longest_run)
 
 
 def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarray, lastnz: np.ndarray) -> bytes:
@@ -115,7 +124,7 @@ def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarr
     for o in record.overrides:
         stops[o.interval] = o.stop
     out, length, ends, status = _encode(spec, frame, record.n_intervals, record.pads, stops, coef, lastnz,
-                                        min(record.length, 1 << 26) + 1024)
+                                        record.eob_cap, min(record.length, 1 << 26) + 1024)
     if status != OK:
         raise CorruptJpeg(f"cannot re-encode scan: {_ERRORS.get(status, 'error')}")
     if not record.overrides:
@@ -134,7 +143,7 @@ def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarr
 
 
 def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, coef: np.ndarray, lastnz: np.ndarray,
-                pads: np.ndarray, padbits: np.ndarray, truncated: np.ndarray) -> ScanRecord:
+                pads: np.ndarray, padbits: np.ndarray, truncated: np.ndarray, longest_run: int) -> ScanRecord:
     """Describe how the scan re-encodes from the final coefficients, and check that it does."""
     n = len(iv.starts)
     ones = (np.int64(1) << padbits) - 1
@@ -143,9 +152,25 @@ def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
         pads = np.full(n, -1, np.int64)
     start, end = int(iv.starts[0]), iv.scan_end
     original = arr[start:end]
-    record = ScanRecord(end - start, n, pads)
-    stops = truncated.copy()
-    out, length, ends, status = _encode(spec, frame, n, pads, stops, coef, lastnz, end - start + 1024)
+    record = _differences(arr, spec, frame, iv, coef, lastnz, pads, truncated, LIBJPEG_EOB_CAP)
+    if record.overrides and frame.progressive and spec.ss > 0 and 0 < longest_run < LIBJPEG_EOB_CAP:
+        # another encoder's EOB-run limit? (the longest run it wrote is the best guess of its cap)
+        other = _differences(arr, spec, frame, iv, coef, lastnz, pads, truncated, longest_run)
+        if sum(len(o.tail) for o in other.overrides) < sum(len(o.tail) for o in record.overrides):
+            record = other
+    if record.overrides and encode_scan(spec, frame, record, coef, lastnz) != original.tobytes():
+        raise UnsupportedJpeg("non-canonical", f"scan at byte {start} does not re-encode exactly")
+    return record
+
+
+def _differences(arr, spec, frame, iv, coef, lastnz, pads, truncated, eob_cap) -> ScanRecord:
+    """The record that makes our encoding (with ``eob_cap``) reproduce the scan: overrides where it differs."""
+    n = len(iv.starts)
+    start, end = int(iv.starts[0]), iv.scan_end
+    original = arr[start:end]
+    record = ScanRecord(end - start, n, pads, eob_cap=eob_cap)
+    out, length, ends, status = _encode(spec, frame, n, pads, truncated.copy(), coef, lastnz, eob_cap,
+                                        end - start + 1024)
     if status != OK:
         raise UnsupportedJpeg("non-canonical", f"scan at byte {start} cannot be re-encoded: {_ERRORS.get(status)}")
     if length == len(original) and np.array_equal(out[:length], original) and not np.any(truncated >= 0):
@@ -161,15 +186,13 @@ def record_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
         differ = np.flatnonzero(mine[:m] != theirs[:m])
         keep = int(differ[0]) if len(differ) else m
         record.overrides.append(Override(i, int(truncated[i]), keep, theirs[keep:].tobytes()))
-    if encode_scan(spec, frame, record, coef, lastnz) != original.tobytes():
-        raise UnsupportedJpeg("non-canonical", f"scan at byte {start} does not re-encode exactly")
     return record
 
 
-def _encode(spec, frame, n, pads, stops, coef, lastnz, capacity):
+def _encode(spec, frame, n, pads, stops, coef, lastnz, eob_cap, capacity):
     t = spec.tables
     if frame.progressive:
         return encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
-                                  spec.ss, spec.se, spec.ah, spec.al, pads, stops, capacity)
+                                  spec.ss, spec.se, spec.ah, spec.al, eob_cap, pads, stops, capacity)
     return encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
                              pads, stops, capacity)

@@ -10,15 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from jpegshrink._jit import njit
-from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BIT_LENGTH, NO_SYMBOL, OK, ZIGZAG, decode_symbol, extend,
-                                   flush, peek, put, refill, reserve, unstuff)
-
-
-@njit
-def block_index(geo, b, m, mcux):
-    my = m // mcux
-    mx = m - my * mcux
-    return geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6]
+from jpegshrink.jpeg.bitio import (BAD_CODE, BAD_INDEX, BIT_LENGTH, NO_SYMBOL, OK, ZIGZAG, cttz, decode_symbol,
+                                   drain, extend, flush, nonzero_mask, peek, push, refill, reserve, unstuff)
+from jpegshrink.jpeg.huffman import LOOKAHEAD
 
 
 @njit
@@ -48,14 +42,25 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
         acc = np.uint64(0)
         nbits = 0
         pred = np.zeros(4, np.int64)
+        my = m0 // mcux
+        mx = m0 - my * mcux - 1  # advanced at the top of each MCU
         for m in range(m0, m1):
+            mx += 1
+            if mx == mcux:
+                mx = 0
+                my += 1
             status = OK
             for b in range(nb):
-                blk = block_index(geo, b, m, mcux)
+                blk = (geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6])
                 c = geo[b, 0]
                 if nbits < 32:  # guard here: an unguarded call runs 10x slower
                     p, acc, nbits = refill(buf, p, acc, nbits)
-                s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
+                e = lookup[geo[b, 7], np.int64(acc >> np.uint64(64 - LOOKAHEAD))]  # short codes: one lookup, inline
+                if e != 0:
+                    s = np.int64(e & 0xFF)
+                    length = np.int64(e >> 8)
+                else:
+                    s, length = decode_symbol(acc, geo[b, 7], lookup, maxcode, valptr, mincode, huffval)
                 if length == 0 or s > 15:
                     status = BAD_CODE
                     break
@@ -72,7 +77,12 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                 while k < 64:
                     if nbits < 32:  # guard here: an unguarded call runs 10x slower
                         p, acc, nbits = refill(buf, p, acc, nbits)
-                    rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
+                    e = lookup[ac, np.int64(acc >> np.uint64(64 - LOOKAHEAD))]  # short codes: one lookup, inline
+                    if e != 0:
+                        rs = np.int64(e & 0xFF)
+                        length = np.int64(e >> 8)
+                    else:
+                        rs, length = decode_symbol(acc, ac, lookup, maxcode, valptr, mincode, huffval)
                     if length == 0:
                         status = BAD_CODE
                         break
@@ -100,7 +110,7 @@ def decode_sequential(data, starts, ends, restart, mcux, nmcu, geo, lookup, maxc
                     return status, starts[i] + (p - p0)
                 truncated[i] = m  # the data ended inside MCU m: forget its partial blocks
                 for b in range(nb):
-                    coef[block_index(geo, b, m, mcux), :] = 0
+                    coef[(geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6]), :] = 0
                 break
         if truncated[i] < 0:
             gap = (8 - ((p - p0) * 8 - nbits) % 8) % 8
@@ -132,10 +142,17 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
         acc = np.uint64(0)
         nbits = 0
         pred = np.zeros(4, np.int64)
+        my = m0 // mcux
+        mx = m0 - my * mcux - 1  # advanced at the top of each MCU
         for m in range(m0, m1):
-            out = reserve(out, op, 600 * nb)
+            mx += 1
+            if mx == mcux:
+                mx = 0
+                my += 1
+            if op + 600 * nb > out.shape[0]:
+                out = reserve(out, op, 600 * nb)
             for b in range(nb):
-                blk = block_index(geo, b, m, mcux)
+                blk = (geo[b, 1] + (my * geo[b, 3] + geo[b, 5]) * geo[b, 2] + mx * geo[b, 4] + geo[b, 6])
                 c = geo[b, 0]
                 dc = geo[b, 7]
                 ac = geo[b, 8]
@@ -148,19 +165,25 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                 if size == 0:
                     return out, op, ends, NO_SYMBOL
                 bits = (diff - 1 if diff < 0 else diff) & ((np.int64(1) << s) - 1)
-                op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[dc, s]) << s) | bits, size + s)
-                r = 0
+                acc, nbits = push(acc, nbits, (np.int64(ehufco[dc, s]) << s) | bits, size + s)
+                if nbits >= 32:
+                    op, nbits = drain(out, op, acc, nbits)
                 last = lastnz[blk]
-                for k in range(1, last + 1):
+                mask = nonzero_mask(coef, blk, 1, last)
+                prev = 0
+                while mask:
+                    k = cttz(mask)
+                    mask &= mask - np.uint64(1)
+                    r = k - prev - 1
+                    prev = k
                     v = np.int64(coef[blk, zz[k]])
-                    if v == 0:
-                        r += 1
-                        continue
                     while r > 15:
                         size = ehufsi[ac, 0xF0]
                         if size == 0:
                             return out, op, ends, NO_SYMBOL
-                        op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
+                        acc, nbits = push(acc, nbits, np.int64(ehufco[ac, 0xF0]), size)
+                        if nbits >= 32:
+                            op, nbits = drain(out, op, acc, nbits)
                         r -= 16
                     a = -v if v < 0 else v
                     s = bitlen[a]
@@ -169,14 +192,18 @@ def encode_sequential(n_intervals, restart, mcux, nmcu, geo, ehufco, ehufsi, coe
                     if size == 0:
                         return out, op, ends, NO_SYMBOL
                     bits = (v - 1 if v < 0 else v) & ((np.int64(1) << s) - 1)
-                    op, acc, nbits = put(out, op, acc, nbits, (np.int64(ehufco[ac, sym]) << s) | bits, size + s)
-                    r = 0
+                    acc, nbits = push(acc, nbits, (np.int64(ehufco[ac, sym]) << s) | bits, size + s)
+                    if nbits >= 32:
+                        op, nbits = drain(out, op, acc, nbits)
                 if last < 63:
                     size = ehufsi[ac, 0]
                     if size == 0:
                         return out, op, ends, NO_SYMBOL
-                    op, acc, nbits = put(out, op, acc, nbits, np.int64(ehufco[ac, 0]), size)
-        out = reserve(out, op, 32)
+                    acc, nbits = push(acc, nbits, np.int64(ehufco[ac, 0]), size)
+                    if nbits >= 32:
+                        op, nbits = drain(out, op, acc, nbits)
+        if op + 32 > out.shape[0]:
+            out = reserve(out, op, 32)
         op = flush(out, op, acc, nbits, pads[i] if pads[i] >= 0 else 0xFF)
         if i < n_intervals - 1:
             out[op] = 0xFF

@@ -33,10 +33,10 @@ from jpegshrink import model as registry  # noqa: E402
 from jpegshrink.model import adaptive  # noqa: E402
 from jpegshrink.model.learned import LearnedModel  # noqa: E402
 
-_PRIOR_LINE = ("                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS"
-               " + _capped_bitlen(prior)) * EXP_N")
-_REPLACED = ("                pb = h if has_hint else _capped_bitlen(prior)\n"
-             "                eb = IE_OFF + ((NZ_BIN[rem] * 49 + k) * PRIOR_BINS + pb) * EXP_N")
+_PRIOR_LINE = ("                pb = _capped_bitlen(prior)\n"
+               "                h = hint[by, bx, k - z0] if has_hint else 0\n")
+_REPLACED = ("                pb = hint[by, bx, k - z0] if has_hint else _capped_bitlen(prior)\n"
+             "                h = 0\n")
 
 
 def replace_prior_kernels(folder: Path):

@@ -14,6 +14,10 @@ Coder state lives in a small int64 array ``st`` so numba kernels can pass it aro
 ``st[ERR]``, a flag a model sets when it decodes something impossible (a damaged stream).
 Decoding past the end of the data reads 0xFF (this is what lets the encoder flush a single byte);
 :func:`overrun` tells how far past the end a decoder went, which exposes truncated streams.
+
+The model kernels inline these functions, and numba's on-disk cache is keyed on the kernel module's
+own source file: after editing this file, delete the ``*.nbi``/``*.nbc`` files under
+``jpegshrink/model/__pycache__`` (or touch the kernel module), or the kernels keep the old code.
 """
 from __future__ import annotations
 
@@ -150,4 +154,22 @@ def code_bit(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, c
     else:
         bit = decode_bit(st, buf, p)
     adapt(counters, ctx, bit, limit)
+    return bit
+
+
+#: Hit count a fresh context starts with when it inherits its parent's probability.
+BACKOFF_N = 1
+
+
+@njit(inline="always")
+def code_bit_backoff(enc: bool, st: np.ndarray, buf: np.ndarray, counters: np.ndarray, ctx: int, parent: int,
+                     bit: int, limit: int) -> int:
+    """:func:`code_bit` for a context that is one of many refinements of ``parent``: on its first use it
+    starts from the parent's probability (as if seen BACKOFF_N times), and the parent learns every bit.
+    A large context space then costs little learning on small images."""
+    if ((counters[ctx] ^ COUNTER_INIT) & 1023) == 0:
+        p = (counters[parent] ^ COUNTER_INIT) >> 10
+        counters[ctx] = ((p << 10) | BACKOFF_N) ^ COUNTER_INIT
+    bit = code_bit(enc, st, buf, counters, ctx, bit, limit)
+    adapt(counters, parent, bit, limit)
     return bit

@@ -2,8 +2,9 @@
 
 Each kernel walks all blocks of one component in raster order and codes (``enc``) or decodes the
 symbols of its pass with :func:`jpegshrink.coding.binary_arith.code_bit`. Encoder and decoder run the
-same code path, so their contexts cannot drift apart. All counters live in one int64 probability
-array and one count array; the ``*_OFF`` constants are the offsets of the sub-models inside them.
+same code path, so their contexts cannot drift apart. All counters live in one int32 array (see
+:mod:`jpegshrink.coding.binary_arith`); the ``*_OFF`` constants are the offsets of the sub-models in it,
+and the ``*_HSTRIDE`` constants the distance between two hint values of a hinted sub-model.
 The module docstring of :mod:`jpegshrink.model.adaptive` describes the model itself.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from jpegshrink._jit import njit
-from jpegshrink.coding.binary_arith import ERR, POS, code_bit
+from jpegshrink.coding.binary_arith import ERR, POS, code_bit, code_bit_backoff
 
 #: Zigzag scan order as natural (row-major) indices.
 ZIGZAG = np.array([0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34,
@@ -58,7 +59,13 @@ ES_OFF = EE_OFF + N_HINTS * 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N  # [14][pred s
 DCE_OFF = ES_OFF + 14 * 3 * PRIOR_BINS                           # [hint][u1][u2][exp]
 DCS_OFF = DCE_OFF + N_HINTS * PRIOR_BINS * PRIOR_BINS * EXP_N    # [u1][u2]
 ETOP_OFF = DCS_OFF + PRIOR_BINS * PRIOR_BINS                     # [14][prior][exp]: top mantissa bit
-N_COUNTERS = ETOP_OFF + 14 * PRIOR_BINS * EXP_N
+IPAR_OFF = ETOP_OFF + 14 * PRIOR_BINS * EXP_N                    # [49][prior][exp]: parents of IE
+EPAR_OFF = IPAR_OFF + 49 * PRIOR_BINS * EXP_N                    # [14][prior][exp]: parents of EE
+N_COUNTERS = EPAR_OFF + 14 * PRIOR_BINS * EXP_N
+IE_HSTRIDE = NZ_BINS * 49 * PRIOR_BINS * EXP_N
+EE_HSTRIDE = 7 * 14 * PRIOR_BINS * NB_BINS * EXP_N
+ECNT_HSTRIDE = 2 * 8 * 8 * 8
+DCE_HSTRIDE = PRIOR_BINS * PRIOR_BINS * EXP_N
 
 
 @njit(inline="always")
@@ -103,7 +110,16 @@ def _grow(buf: np.ndarray, pos: int) -> np.ndarray:
 
 
 @njit(inline="always")
-def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, top_base, v, max_exp):
+def _hinted_bit(enc, st, buf, T, ctx, h, h_stride, bit):
+    """A decision whose context includes a hint h > 0 starts from (and keeps teaching) the same
+    context with hint 0, so an uninformative hint costs little."""
+    if h > 0:
+        return code_bit_backoff(enc, st, buf, T, ctx, ctx - h * h_stride, bit, LIMIT)
+    return code_bit(enc, st, buf, T, ctx, bit, LIMIT)
+
+
+@njit(inline="always")
+def _code_value(enc, st, buf, T, exp_base, parent_base, sign_ctx, mant_pos, top_base, v, max_exp):
     """Exp-Golomb binarisation: exponent e = bit length of |v| in unary, sign, then e-1 mantissa bits.
 
     Mantissa bits use counters [position][exponent][bit]; when ``top_base`` >= 0 the first of them
@@ -113,7 +129,11 @@ def _code_value(enc, st, buf, T, exp_base, sign_ctx, mant_pos, top_base, v, max_
     e = _bitlen(a) if enc else 0
     n = 0
     while n < max_exp:
-        if code_bit(enc, st, buf, T, exp_base + n, 1 if e > n else 0, LIMIT) == 0:
+        if parent_base >= 0:
+            b = code_bit_backoff(enc, st, buf, T, exp_base + n, parent_base + n, 1 if e > n else 0, LIMIT)
+        else:
+            b = code_bit(enc, st, buf, T, exp_base + n, 1 if e > n else 0, LIMIT)
+        if b == 0:
             break
         n += 1
     if n == 0:
@@ -142,10 +162,10 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
             else:
                 c = 0
             if by > 0 and 0 < bx < C - 1:
-                ctx = ((2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
-                              + nz7[by - 1, bx + 1] + 3) // 6)
+                ctx = (2 * nz7[by - 1, bx] + 2 * nz7[by, bx - 1] + nz7[by - 1, bx - 1]
+                       + nz7[by - 1, bx + 1] + 3) // 6
             elif by > 0 and bx > 0:
-                ctx = ((nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1)
+                ctx = (nz7[by - 1, bx] + nz7[by, bx - 1] + 1) >> 1
             elif by > 0:
                 ctx = nz7[by - 1, bx]
             elif bx > 0:
@@ -156,7 +176,7 @@ def count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf):
             base = CNT_OFF + (h * NZ_CTX + ctx) * 64
             node = 1
             for i in range(5, -1, -1):
-                node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
+                node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, NZ_CTX * 64, (c >> i) & 1)
             c = node - 64
             if c > 49:
                 st[ERR] = 1
@@ -194,10 +214,12 @@ def interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf):
                 else:
                     prior = 0
                     sctx = 0
+                pb = _capped_bitlen(prior)
                 h = hint[by, bx, k - z0] if has_hint else 0
-                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + _capped_bitlen(prior)) * EXP_N
+                eb = IE_OFF + (((h * NZ_BINS + NZ_BIN[rem]) * 49 + k) * PRIOR_BINS + pb) * EXP_N
+                parent = (eb - h * IE_HSTRIDE) if h > 0 else IPAR_OFF + (k * PRIOR_BINS + pb) * EXP_N
                 v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                v = _code_value(enc, st, buf, T, eb, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
+                v = _code_value(enc, st, buf, T, eb, parent, IS_OFF + k * 9 + sctx, pos, -1, v, 16)
                 if not enc:
                     if v < -32768 or v > 32767:
                         st[ERR] = 1
@@ -268,7 +290,7 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                 base = ECNT_OFF + (((h * 2 + d) * 8 + (eob_x if horizontal else eob_y)) * 8 + nzb) * 8
                 node = 1
                 for i in range(2, -1, -1):
-                    node = (node << 1) | code_bit(enc, st, buf, T, base + node, (c >> i) & 1, LIMIT)
+                    node = (node << 1) | _hinted_bit(enc, st, buf, T, base + node, h, ECNT_HSTRIDE, (c >> i) & 1)
                 rem = node - 8
                 for i in range(1, 8):
                     if rem == 0:
@@ -278,7 +300,8 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     pred = _edge_prediction(co, q, by, bx, pos, horizontal) if have else 0
                     pbl = _capped_bitlen(abs(pred))
                     if by > 0 and bx > 0:
-                        nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos])) + 1) >> 1
+                        nprior = (abs(np.int64(co[by - 1, bx, pos])) + abs(np.int64(co[by, bx - 1, pos]))
+                                  + 1) >> 1
                     elif by > 0:
                         nprior = abs(np.int64(co[by - 1, bx, pos]))
                     elif bx > 0:
@@ -289,8 +312,10 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
                     h = hint[by, bx, idx] if has_hint else 0
                     eb = EE_OFF + ((((h * 7 + rem - 1) * 14 + idx) * PRIOR_BINS + pbl) * NB_BINS + nb) * EXP_N
                     sc = ES_OFF + (idx * 3 + _sgn3(pred)) * PRIOR_BINS + pbl
+                    parent = (eb - h * EE_HSTRIDE) if h > 0 else EPAR_OFF + (idx * PRIOR_BINS + pbl) * EXP_N
+                    top = ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N
                     v = np.int64(co[by, bx, pos]) if enc else np.int64(0)
-                    v = _code_value(enc, st, buf, T, eb, sc, pos, ETOP_OFF + (idx * PRIOR_BINS + pbl) * EXP_N, v, 16)
+                    v = _code_value(enc, st, buf, T, eb, parent, sc, pos, top, v, 16)
                     if not enc:
                         if v < -32768 or v > 32767:
                             st[ERR] = 1
@@ -303,44 +328,50 @@ def edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf):
     return buf
 
 
-@njit(inline="always")
-def _ac_lines(co, q, by, bx, sums, lines):
-    """AC-only pixel lines of one block (DC left out), units 8 * pixel * 2^12:
-    lines[0..3] = rows 0, 1, 6, 7; lines[4..7] = columns 0, 1, 6, 7.
+#: KG[v] = 3 K[v, 0] - K[v, 1]: twice the AC-only pixel value extrapolated half a pixel past row (column) 0.
+KG = np.array([3 * K[v, 0] - K[v, 1] for v in range(8)], dtype=np.int64)
 
-    Uses K[v, 7 - y] = (-1)^v K[v, y]: even and odd frequencies are summed apart, so row 7 (6) comes
-    from the sums of row 0 (1), and pixel 7 - x from the sums of pixel x."""
+
+@njit(inline="always")
+def _edge_gradients(co, q, by, bx, sums, g):
+    """Twice the AC-only (DC left out) pixel values of one block extrapolated half a pixel beyond its
+    four borders, from the two outermost pixel lines (3 p0 - p1), units 8 * pixel * 2^12:
+    g[0] top (from rows 0, 1), g[1] bottom (rows 7, 6), g[2] left (columns 0, 1), g[3] right (7, 6).
+
+    K[v, 7 - y] = (-1)^v K[v, y], so even and odd frequencies are summed apart and the far side comes
+    from the same sums with the odd part negated; likewise pixel 7 - x from the sums of pixel x."""
     sums[:, :] = 0
+    any_ac = False
     for pos in range(1, 64):
         f = np.int64(co[by, bx, pos])
         if f == 0:
             continue
+        any_ac = True
         fq = f * np.int64(q[pos])
         v = pos >> 3
         u = pos & 7
-        sums[v & 1, u] += K[v, 0] * fq
-        sums[2 + (v & 1), u] += K[v, 1] * fq
-        sums[4 + (u & 1), v] += K[u, 0] * fq
-        sums[6 + (u & 1), v] += K[u, 1] * fq
-    for j in range(4):           # j: 0 = rows 0/7, 1 = rows 1/6, 2 = cols 0/7, 3 = cols 1/6
+        sums[v & 1, u] += KG[v] * fq
+        sums[2 + (u & 1), v] += KG[u] * fq
+    if not any_ac:
+        g[:, :] = 0
+        return
+    for j in range(2):           # j: 0 = rows (top / bottom), 1 = columns (left / right)
         e = 2 * j
-        near = 0 if j == 0 else (1 if j == 1 else (4 if j == 2 else 5))
-        far = 3 if j == 0 else (2 if j == 1 else (7 if j == 2 else 6))
         for x in range(4):
             ev_n = 0
             od_n = 0
             ev_f = 0
             od_f = 0
             for u in range(0, 8, 2):
-                ev_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
-                ev_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
+                ev_n += K[u, x] * ((sums[e, u] + sums[e + 1, u]) >> 4)
+                ev_f += K[u, x] * ((sums[e, u] - sums[e + 1, u]) >> 4)
             for u in range(1, 8, 2):
-                od_n += K[u, x] * (sums[e, u] + sums[e + 1, u])
-                od_f += K[u, x] * (sums[e, u] - sums[e + 1, u])
-            lines[near, x] = (ev_n + od_n) >> 10
-            lines[near, 7 - x] = (ev_n - od_n) >> 10
-            lines[far, x] = (ev_f + od_f) >> 10
-            lines[far, 7 - x] = (ev_f - od_f) >> 10
+                od_n += K[u, x] * ((sums[e, u] + sums[e + 1, u]) >> 4)
+                od_f += K[u, x] * ((sums[e, u] - sums[e + 1, u]) >> 4)
+            g[e, x] = (ev_n + od_n) >> 6
+            g[e, 7 - x] = (ev_n - od_n) >> 6
+            g[e + 1, x] = (ev_f + od_f) >> 6
+            g[e + 1, 7 - x] = (ev_f - od_f) >> 6
 
 
 @njit
@@ -354,15 +385,15 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
     R, C = co.shape[0], co.shape[1]
     q0 = max(np.int64(q[0]), 1)
     unit = 2 * q0 * 4096                     # one DC step in doubled line units
-    prev = np.zeros((C, 8, 8), dtype=np.int64)  # AC lines of the row above
-    cur = np.zeros((C, 8, 8), dtype=np.int64)
-    sums = np.zeros((8, 8), dtype=np.int64)
+    prev = np.zeros((C, 4, 8), dtype=np.int64)  # edge gradients of the row above
+    cur = np.zeros((C, 4, 8), dtype=np.int64)
+    sums = np.zeros((4, 8), dtype=np.int64)
     for by in range(R):
         for bx in range(C):
             if enc:
                 buf = _grow(buf, st[POS])
-            lines = cur[bx]
-            _ac_lines(co, q, by, bx, sums, lines)
+            g = cur[bx]
+            _edge_gradients(co, q, by, bx, sums, g)
             n = 0
             total = 0
             lo = np.int64(1) << 62
@@ -372,7 +403,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             if by > 0:
                 dca = np.int64(co[by - 1, bx, 0]) * q0 * 8192
                 for x in range(8):
-                    e = 3 * prev[bx, 3, x] - prev[bx, 2, x] + dca - (3 * lines[0, x] - lines[1, x])
+                    e = prev[bx, 1, x] + dca - g[0, x]
                     sum_a += e
                     lo = min(lo, e)
                     hi = max(hi, e)
@@ -380,7 +411,7 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             if bx > 0:
                 dcl = np.int64(co[by, bx - 1, 0]) * q0 * 8192
                 for y in range(8):
-                    e = 3 * cur[bx - 1, 7, y] - cur[bx - 1, 6, y] + dcl - (3 * lines[4, y] - lines[5, y])
+                    e = cur[bx - 1, 3, y] + dcl - g[2, y]
                     sum_l += e
                     lo = min(lo, e)
                     hi = max(hi, e)
@@ -402,7 +433,8 @@ def dc_pass(enc, co, q, hint, has_hint, T, st, buf):
             h = hint[by, bx, 0] if has_hint else 0
             eb = DCE_OFF + ((h * PRIOR_BINS + u1) * PRIOR_BINS + u2) * EXP_N
             r = np.int64(co[by, bx, 0]) - pred if enc else np.int64(0)
-            r = _code_value(enc, st, buf, T, eb, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
+            parent = (eb - h * DCE_HSTRIDE) if h > 0 else -1
+            r = _code_value(enc, st, buf, T, eb, parent, DCS_OFF + u1 * PRIOR_BINS + u2, 0, -1, r, EXP_N)
             if not enc:
                 dc = pred + r
                 if dc < -32768 or dc > 32767:

@@ -13,7 +13,14 @@ with integer counters that start fresh for every component of every image:
   prediction that makes the pixel profile of this block meet its neighbour's across the boundary (an
   integer IDCT of the known coefficients) as context for exponent and sign;
 * pass 6 -- the DC, predicted from this block's AC-only boundary pixels and the neighbours' pixels
-  (gradient extrapolation to the shared edge), with the spread of the per-pixel estimates as context.
+  (gradient extrapolation to the shared edge, trimmed mean of the 16 per-pixel estimates), with the
+  spread of the estimates and the disagreement of the two sides as contexts.
+
+Counters are 16-bit probabilities with a hit count (step 1/(n+1.5), n <= 255); the exponent counters
+of interior and edge coefficients start, on first use, from a coarser parent context (position and
+prediction only), which keeps the learning cost of the large context space low on small images.
+Everything is integer: the same bytes on every CPU. The format of ``adaptive-1`` is frozen by the
+golden containers in tests/golden/; any change to what is coded needs a new model id.
 
 Group-major order: pass k is coded for *all* blocks of the component (raster order) before pass k+1,
 so every pass can see every block's earlier passes, including the blocks below and to the right.
@@ -27,8 +34,10 @@ zero), and of the int64 [block_rows, block_cols] per-block counts of nonzero int
 (0..49; all zero until pass 0 is done). It may return a uint8 array
 [block_rows, block_cols, PASS_HINT_WIDTH[pass_index]] with values in [0, N_HINTS). Hint j of a block is
 an extra context dimension for the binary decisions of coefficient PASS_COEFS[pass][j] (pass 0: of the
-count; pass 5: hints 0 and 7 also select the row/column count contexts). ``None`` or an all-zero hint
-is the plain adaptive model, and with ``hints=None`` the hook costs nothing. The same function must be
+count; pass 5: hints 0 and 7 also select the row/column count contexts). A context with hint h > 0
+starts from, and keeps teaching, the same context with hint 0, so an uninformative hint costs about
+2% (measured with hint = (row + col) % 8) instead of 4%. ``None`` or an all-zero hint is the plain
+adaptive model, and with ``hints=None`` the hook costs nothing. The same function must be
 given to decode; components are coded in parallel threads, so it must be thread-safe.
 """
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Two sub-commands, so training can run on a GPU machine that has only torch + numpy:
 
-    python3 tools/train.py fit --data data.npz --out run/ --channels 32 --layers 3 --steps 6000
-    python3 tools/train.py export --run run/ --data data.npz --hints 4 --out jpegshrink/model/weights/
+    python3 tools/train.py fit --data data.npz --out run/ --channels 64 --layers 3 --steps 40000 --batch 128
+    python3 tools/train.py export --run run/ --data data.npz --hints 2 --passes 1 2 3 4
 
 ``fit`` is seeded (torch, numpy) and writes ``state.pt`` (float weights after quantisation-aware
-fine-tuning), ``log.json`` (loss per epoch, validation bits per coefficient) to ``--out``.
+fine-tuning) and ``log.json`` (train/validation bits per predicted coefficient every ``--eval-every``
+steps) to ``--out``; ``--max-seconds`` ends it early on a time budget (the log then says at which step).
 ``export`` turns them into the integer form of ``jpegshrink.model.network`` and picks per-coefficient
 hint thresholds (quantiles of the exact integer ``mu`` on training crops), writing
 ``learned-<hash8>.npz``.

@@ -11,12 +11,13 @@ Variants (all round-trip checked):
                 patched copy of adaptive-1's kernels written to a temporary folder; it is the coupling
                 proposed to the model owner, measured here.
 
-    python3 tools/ablate_hints.py --run /work/.device/3/c64l3 --files $(cat val_files.txt)
+    python3 tools/ablate_hints.py --run /work/.device/3/c64l3 --data data.npz --files $(cat val_files.txt)
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,24 +53,12 @@ def replace_prior_kernels(folder: Path):
     return mod
 
 
-def median_class_weights(run: Path, weights: Path, out: Path) -> Path:
-    """The registered weights with hint thresholds = the ordinal cut points (hint = median class)."""
-    import torch
-
-    import train
-    saved = torch.load(run / "state.pt", map_location="cpu")
-    arrays = dict(np.load(weights))
-    for name in train.KINDS:
-        net = train.HintNet(saved["channels"], saved["layers"])
-        net.load_state_dict(saved["states"][name])
-        theta = net.thetas().detach().double().numpy()
-        w = net.head.weight.detach().double().numpy()[:, :, 0, 0]
-        unit = np.maximum(np.abs(w).max(axis=1), 1e-8) / 127 / train.ACT_SCALE  # float value of one mu unit
-        arrays[f"{name}.thr"] = np.ceil(theta / unit[:, None]).astype(np.int64)
-    arrays["n_hints"] = np.array(8)
-    arrays["passes"] = np.array([1, 2, 3, 4])
-    np.savez(out, **arrays)
-    return out
+def median_class_weights(run: Path, data: Path, out: Path) -> Path:
+    """Weights from ``run`` exported with hint = the ordinal head's median class (train.py export)."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(ROOT / "tools/train.py"), "export", "--run", str(run), "--data", str(data),
+                    "--thresholds", "ordinal", "--out", str(out)], check=True)
+    return next(out.glob("learned-*.npz"))
 
 
 def coded_size(m, arrays, specs, hints) -> int:
@@ -84,6 +73,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="learned-6165e90d")
     ap.add_argument("--run", type=Path, help="training run (state.pt) for the 'replace' variant")
+    ap.add_argument("--data", type=Path, default=Path("/work/main/.device/data.npz"),
+                    help="training tensors (tools/train_data.py), needed by train.py export")
     ap.add_argument("--variants", default="adaptive,hintdim,replace")
     ap.add_argument("--files", nargs="+", type=Path, required=True)
     args = ap.parse_args()
@@ -93,8 +84,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     if "replace" in variants:
         replace_kern = replace_prior_kernels(tmp)
-        median = LearnedModel(median_class_weights(args.run, ROOT / f"jpegshrink/model/weights/{args.model}.npz",
-                                                   tmp / "learned-median.npz"))
+        median = LearnedModel(median_class_weights(args.run, args.data, tmp / "weights"))
     totals = dict.fromkeys(variants, 0)
     seconds = dict.fromkeys(variants, 0.0)
     for path in args.files:

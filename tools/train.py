@@ -9,8 +9,10 @@ Two sub-commands, so training can run on a GPU machine that has only torch + num
 fine-tuning) and ``log.json`` (train/validation bits per predicted coefficient every ``--eval-every``
 steps) to ``--out``; ``--max-seconds`` ends it early on a time budget (the log then says at which step).
 ``export`` turns them into the integer form of ``jpegshrink.model.network`` and picks per-coefficient
-hint thresholds (quantiles of the exact integer ``mu`` on training crops), writing
-``learned-<hash8>.npz``.
+hint thresholds: quantiles of the exact integer ``mu`` on training crops (default), or with
+``--thresholds ordinal`` the head's own cut points, so that hint = predicted median magnitude class
+0..7 (for a coupling in which the hint replaces adaptive-1's neighbour prior; see tools/ablate_hints.py).
+It writes ``learned-<hash8>.npz``.
 
 The network (one per component kind: luma, chroma): input = ``features.block_features`` plus the
 interior nonzero count, with the channels not yet decoded before the coding pass (``stage``) of
@@ -262,12 +264,19 @@ def export(args: argparse.Namespace) -> None:
         scale = np.maximum(np.abs(w).max(axis=1), 1e-8) / 127
         arrays[f"{p}.wh"] = np.round(w / scale[:, None]).astype(np.int8).T.copy()
         arrays[f"{p}.bh"] = np.round(net.head.bias.detach().double().numpy() / (scale / a_in)).astype(np.int64)
+        if args.thresholds == "ordinal":  # hint = median magnitude class under the ordinal head (0..7)
+            unit = scale / a_in  # float value of one unit of the integer mu, per coefficient
+            theta = net.thetas().detach().double().numpy()
+            arrays[f"{p}.thr"] = np.ceil(theta / unit[:, None]).astype(np.int64)
+            arrays["n_hints"] = np.array(N_CLASSES)
+            continue
         arrays[f"{p}.thr"] = np.zeros((64, args.hints - 1), np.int64)
         exact = ExactNetwork.from_arrays(arrays, p)
         arrays[f"{p}.thr"] = hint_thresholds(exact, data, kind, args.hints, args.seed)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     digest = hashlib.sha256(buf.getvalue()).hexdigest()[:8]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     out = Path(args.out) / f"learned-{digest}.npz"
     out.write_bytes(buf.getvalue())
     print(out)
@@ -318,6 +327,8 @@ def main() -> None:
     e.add_argument("--run", required=True)
     e.add_argument("--data", required=True)
     e.add_argument("--hints", type=int, default=2)
+    e.add_argument("--thresholds", choices=("quantile", "ordinal"), default="quantile",
+                   help="hint = quantile bucket of mu (--hints of them) or the median magnitude class")
     e.add_argument("--passes", type=int, nargs="+", default=[1, 2, 3, 4],
                    help="adaptive-1 passes that get hints (5 = edges)")
     e.add_argument("--out", default="jpegshrink/model/weights")

@@ -46,7 +46,16 @@ def _adaptive_1() -> CoefficientModel:
     return AdaptiveModel()
 
 
+def _learned(model_id: str):
+    def factory() -> CoefficientModel:
+        from jpegshrink.model.learned import load  # lazy: loads the weights on first use
+        return load(model_id)
+    return factory
+
+
 register("adaptive-1", _adaptive_1)
+#: adaptive-1 with hints from a trained network; the id names its weights file (sha256 prefix).
+register("learned-6165e90d", _learned("learned-6165e90d"))
 
 
 __all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]

@@ -50,6 +50,8 @@ def summarize(entries: list[Any], recs: list[dict[str, Any]], idx: Iterable[int]
         dec_mbps_1t=_ratio(exact_orig / MB, dec_t),
         enc_mpps_1t=_ratio(sum(entries[i].megapixels or 0 for i in acc), enc_t),
         dec_mpps_1t=_ratio(sum(entries[i].megapixels or 0 for i in exact), dec_t),
+        enc_mbps_cpu=_ratio(sum(entries[i].bytes for i in acc) / MB, sum(recs[i]["enc_cpu_s"] for i in acc)),
+        dec_mbps_cpu=_ratio(exact_orig / MB, sum(recs[i]["dec_cpu_s"] for i in exact)),
         enc_cpu_per_wall=_ratio(sum(recs[i]["enc_cpu_s"] for i in acc), enc_t),
         dec_cpu_per_wall=_ratio(sum(recs[i]["dec_cpu_s"] for i in exact), dec_t),
         nondeterministic=sum(1 for i in idx if recs[i].get("parallel_differs")),
@@ -97,7 +99,7 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
     """One row per codec; the overall table adds all-cores speeds and peak RSS (whole-run figures)."""
     parallel = overall and run["workers"] > 1
     head = ["codec", "files", "accepted", "exact", "MISMATCH", "saving %", "saving % (exact files only)",
-            "enc MB/s 1T", "dec MB/s 1T", "cpu/wall enc, dec"]
+            "enc MB/s 1T", "dec MB/s 1T", "enc, dec MB/CPU-s", "cpu/wall enc, dec"]
     if parallel:
         head += [f"enc MB/s {run['workers']}P", f"dec MB/s {run['workers']}P"]
     if overall:
@@ -111,6 +113,7 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
         mism = f"**{s['mismatches']}**" if s["mismatches"] else "0"
         row = [c, str(s["files"]), str(s["accepted"]), str(s["exact"]), mism, _f(s["saving_pct"], ".2f"),
                _f(s["saving_exact_files_pct"], ".2f"), _f(s["enc_mbps_1t"], ".2f"), _f(s["dec_mbps_1t"], ".2f"),
+               f"{_f(s['enc_mbps_cpu'], '.2f')}, {_f(s['dec_mbps_cpu'], '.2f')}",
                f"{_f(s['enc_cpu_per_wall'], '.2f')}, {_f(s['dec_cpu_per_wall'], '.2f')}"]
         if parallel:
             p = r.get("parallel") or {}
@@ -134,12 +137,14 @@ def subset_table(title: str, groups: dict[str, list[int]], codecs: list[str], en
 
 def speed_table(idx: list[int], codecs: list[str], entries: list[Any],
                 recs: dict[str, list[dict[str, Any]]]) -> list[str]:
-    head = ["codec", "files", "enc MB/s 1T", "dec MB/s 1T", "enc MP/s 1T", "dec MP/s 1T", "saving %"]
+    head = ["codec", "files", "enc MB/s 1T", "dec MB/s 1T", "dec MB/CPU-s", "enc MP/s 1T", "dec MP/s 1T",
+            "saving %"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in codecs:
         s = summarize(entries, recs[c], idx)
         lines.append("| " + " | ".join([c, f"{s['exact']}/{s['files']}", _f(s["enc_mbps_1t"], ".2f"),
-                                         _f(s["dec_mbps_1t"], ".2f"), _f(s["enc_mpps_1t"], ".2f"),
+                                         _f(s["dec_mbps_1t"], ".2f"), _f(s["dec_mbps_cpu"], ".2f"),
+                                         _f(s["enc_mpps_1t"], ".2f"),
                                          _f(s["dec_mpps_1t"], ".2f"), _f(s["saving_pct"], ".2f")]) + " |")
     return lines
 
@@ -196,8 +201,10 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             "for that codec. \"rej\" counts such files; **MISMATCH** = decode returned different bytes.",
             "- \"saving % (exact files only)\" = the same over the files that codec restored byte-exact.",
             "- MB = 10^6 bytes of original JPEG. 1T = one worker process, each codec on one thread "
-            "(cpu/wall near 1.00 confirms it); MB/s = MB / sum of the codec-call times (encode: accepted files, "
-            "decode: exact files), after one untimed warm-up file per worker. "
+            "(cpu/wall near 1.00 confirms it; below 1.00 = the process waited for a CPU on this shared machine, "
+            "and MB/CPU-s, MB per CPU-second of the worker process, is then the steadier speed figure); "
+            "MB/s = MB / sum of the codec-call wall times (encode: accepted files, decode: exact files), "
+            "after one untimed warm-up file per worker. "
             + (f"{run['workers']}P = {run['workers']} worker processes, one thread each, MB / wall time of "
                "the phase. " if par else "")
             + "Peak RSS = max resident set of the 1-thread worker process (Python + codec library + one file).",

@@ -103,19 +103,24 @@ def meta(args: argparse.Namespace, argv: list[str], dropped: int) -> dict[str, A
     }
 
 
-def _warmup_file(entries: list[bench_corpus.FileEntry]) -> str | None:
-    """A median-sized photo: big enough to exercise every code path, small enough to be quick."""
-    photos = sorted((e for e in entries if e.kind == "photo"), key=lambda e: e.bytes) or \
-        sorted(entries, key=lambda e: e.bytes)
-    return photos[len(photos) // 2].path if photos else None
+def warmup_files(entries: list[bench_corpus.FileEntry], limit: int = 10) -> list[str]:
+    """The smallest file (of at least 2 KB) of each coding / components / restart kind in the set.
+
+    Each worker runs these once, untimed, so JIT compilation or cache loading of every code path
+    (baseline, progressive, restarts, gray, ...) and model loading stay out of the per-file timings.
+    """
+    best: dict[tuple[str, str, bool], bench_corpus.FileEntry] = {}
+    for e in sorted(entries, key=lambda e: (e.bytes < 2048, e.bytes)):
+        best.setdefault((e.coding, e.components, e.restart_interval != "0"), e)
+    return [e.path for e in sorted(best.values(), key=lambda e: e.bytes)[:limit]]
 
 
 def run_codec(spec: str, entries: list[bench_corpus.FileEntry], args: argparse.Namespace,
-              warmup: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+              warmup: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Measure one codec: a 1-process pass (sizes, exactness, 1-thread speed, RSS), then N processes."""
     name = bench_codecs.display_name(spec)
     recs: list[dict[str, Any]] = [{} for _ in entries]
-    info: dict[str, Any] = {"spec": spec}
+    info: dict[str, Any] = {"spec": spec, "warmup_files": warmup}
     try:
         with CodecPool(spec, 1, args.timeout, args.model_id, warmup) as pool:
             blobs = _encode_phase(pool, entries, recs, f"{name} encode 1T", single=True)
@@ -135,7 +140,7 @@ def run_codec(spec: str, entries: list[bench_corpus.FileEntry], args: argparse.N
 
 
 def _parallel_pass(spec: str, name: str, entries: list[bench_corpus.FileEntry], recs: list[dict[str, Any]],
-                   args: argparse.Namespace, warmup: str | None) -> dict[str, Any]:
+                   args: argparse.Namespace, warmup: list[str]) -> dict[str, Any]:
     """All-cores throughput: N single-threaded worker processes; also checks outputs match the 1T pass."""
     with CodecPool(spec, args.workers, args.timeout, args.model_id, warmup) as pool:
         t0 = time.perf_counter()
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     run: dict[str, Any] = {"meta": meta(args, argv, len(dropped)), "workers": args.workers,
                            "codec_order": [], "codecs": {}}
     recs: dict[str, list[dict[str, Any]]] = {}
-    warmup = _warmup_file(entries)
+    warmup = run["warmup_files"] = warmup_files(entries)
     for spec in args.codecs:
         name = bench_codecs.display_name(spec)
         run["codec_order"].append(name)

@@ -30,6 +30,9 @@ class FileEntry:
     bytes: int
     sha256: str
     megapixels: float | None = None
+    coding: str = "unknown"  # manifest columns: which code paths of a codec the file exercises
+    components: str = "unknown"
+    restart_interval: str = "0"
     flat_fraction: float | None = None
     kind: str = "unknown"  # photo | flat | undecodable (Pillow could not decode it)
 
@@ -107,7 +110,8 @@ def describe(paths: list[Path]) -> tuple[list[FileEntry], list[dict[str, str]]]:
         package = row.get("source_package") or (p.name.split("__")[0] if "__" in p.name else folder.name)
         mp = float(row["megapixels"]) if row.get("megapixels") else None
         entries.append(FileEntry(str(p), p.name, str(folder), row.get("split") or folder.name, package,
-                                 p.stat().st_size, sha, mp))
+                                 p.stat().st_size, sha, mp, row.get("coding", "unknown"),
+                                 row.get("components", "unknown"), row.get("restart_interval") or "0"))
     return entries, dropped
 
 

@@ -42,8 +42,13 @@ def _worker_main(conn: Connection, spec: str, model_id: str | None) -> None:
         result: dict[str, Any] = {}
         try:
             if kind == "warm":  # JIT compilation, lazy imports and model loading stay out of the timings
-                with open(payload, "rb") as f:
-                    codec.decode(codec.encode(f.read()))
+                for path in payload:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    try:
+                        codec.decode(codec.encode(data))
+                    except Exception:  # noqa: BLE001 - a rejected file still loads its code paths
+                        pass
             elif kind == "enc":
                 with open(payload, "rb") as f:
                     data = f.read()
@@ -81,7 +86,7 @@ class CodecPool:
     n: int
     timeout_s: float
     model_id: str | None = None
-    warmup_path: str | None = None
+    warmup_paths: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     peak_rss_kib: int = 0
     restarts: int = 0
@@ -121,20 +126,18 @@ class CodecPool:
             raise RuntimeError(f"codec {self.spec} is unavailable: {info}")
         self.info.update(info)
         self.peak_rss_kib = max(self.peak_rss_kib, info["rss_init_kib"])
-        if self.warmup_path:
-            parent.send(("warm", None, self.warmup_path))
+        if self.warmup_paths:
+            parent.send(("warm", None, self.warmup_paths))
             try:
-                result = parent.recv()[2] if parent.poll(self.timeout_s) else None
+                done = parent.poll(self.timeout_s) and parent.recv() is not None
             except EOFError:
-                result = None
-            if result is None:  # crashed or hung: measure cold rather than not at all, and say so
-                self.info["warmup"] = f"warm-up on {self.warmup_path} crashed or hung; workers start cold"
-                self.warmup_path = None
+                done = False
+            if not done:  # crashed or hung: measure cold rather than not at all, and say so
+                self.info["warmup"] = "warm-up crashed or hung; workers start cold"
+                self.warmup_paths = []
                 proc.kill()
                 proc.join()
                 return self._start()
-            if "error" in result:  # rejecting the file still loaded the codec's code paths
-                self.info["warmup"] = f"warm-up file rejected: {result['error'][:100]}"
         return _Worker(proc, parent)
 
     def run(self, tasks: list[tuple[str, Any, Any]],

@@ -204,7 +204,8 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             "(cpu/wall near 1.00 confirms it; below 1.00 = the process waited for a CPU on this shared machine, "
             "and MB/CPU-s, MB per CPU-second of the worker process, is then the steadier speed figure); "
             "MB/s = MB / sum of the codec-call wall times (encode: accepted files, decode: exact files), "
-            "after one untimed warm-up file per worker. "
+            f"after an untimed warm-up in each worker on {len(run['warmup_files'])} small files (the smallest of "
+            "each coding/components/restart kind). "
             + (f"{run['workers']}P = {run['workers']} worker processes, one thread each, MB / wall time of "
                "the phase. " if par else "")
             + "Peak RSS = max resident set of the 1-thread worker process (Python + codec library + one file).",

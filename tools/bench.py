@@ -172,7 +172,7 @@ def _encode_phase(pool: CodecPool, entries: list[bench_corpus.FileEntry], recs: 
         blobs[i] = blob
         if single:
             rec.update(accepted=True, stored=len(blob), enc_s=res["wall"], enc_cpu_s=res["cpu"],
-                       stored_sha256=hashlib.sha256(blob).hexdigest())
+                       enc_thread_cpu_s=res["tcpu"], stored_sha256=hashlib.sha256(blob).hexdigest())
             for k in ("mode", "reason"):
                 if k in res:
                     rec[k] = res[k]
@@ -201,7 +201,8 @@ def _decode_phase(pool: CodecPool, entries: list[bench_corpus.FileEntry], recs: 
         if "error" in res:
             rec.update(exact=False, dec_error=res["error"])
         else:
-            rec.update(exact=res["exact"], dec_s=res["wall"], dec_cpu_s=res["cpu"], mismatch=not res["exact"])
+            rec.update(exact=res["exact"], dec_s=res["wall"], dec_cpu_s=res["cpu"], dec_thread_cpu_s=res["tcpu"],
+                       mismatch=not res["exact"])
             if not res["exact"]:
                 print(f"MISMATCH: {pool.spec} did not restore {entries[i].path} "
                       f"({res['out_len']} bytes, sha256 {res['out_sha256'][:16]}...)", file=sys.stderr)

@@ -5,7 +5,9 @@ pool. Here each worker owns a pipe; the parent hands out one task at a time, and
 overruns its per-file timeout is killed and replaced, with that file recorded as failed.
 
 Timings are taken inside the worker around the codec call alone (no file reading, hashing or pipe
-transfer); CPU time is the whole process's (all threads), so cpu/wall > 1 reveals a codec that threads.
+transfer): wall time, the process's CPU time (all threads) and the calling thread's CPU time. Process
+CPU above thread CPU reveals a codec that uses other threads; CPU time, unlike wall time, does not
+grow while the process waits for a core on a busy machine.
 """
 from __future__ import annotations
 
@@ -52,17 +54,19 @@ def _worker_main(conn: Connection, spec: str, model_id: str | None) -> None:
             elif kind == "enc":
                 with open(payload, "rb") as f:
                     data = f.read()
-                w0, c0 = time.perf_counter(), time.process_time()
+                w0, c0, t0 = time.perf_counter(), time.process_time(), time.thread_time()
                 blob = bytes(codec.encode(data))
-                result.update(wall=time.perf_counter() - w0, cpu=time.process_time() - c0, blob=blob)
+                result.update(wall=time.perf_counter() - w0, cpu=time.process_time() - c0,
+                              tcpu=time.thread_time() - t0, blob=blob)
                 if describe is not None:
                     result["mode"], result["reason"] = describe(blob)
             else:
                 blob, expected_sha = payload
-                w0, c0 = time.perf_counter(), time.process_time()
+                w0, c0, t0 = time.perf_counter(), time.process_time(), time.thread_time()
                 out = bytes(codec.decode(blob))
                 result.update(wall=time.perf_counter() - w0, cpu=time.process_time() - c0,
-                              out_len=len(out), out_sha256=hashlib.sha256(out).hexdigest())
+                              tcpu=time.thread_time() - t0, out_len=len(out),
+                              out_sha256=hashlib.sha256(out).hexdigest())
                 result["exact"] = result["out_sha256"] == expected_sha
         except Exception as e:  # noqa: BLE001 - a codec error on one file is a result, not a crash
             result["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"

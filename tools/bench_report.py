@@ -7,9 +7,12 @@ Counting rules (repeated in the table notes, because they decide the numbers):
   and keep the original), so no codec gets credit for bytes it cannot restore;
 * "accepted" = encode returned without error; "exact" = decode gave bytes with the original sha256;
   "MISMATCH" = decode returned different bytes (loud: for jpegshrink that is a bug);
-* MB = 10^6 bytes of original JPEG; 1-thread MB/s = accepted (encode) or exact (decode) MB / the sum
-  of the codec-call times of those files in one worker process; all-cores MB/s = the same MB / the
-  wall time of the whole phase over N worker processes (includes scheduling and pipe transfer).
+* MB = 10^6 bytes of original JPEG. 1-thread MB/s = accepted (encode) or exact (decode) MB / the CPU
+  seconds the worker process spent in the codec calls of those files: on this shared 2-core machine wall
+  time mostly measures waiting for a core, CPU time does not (it equals the wall time on an idle core
+  for a single-threaded codec; "off-thread CPU %" shows each codec really ran on the calling thread).
+  Wall-time MB/s are given too. All-cores MB/s = the same MB / the wall time of the whole phase over N
+  worker processes (includes scheduling and pipe transfer, and the other jobs on the machine).
 """
 from __future__ import annotations
 
@@ -37,8 +40,12 @@ def summarize(entries: list[Any], recs: list[dict[str, Any]], idx: Iterable[int]
     stored = sum(recs[i]["stored"] if recs[i].get("exact") else entries[i].bytes for i in idx)
     exact_orig = sum(entries[i].bytes for i in exact)
     exact_stored = sum(recs[i]["stored"] for i in exact)
-    enc_t = sum(recs[i]["enc_s"] for i in acc)
-    dec_t = sum(recs[i]["dec_s"] for i in exact)
+    acc_mb, exact_mb = sum(entries[i].bytes for i in acc) / MB, exact_orig / MB
+    acc_mp, exact_mp = sum(entries[i].megapixels or 0 for i in acc), sum(entries[i].megapixels or 0 for i in exact)
+    enc_w, dec_w = sum(recs[i]["enc_s"] for i in acc), sum(recs[i]["dec_s"] for i in exact)
+    enc_c, dec_c = sum(recs[i]["enc_cpu_s"] for i in acc), sum(recs[i]["dec_cpu_s"] for i in exact)
+    enc_t = sum(recs[i]["enc_thread_cpu_s"] for i in acc)
+    dec_t = sum(recs[i]["dec_thread_cpu_s"] for i in exact)
     s.update(
         accepted=len(acc), exact=len(exact),
         mismatches=sum(1 for i in idx if recs[i].get("mismatch")),
@@ -46,14 +53,12 @@ def summarize(entries: list[Any], recs: list[dict[str, Any]], idx: Iterable[int]
         stored_bytes=stored,
         saving_pct=100 * (1 - stored / orig) if orig else None,
         saving_exact_files_pct=100 * (1 - exact_stored / exact_orig) if exact_orig else None,
-        enc_mbps_1t=_ratio(sum(entries[i].bytes for i in acc) / MB, enc_t),
-        dec_mbps_1t=_ratio(exact_orig / MB, dec_t),
-        enc_mpps_1t=_ratio(sum(entries[i].megapixels or 0 for i in acc), enc_t),
-        dec_mpps_1t=_ratio(sum(entries[i].megapixels or 0 for i in exact), dec_t),
-        enc_mbps_cpu=_ratio(sum(entries[i].bytes for i in acc) / MB, sum(recs[i]["enc_cpu_s"] for i in acc)),
-        dec_mbps_cpu=_ratio(exact_orig / MB, sum(recs[i]["dec_cpu_s"] for i in exact)),
-        enc_cpu_per_wall=_ratio(sum(recs[i]["enc_cpu_s"] for i in acc), enc_t),
-        dec_cpu_per_wall=_ratio(sum(recs[i]["dec_cpu_s"] for i in exact), dec_t),
+        enc_mbps_1t=_ratio(acc_mb, enc_c), dec_mbps_1t=_ratio(exact_mb, dec_c),
+        enc_mpps_1t=_ratio(acc_mp, enc_c), dec_mpps_1t=_ratio(exact_mp, dec_c),
+        enc_mbps_wall=_ratio(acc_mb, enc_w), dec_mbps_wall=_ratio(exact_mb, dec_w),
+        enc_offthread_pct=_ratio(100 * (enc_c - enc_t), enc_c),
+        dec_offthread_pct=_ratio(100 * (dec_c - dec_t), dec_c),
+        enc_cpu_per_wall=_ratio(enc_c, enc_w), dec_cpu_per_wall=_ratio(dec_c, dec_w),
         nondeterministic=sum(1 for i in idx if recs[i].get("parallel_differs")),
     )
     modes = Counter(recs[i]["mode"] for i in acc if recs[i].get("mode"))
@@ -99,7 +104,7 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
     """One row per codec; the overall table adds all-cores speeds and peak RSS (whole-run figures)."""
     parallel = overall and run["workers"] > 1
     head = ["codec", "files", "accepted", "exact", "MISMATCH", "saving %", "saving % (exact files only)",
-            "enc MB/s 1T", "dec MB/s 1T", "enc, dec MB/CPU-s", "cpu/wall enc, dec"]
+            "enc MB/s 1T", "dec MB/s 1T", "wall MB/s enc, dec", "off-thread CPU % enc, dec"]
     if parallel:
         head += [f"enc MB/s {run['workers']}P", f"dec MB/s {run['workers']}P"]
     if overall:
@@ -113,8 +118,8 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
         mism = f"**{s['mismatches']}**" if s["mismatches"] else "0"
         row = [c, str(s["files"]), str(s["accepted"]), str(s["exact"]), mism, _f(s["saving_pct"], ".2f"),
                _f(s["saving_exact_files_pct"], ".2f"), _f(s["enc_mbps_1t"], ".2f"), _f(s["dec_mbps_1t"], ".2f"),
-               f"{_f(s['enc_mbps_cpu'], '.2f')}, {_f(s['dec_mbps_cpu'], '.2f')}",
-               f"{_f(s['enc_cpu_per_wall'], '.2f')}, {_f(s['dec_cpu_per_wall'], '.2f')}"]
+               f"{_f(s['enc_mbps_wall'], '.2f')}, {_f(s['dec_mbps_wall'], '.2f')}",
+               f"{_f(s['enc_offthread_pct'], '.0f')}, {_f(s['dec_offthread_pct'], '.0f')}"]
         if parallel:
             p = r.get("parallel") or {}
             row += [_f(p.get("enc_mbps"), ".2f"), _f(p.get("dec_mbps"), ".2f")]
@@ -137,15 +142,14 @@ def subset_table(title: str, groups: dict[str, list[int]], codecs: list[str], en
 
 def speed_table(idx: list[int], codecs: list[str], entries: list[Any],
                 recs: dict[str, list[dict[str, Any]]]) -> list[str]:
-    head = ["codec", "files", "enc MB/s 1T", "dec MB/s 1T", "dec MB/CPU-s", "enc MP/s 1T", "dec MP/s 1T",
-            "saving %"]
+    head = ["codec", "exact/files", "enc MB/s 1T", "dec MB/s 1T", "enc MP/s 1T", "dec MP/s 1T",
+            "dec wall MB/s", "saving %"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in codecs:
         s = summarize(entries, recs[c], idx)
-        lines.append("| " + " | ".join([c, f"{s['exact']}/{s['files']}", _f(s["enc_mbps_1t"], ".2f"),
-                                         _f(s["dec_mbps_1t"], ".2f"), _f(s["dec_mbps_cpu"], ".2f"),
-                                         _f(s["enc_mpps_1t"], ".2f"),
-                                         _f(s["dec_mpps_1t"], ".2f"), _f(s["saving_pct"], ".2f")]) + " |")
+        cells = [c, f"{s['exact']}/{s['files']}"] + [_f(s[k], ".2f") for k in (
+            "enc_mbps_1t", "dec_mbps_1t", "enc_mpps_1t", "dec_mpps_1t", "dec_mbps_wall", "saving_pct")]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -200,12 +204,14 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             "(raises), fails on, times out on, or does not give back byte-exact counts at its original size "
             "for that codec. \"rej\" counts such files; **MISMATCH** = decode returned different bytes.",
             "- \"saving % (exact files only)\" = the same over the files that codec restored byte-exact.",
-            "- MB = 10^6 bytes of original JPEG. 1T = one worker process, each codec on one thread "
-            "(cpu/wall near 1.00 confirms it; below 1.00 = the process waited for a CPU on this shared machine, "
-            "and MB/CPU-s, MB per CPU-second of the worker process, is then the steadier speed figure); "
-            "MB/s = MB / sum of the codec-call wall times (encode: accepted files, decode: exact files), "
-            f"after an untimed warm-up in each worker on {len(run['warmup_files'])} small files (the smallest of "
-            "each coding/components/restart kind). "
+            "- MB = 10^6 bytes of original JPEG. 1T = one worker process, each codec on one thread; "
+            "1T MB/s = MB / CPU seconds of the worker in the codec calls (encode: accepted files, decode: exact "
+            "files). On this shared machine wall time mostly measures waiting for a core; for a single-threaded "
+            "codec CPU time is what the wall time would be on an idle core. \"off-thread CPU %\" = share of that "
+            "CPU spent outside the calling thread (about 0 confirms one thread). \"wall MB/s\" = the same MB / "
+            "wall seconds, as measured under the machine's load. "
+            f"Each worker first runs an untimed warm-up on {len(run['warmup_files'])} small files (the smallest of "
+            "each coding/components/restart kind: JIT compilation and model loading are not timed). "
             + (f"{run['workers']}P = {run['workers']} worker processes, one thread each, MB / wall time of "
                "the phase. " if par else "")
             + "Peak RSS = max resident set of the 1-thread worker process (Python + codec library + one file).",

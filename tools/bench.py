@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"comma list of {', '.join(bench_codecs.CODECS)} or module:Class (default: %(default)s)")
     p.add_argument("--model", dest="model_id", help="jpegshrink model id (default: the library default)")
     p.add_argument("--subset-by", default="package,kind",
-                   help="comma list of extra saving tables: package, kind, split (default: %(default)s)")
+                   help="comma list of extra saving tables: package, kind, split, coding (default: %(default)s)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="processes for the all-cores pass; 1 skips it (default: nproc = %(default)s)")
     p.add_argument("--limit", type=int, help="at most N files per folder, evenly spaced (quick runs)")

@@ -71,18 +71,20 @@ def summarize(entries: list[Any], recs: list[dict[str, Any]], idx: Iterable[int]
 
 
 def _reason_class(reason: str) -> str:
-    """'corrupt-jpeg:bad marker at 1234' -> 'corrupt-jpeg:bad marker at N' (groups similar reasons)."""
-    return re.sub(r"\d+", "N", reason)[:80] or "(none)"
+    """'corrupt-jpeg:bad marker at 12345' -> 'corrupt-jpeg:bad marker at N' (groups similar reasons)."""
+    return re.sub(r"\d{3,}", "N", reason)[:100] or "(none)"
 
 
 def _error_class(rec: dict[str, Any]) -> str:
+    """A short, groupable description of why a file was not stored byte-exact."""
     if not rec:
         return "not run (codec unavailable)"
     if rec.get("mismatch"):
         return "MISMATCH"
     err = rec.get("enc_error") or rec.get("dec_error") or "unknown"
+    err = err.split(" at /")[0]  # Rust error traces append source paths
     where = "encode" if rec.get("enc_error") else "decode"
-    return f"{where}: " + re.sub(r"\d+", "N", err)[:90]
+    return f"{where}: " + re.sub(r"\d{3,}", "N", err)[:110]
 
 
 def _f(x: float | None, fmt: str = ".1f") -> str:
@@ -160,7 +162,7 @@ def groups_by(entries: list[Any], attr: str) -> dict[str, list[int]]:
     return out
 
 
-SUBSET_ATTRS = {"package": "package", "kind": "kind", "split": "split"}
+SUBSET_ATTRS = {"package": "package", "kind": "kind", "split": "split", "coding": "coding"}
 
 
 def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[str, Any]]],

@@ -86,11 +86,14 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-def meta(args: argparse.Namespace, argv: list[str], dropped: int) -> dict[str, Any]:
+def meta(args: argparse.Namespace, argv: list[str], entries: list[bench_corpus.FileEntry],
+         dropped: int) -> dict[str, Any]:
+    """What a reader needs to reproduce or judge the numbers: command, corpus identity, machine, code."""
     manifests: dict[str, str] = {}
-    for folder in list(args.folders) + ([args.files_from.parent] if args.files_from else []):
-        for m in bench_corpus.manifests_for(folder.resolve()):
+    for folder in sorted({Path(e.folder).resolve() for e in entries}):
+        for m in bench_corpus.manifests_for(folder):
             manifests.setdefault(str(m), bench_corpus.sha256_file(m))
+    manifests = dict(sorted(manifests.items(), key=lambda kv: (len(Path(kv[0]).parts), kv[0])))
     commit = _git("rev-parse", "--short=12", "HEAD") or "unknown"
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += "+uncommitted changes"
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(entries)} files ({sum(e.bytes for e in entries) / 1e6:.1f} MB), {len(dropped)} duplicates "
           f"dropped; classifying flat/photo...", file=sys.stderr)
     bench_corpus.classify(entries, args.workers)
-    run: dict[str, Any] = {"meta": meta(args, argv, len(dropped)), "workers": args.workers,
+    run: dict[str, Any] = {"meta": meta(args, argv, entries, len(dropped)), "workers": args.workers,
                            "codec_order": [], "codecs": {}}
     recs: dict[str, list[dict[str, Any]]] = {}
     warmup = run["warmup_files"] = warmup_files(entries)

@@ -110,7 +110,7 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
     if parallel:
         head += [f"enc MB/s {run['workers']}P", f"dec MB/s {run['workers']}P"]
     if overall:
-        head += ["peak RSS MiB"]
+        head += ["peak RSS MiB (at start)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in codecs:
         s, r = sums[c], run["codecs"][c]
@@ -126,7 +126,7 @@ def detail_table(codecs: list[str], sums: dict[str, dict[str, Any]], run: dict[s
             p = r.get("parallel") or {}
             row += [_f(p.get("enc_mbps"), ".2f"), _f(p.get("dec_mbps"), ".2f")]
         if overall:
-            row.append(_f(r.get("peak_rss_kib", 0) / 1024, ".0f"))
+            row.append(f"{r.get('peak_rss_kib', 0) / 1024:.0f} ({r.get('rss_init_kib', 0) / 1024:.0f})")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -216,7 +216,8 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             "each coding/components/restart kind: JIT compilation and model loading are not timed). "
             + (f"{run['workers']}P = {run['workers']} worker processes, one thread each, MB / wall time of "
                "the phase. " if par else "")
-            + "Peak RSS = max resident set of the 1-thread worker process (Python + codec library + one file).",
+            + "Peak RSS = max resident set of the 1-thread worker process over the run (Python + codec library "
+            "+ the file in hand); in brackets, its RSS right after importing the codec.",
             "- jpegshrink encode includes its verify-on-write decode (the library default).",
             f"- kind: flat = over {FLAT_PCT:g}% of 8x8 luma blocks nearly uniform (max-min <= 2) after a Pillow "
             "decode (the corpus build's rule); photo = the rest; undecodable = Pillow failed.",

@@ -246,7 +246,21 @@ def _large_photo_section(entries: list[Any], codecs: list[str],
         out += ["", f"Around 12 MP ({lo:g}-{hi:g} MP: {len(twelve)} files, "
                 f"{sum(entries[i].bytes for i in twelve) / MB:.1f} MB):", ""]
         out += speed_table(twelve, codecs, entries, recs)
+        out += _target_line(twelve, codecs, entries, recs)
     return out
+
+
+def _target_line(idx: list[int], codecs: list[str], entries: list[Any],
+                 recs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """jpegshrink's 1-thread decode speed as a fraction of Lepton's (the goal is at least 1/3)."""
+    if "jpegshrink" not in codecs or "lepton" not in codecs:
+        return []
+    ours = summarize(entries, recs["jpegshrink"], idx)["dec_mbps_1t"]
+    lepton = summarize(entries, recs["lepton"], idx)["dec_mbps_1t"]
+    if not ours or not lepton:
+        return []
+    return ["", f"jpegshrink 1-thread decode on these files: {ours / lepton:.2f}x Lepton's "
+                f"({ours:.2f} vs {lepton:.2f} MB/s; goal: at least 0.33x)."]
 
 
 def _errors_section(entries: list[Any], codecs: list[str], recs: dict[str, list[dict[str, Any]]]) -> list[str]:

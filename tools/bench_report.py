@@ -56,8 +56,8 @@ def summarize(entries: list[Any], recs: list[dict[str, Any]], idx: Iterable[int]
         enc_mbps_1t=_ratio(acc_mb, enc_c), dec_mbps_1t=_ratio(exact_mb, dec_c),
         enc_mpps_1t=_ratio(acc_mp, enc_c), dec_mpps_1t=_ratio(exact_mp, dec_c),
         enc_mbps_wall=_ratio(acc_mb, enc_w), dec_mbps_wall=_ratio(exact_mb, dec_w),
-        enc_offthread_pct=_ratio(100 * (enc_c - enc_t), enc_c),
-        dec_offthread_pct=_ratio(100 * (dec_c - dec_t), dec_c),
+        enc_offthread_pct=_ratio(100 * max(0.0, enc_c - enc_t), enc_c),  # max: clock granularity
+        dec_offthread_pct=_ratio(100 * max(0.0, dec_c - dec_t), dec_c),
         enc_cpu_per_wall=_ratio(enc_c, enc_w), dec_cpu_per_wall=_ratio(dec_c, dec_w),
         nondeterministic=sum(1 for i in idx if recs[i].get("parallel_differs")),
     )
@@ -218,7 +218,8 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
                "the phase. " if par else "")
             + "Peak RSS = max resident set of the 1-thread worker process over the run (Python + codec library "
             "+ the file in hand); in brackets, its RSS right after importing the codec.",
-            "- jpegshrink encode includes its verify-on-write decode (the library default).",
+            *(["- jpegshrink encode includes its verify-on-write decode (the library default)."]
+              if "jpegshrink" in codecs else []),
             f"- kind: flat = over {FLAT_PCT:g}% of 8x8 luma blocks nearly uniform (max-min <= 2) after a Pillow "
             "decode (the corpus build's rule); photo = the rest; undecodable = Pillow failed.",
             ]

@@ -1,0 +1,57 @@
+"""Add golden containers for the current format and every registered model to tests/golden/.
+
+Golden files pin decoder behaviour: once written they are never regenerated, so a change that breaks
+decoding of old archives fails tests/test_golden.py. Run this when a new model or format version is
+added; existing files are left alone (the script refuses to overwrite).
+
+    python3 tools/make_golden.py [--out tests/golden]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import jpegshrink
+from jpegshrink import model
+from jpegshrink.coding.container import FORMAT_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Small sample files that cover the layout cases: baseline 4:2:0, progressive, restart markers, grey,
+#: odd sampling, truncated, trailing data, and an arithmetic file (always a fallback).
+SOURCES = ["v08_cjpeg-q75-420.jpg", "v08_jpegtran-progressive.jpg", "v08_jpegtran-restart1.jpg",
+           "v08_cjpeg-q50-gray.jpg", "crop-flower.png.im_q85_asymmetric.jpg", "x01_truncated-70pct.jpg",
+           "x01_trailing-garbage.jpg", "v08_jpegtran-arithmetic.jpg"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "golden")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    index_path = args.out / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else []
+    have = {row["file"] for row in index}
+    for model_id in [None, *model.known()]:  # None: the generic fallback
+        tag = model_id or "fallback"
+        for name in SOURCES:
+            target = f"v{FORMAT_VERSION}-{tag}-{Path(name).stem}.jsk"
+            if target in have:
+                continue
+            data = (ROOT / "tests" / "data" / "sample" / name).read_bytes()
+            blob = jpegshrink.compress(b"not a jpeg: " + data) if model_id is None else \
+                jpegshrink.compress(data, model_id=model_id)
+            info = jpegshrink.inspect(blob)
+            (args.out / target).write_bytes(blob)
+            index.append({"file": target, "format_version": FORMAT_VERSION, "model_id": info.model_id,
+                          "mode": info.mode, "original_sha256": info.original_sha256,
+                          "container_sha256": hashlib.sha256(blob).hexdigest(), "source": name})
+            print(f"wrote {target}: {info.mode} {info.model_id} {len(blob)} bytes")
+            if model_id is None:
+                break  # one fallback container per format version is enough
+    index_path.write_text(json.dumps(index, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,19 @@ from typing import Any, Callable
 
 
 def _rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    """Peak RSS of this process image in KiB.
+
+    /proc's VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over fork + exec, so a spawned
+    worker would report at least the parent's RSS (the parent holds every blob of a pass).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _worker_main(conn: Connection, spec: str, model_id: str | None) -> None:

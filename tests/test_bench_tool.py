@@ -116,8 +116,12 @@ def test_broken_codecs_are_reported_not_counted(tmp_path: Path) -> None:
     listing = tmp_path / "files.txt"
     listing.write_text("\n".join(str(SAMPLE / n) for n in
                                  ("scikit-learn__flower.jpg", "v08_cjpeg-q75-420.jpg", "kalzium-data__trichter.jpg")))
+    ballast = bytearray(300 << 20)  # the workers' peak RSS must be their own, not this process's
+    ballast[::4096] = b"\1" * len(ballast[::4096])
     report, md = _run(tmp_path, ["--files-from", str(listing), "--codecs", ",".join(["zstd", *FAKES]),
                                  "--workers", "1", "--timeout", "2"])
+    del ballast
+    assert 10_000 < report["codecs"]["zstd"]["peak_rss_kib"] < 200_000
     summary = report["summary"]
     wrong = summary["WrongLastByte"]
     assert wrong["accepted"] == 3 and wrong["exact"] == 0 and wrong["mismatches"] == 3

@@ -167,7 +167,7 @@ SUBSET_ATTRS = {"package": "package", "kind": "kind", "split": "split", "coding"
 
 def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[str, Any]]],
              subset_by: list[str], heading: str) -> str:
-    codecs = [c for c in run["codec_order"]]
+    codecs = list(run["codec_order"])
     meta = run["meta"]
     total_mb = sum(e.bytes for e in entries) / MB
     out = [f"## {heading}", "",
@@ -183,7 +183,7 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
     out += [f"- Machine: {meta['machine']['cpu']}, nproc {meta['machine']['nproc']}, "
             f"{meta['machine']['mem_gib']} GiB RAM, {meta['machine']['platform']}, Python {meta['machine']['python']}."
             f" Shared with other jobs: speeds are indicative.",
-            "- Codecs (each in its own worker processes, single-threaded):"]
+            "- Codecs (each in its own worker processes; after the ';', how it is kept on one thread):"]
     for c in codecs:
         r = run["codecs"][c]
         out.append(f"  - **{c}**: {r.get('version', '?')}; {r.get('threads', '?')}")
@@ -210,11 +210,12 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             "1T MB/s = MB / CPU seconds of the worker in the codec calls (encode: accepted files, decode: exact "
             "files). On this shared machine wall time mostly measures waiting for a core; for a single-threaded "
             "codec CPU time is what the wall time would be on an idle core. \"off-thread CPU %\" = share of that "
-            "CPU spent outside the calling thread (about 0 confirms one thread). \"wall MB/s\" = the same MB / "
+            "CPU spent outside the calling thread (about 0 confirms one thread; a codec that still uses more threads "
+            "is charged for all its CPU, so 1T MB/s stays its speed per core). \"wall MB/s\" = the same MB / "
             "wall seconds, as measured under the machine's load. "
             f"Each worker first runs an untimed warm-up on {len(run['warmup_files'])} small files (the smallest of "
             "each coding/components/restart kind: JIT compilation and model loading are not timed). "
-            + (f"{run['workers']}P = {run['workers']} worker processes, one thread each, MB / wall time of "
+            + (f"{run['workers']}P = {run['workers']} such worker processes at once, MB / wall time of "
                "the phase. " if par else "")
             + "Peak RSS = max resident set of the 1-thread worker process over the run (Python + codec library "
             "+ the file in hand); in brackets, its RSS right after importing the codec.",

@@ -120,6 +120,8 @@ def _decompress_jpeg(c: Container) -> bytes:
     m = model.get(c.model_id)  # UnknownModel propagates as it is
     try:
         layout = jpeg.JpegLayout.from_bytes(_unzstd(c.layout, None))
+        if layout.total_length != c.original_length:  # refuse before the model allocates anything
+            raise CorruptContainer(f"layout describes {layout.total_length} bytes, header {c.original_length}")
         coefficients = m.decode(c.streams, _specs(layout))
         return jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
     except (UnknownModel, CorruptContainer):

@@ -1,6 +1,10 @@
 """JPEG bitstream layer: byte-exact decomposition of a JPEG file into layout + coefficients, and back.
 
-(Placeholder until the bitstream layer lands: every input is refused, so the codec stores fallbacks.)
+``rebuild(parse(x)) == x`` for every ``x`` that :func:`parse` accepts: parse re-encodes every scan from
+the final coefficients and refuses (``UnsupportedJpeg("non-canonical")``) anything it cannot reproduce.
+Modules: :mod:`.headers` (marker segments), :mod:`.huffman` (tables), :mod:`.bitio`,
+:mod:`.sequential` and :mod:`.progressive` (numba scan coders), :mod:`.scan` (intervals, overrides),
+:mod:`.layout` (serialisation), :mod:`.limits`.
 """
 from __future__ import annotations
 
@@ -9,31 +13,99 @@ from dataclasses import dataclass
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
+from jpegshrink.jpeg.bitio import gather_blocks, last_nonzero
+from jpegshrink.jpeg.headers import HeaderWalker
+from jpegshrink.jpeg.layout import ComponentInfo, JpegLayout
+from jpegshrink.jpeg.limits import DEFAULT_LIMITS, Limits
+from jpegshrink.jpeg.scan import MarkerIndex, decode_scan, encode_scan, find_intervals, record_scan
+
+#: Most bytes of a file that may be kept verbatim inside scans before parse refuses it as non-canonical.
+MAX_VERBATIM_SCAN_FRACTION = 1 / 16
 
 
 @dataclass
 class JpegParts:
-    layout: "JpegLayout"
+    layout: JpegLayout
     coefficients: list[np.ndarray]
 
 
-class JpegLayout:
-    components: list
-
-    def to_bytes(self) -> bytes:
-        raise NotImplementedError
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "JpegLayout":
-        raise CorruptJpeg("JPEG layout blobs are not supported yet")
-
-
-def parse(data: bytes) -> JpegParts:
-    raise UnsupportedJpeg("not-implemented", "the JPEG bitstream layer is not built yet")
+def parse(data: bytes, limits: Limits | None = None) -> JpegParts:
+    """Split a JPEG into layout and coefficients; raises only UnsupportedJpeg or CorruptJpeg."""
+    data = bytes(data)
+    try:
+        return _parse(data, limits or DEFAULT_LIMITS)
+    except (UnsupportedJpeg, CorruptJpeg):
+        raise
+    except (ValueError, IndexError, OverflowError) as e:  # a check we missed: still a typed refusal
+        raise CorruptJpeg(f"malformed JPEG: {type(e).__name__}: {e}") from e
 
 
 def rebuild(parts: JpegParts) -> bytes:
-    raise NotImplementedError
+    """The original file bytes from a layout and its coefficients."""
+    layout = parts.layout
+    coef, lastnz = _flat_coefficients(layout, parts.coefficients)
+    out = [layout.chunks[0]]
+    for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
+        out.append(encode_scan(spec, layout.frame, record, coef, lastnz))
+        out.append(chunk)
+    return b"".join(out)
 
 
-__all__ = ["CorruptJpeg", "JpegLayout", "JpegParts", "UnsupportedJpeg", "parse", "rebuild"]
+def _parse(data: bytes, limits: Limits) -> JpegParts:
+    if data[:2] != b"\xff\xd8":
+        raise CorruptJpeg("not a JPEG file (no SOI marker)", 0)
+    arr = np.frombuffer(data, np.uint8)
+    markers = MarkerIndex(arr)
+    walker = HeaderWalker(limits, len(data))
+    coef = None
+    chunks, scans = [], []
+    pos = chunk_start = 0
+    while True:
+        kind, pos, spec = walker.walk(data, pos)
+        if kind != "sos":
+            break
+        if coef is None:
+            coef = np.zeros((walker.frame.total_blocks, 64), np.int16)
+            lastnz = np.zeros(walker.frame.total_blocks, np.int64)
+        chunks.append(data[chunk_start:pos])
+        iv = find_intervals(arr, markers, pos, spec)
+        scans.append((spec, iv, decode_scan(arr, spec, walker.frame, iv, coef, lastnz)))
+        pos = chunk_start = iv.scan_end
+    if not scans:
+        raise CorruptJpeg("no image data: the file has no complete scan header")
+    chunks.append(data[chunk_start:])
+    if not walker.frame.progressive:  # progressive decoding kept lastnz up to date
+        lastnz = last_nonzero(coef)
+    records = [record_scan(arr, spec, walker.frame, iv, coef, lastnz, *decoded) for spec, iv, decoded in scans]
+    verbatim = sum(len(o.tail) for r in records for o in r.overrides)
+    if verbatim > 64 + len(data) * MAX_VERBATIM_SCAN_FRACTION:
+        raise UnsupportedJpeg("non-canonical", f"{verbatim} bytes of scan data differ from a libjpeg-style "
+                                               "re-encoding")
+    layout = JpegLayout(len(data), chunks, records, walker.frame, [s for s, _, _ in scans], walker.quant_tables())
+    return JpegParts(layout, _component_views(layout, coef))
+
+
+def _component_views(layout: JpegLayout, coef: np.ndarray) -> list[np.ndarray]:
+    return [coef[c.offset:c.offset + c.block_rows * c.block_cols].reshape(c.block_rows, c.block_cols, 64)
+            for c in layout.frame.components]
+
+
+def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All components' blocks in one [blocks, 64] buffer (the coders' layout), and each block's last non-zero."""
+    comps = layout.frame.components
+    if len(coefficients) != len(comps):
+        raise CorruptJpeg(f"{len(coefficients)} coefficient arrays for {len(comps)} components")
+    for c, a in zip(comps, coefficients):
+        if not isinstance(a, np.ndarray) or a.shape != (c.block_rows, c.block_cols, 64) or a.dtype != np.int16:
+            raise CorruptJpeg(f"component {c.id}: coefficients {getattr(a, 'dtype', type(a).__name__)}"
+                              f"{getattr(a, 'shape', '')} do not match the layout "
+                              f"(int16{(c.block_rows, c.block_cols, 64)})")
+    coef = np.empty((layout.frame.total_blocks, 64), np.int16)
+    lastnz = np.empty(layout.frame.total_blocks, np.int64)
+    for c, a in zip(comps, coefficients):
+        gather_blocks(a.reshape(-1, 64), coef, c.offset, lastnz)
+    return coef, lastnz
+
+
+__all__ = ["ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg", "parse",
+           "rebuild"]

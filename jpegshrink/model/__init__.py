@@ -13,7 +13,7 @@ _FACTORIES: dict[str, Callable[[], CoefficientModel]] = {}
 _INSTANCES: dict[str, CoefficientModel] = {}
 
 #: The model new containers are written with.
-DEFAULT_MODEL_ID: str | None = None
+DEFAULT_MODEL_ID: str | None = "adaptive-1"
 
 
 def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:
@@ -39,6 +39,14 @@ def get(model_id: str) -> CoefficientModel:
 def known() -> list[str]:
     """All model ids this version can decode."""
     return sorted(_FACTORIES)
+
+
+def _adaptive_1() -> CoefficientModel:
+    from jpegshrink.model.adaptive import AdaptiveModel  # lazy: numba compiles on first use
+    return AdaptiveModel()
+
+
+register("adaptive-1", _adaptive_1)
 
 
 __all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]

@@ -1,0 +1,187 @@
+"""``adaptive-1``: a Lepton-class context model that adapts inside each image; no training, no weights.
+
+What is coded, per component, as one binary-arithmetic-coded stream (:mod:`jpegshrink.coding.binary_arith`)
+with integer counters that start fresh for every component of every image:
+
+* pass 0 -- per block, the number of nonzero coefficients among the 49 "interior" ones (both
+  frequencies >= 1), as a 6-bit binary tree whose context is the neighbours' counts;
+* passes 1-4 -- the interior coefficients in zigzag order, in four frequency groups; each value is
+  binarised Exp-Golomb style (exponent in unary, sign, mantissa bits, every bit context-coded) with
+  contexts: nonzeros still left in the block, zigzag position, and the bit length of a weighted mean of
+  the same coefficient in the blocks above, left and above-left. A block stops once its count is used up;
+* pass 5 -- the first row and column ("edges"), each with its own nonzero count, coded with the
+  prediction that makes the pixel profile of this block meet its neighbour's across the boundary (an
+  integer IDCT of the known coefficients) as context for exponent and sign;
+* pass 6 -- the DC, predicted from this block's AC-only boundary pixels and the neighbours' pixels
+  (gradient extrapolation to the shared edge, trimmed mean of the 16 per-pixel estimates), with the
+  spread of the estimates and the disagreement of the two sides as contexts.
+
+Counters are 16-bit probabilities with a hit count (step 1/(n+1.5), n <= 255); the exponent counters
+of interior and edge coefficients start, on first use, from a coarser parent context (position and
+prediction only), which keeps the learning cost of the large context space low on small images.
+Everything is integer: the same bytes on every CPU. The format of ``adaptive-1`` is frozen by the
+golden containers in tests/golden/; any change to what is coded needs a new model id.
+
+Group-major order: pass k is coded for *all* blocks of the component (raster order) before pass k+1,
+so every pass can see every block's earlier passes, including the blocks below and to the right.
+``PASS_COEFS[k]`` lists the natural coefficient indices a pass codes (pass 0 codes counts only).
+
+Hint hook (for a learned predictor stacked on this model): ``encode``/``decode`` accept
+``hints(component, pass_index, coefficients_so_far, nonzero_counts) -> np.ndarray | None``. It is
+called once before each pass with read-only views of the component's int16 [block_rows, block_cols, 64]
+array, in which exactly the coefficients of passes < pass_index are filled in (everything else is
+zero), and of the int64 [block_rows, block_cols] per-block counts of nonzero interior coefficients
+(0..49; all zero until pass 0 is done). It may return a uint8 array
+[block_rows, block_cols, PASS_HINT_WIDTH[pass_index]] with values in [0, N_HINTS). Hint j of a block is
+an extra context dimension for the binary decisions of coefficient PASS_COEFS[pass][j] (pass 0: of the
+count; pass 5: hints 0 and 7 also select the row/column count contexts). A context with hint h > 0
+starts from, and keeps teaching, the same context with hint 0, so an uninformative hint costs about
+2% (measured with hint = (row + col) % 8) instead of 4%. ``None`` or an all-zero hint is the plain
+adaptive model, and with ``hints=None`` the hook costs nothing. The same function must be
+given to decode; components are coded in parallel threads, so it must be thread-safe.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from jpegshrink.coding import binary_arith as ba
+from jpegshrink.model import _adaptive_kernels as kern
+from jpegshrink.model.base import ComponentSpec
+
+N_HINTS = kern.N_HINTS
+INTERIOR_GROUPS = ((0, 3), (3, 10), (10, 21), (21, 49))    # ranges into kern.INTERIOR (zigzag order)
+PASS_NAMES = ("counts",) + tuple(f"interior{i}" for i in range(len(INTERIOR_GROUPS))) + ("edges", "dc")
+PASS_COEFS: tuple[tuple[int, ...], ...] = (
+    ((),)
+    + tuple(tuple(int(n) for n in kern.INTERIOR[a:b]) for a, b in INTERIOR_GROUPS)
+    + (tuple(int(n) for n in kern.EDGES), (0,)))
+PASS_HINT_WIDTH = tuple(max(1, len(c)) for c in PASS_COEFS)
+N_PASSES = len(PASS_COEFS)
+
+HintFn = Callable[[int, int, np.ndarray, np.ndarray], Optional[np.ndarray]]
+_NO_HINT = np.zeros((1, 1, 1), dtype=np.uint8)
+
+
+class AdaptiveModel:
+    """The ``adaptive-1`` coefficient model (see the module docstring)."""
+
+    model_id = "adaptive-1"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads or min(4, os.cpu_count() or 1)
+
+    def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
+               hints: HintFn | None = None) -> list[bytes]:
+        if len(coefficients) != len(specs):
+            raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
+        arrays = [_checked_array(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
+        jobs = [(i, a, _quant(s)) for i, (a, s) in enumerate(zip(arrays, specs))]
+        return self._map(lambda j: _encode_component(j[1], j[2], _bind(hints, j[0])), jobs)
+
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+               hints: HintFn | None = None) -> list[np.ndarray]:
+        if len(streams) != len(specs):
+            raise ValueError(f"{len(streams)} streams for {len(specs)} components")
+        jobs = [(i, bytes(b), s) for i, (b, s) in enumerate(zip(streams, specs))]
+        return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0])), jobs)
+
+    def _map(self, fn, jobs):
+        if len(jobs) <= 1 or self._threads <= 1:
+            return [fn(j) for j in jobs]
+        with ThreadPoolExecutor(max_workers=min(self._threads, len(jobs))) as pool:
+            return list(pool.map(fn, jobs))
+
+
+def _bind(hints: HintFn | None, component: int):
+    if hints is None:
+        return None
+    return lambda pass_index, so_far, counts: hints(component, pass_index, so_far, counts)
+
+
+def _checked_array(c: np.ndarray, s: ComponentSpec, i: int) -> np.ndarray:
+    c = np.asarray(c)
+    if c.shape != (s.block_rows, s.block_cols, 64):
+        raise ValueError(f"component {i}: coefficients of shape {c.shape}, spec says "
+                         f"({s.block_rows}, {s.block_cols}, 64)")
+    if c.dtype != np.int16:
+        raise ValueError(f"component {i}: coefficients must be int16, got {c.dtype}")
+    return np.ascontiguousarray(c)
+
+
+def _quant(s: ComponentSpec) -> np.ndarray:
+    q = np.asarray(s.quant_table).astype(np.int64).reshape(-1)
+    if q.shape != (64,):
+        raise ValueError(f"quantisation table must have 64 entries, got {q.shape}")
+    return q
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, bool]:
+    h = hints(pass_index, _read_only(so_far), _read_only(counts))
+    if h is None:
+        return _NO_HINT, False
+    h = np.asarray(h)
+    shape = (so_far.shape[0], so_far.shape[1], PASS_HINT_WIDTH[pass_index])
+    if h.shape != shape or h.dtype != np.uint8:
+        raise ValueError(f"hint for pass {pass_index} must be uint8 {shape}, got {h.dtype} {h.shape}")
+    if h.size and int(h.max()) >= N_HINTS:
+        raise ValueError(f"hint values must be < {N_HINTS}, got {int(h.max())}")
+    return np.ascontiguousarray(h), True
+
+
+def _run_pass(enc: bool, p: int, co, q, nz7, nzrem, hint, has_hint, T, st, buf):
+    if p == 0:
+        return kern.count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf)
+    if p <= len(INTERIOR_GROUPS):
+        z0, z1 = INTERIOR_GROUPS[p - 1]
+        return kern.interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf)
+    if PASS_NAMES[p] == "edges":
+        return kern.edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf)
+    return kern.dc_pass(enc, co, q, hint, has_hint, T, st, buf)
+
+
+def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
+    R, C = co.shape[0], co.shape[1]
+    T = ba.new_counters(kern.N_COUNTERS)
+    st = ba.new_state()
+    buf = np.empty(R * C * 8 + 2 * kern.MARGIN, dtype=np.uint8)
+    nz7 = np.zeros((R, C), dtype=np.int64)
+    nzrem = np.zeros((R, C), dtype=np.int64)
+    so_far = np.zeros_like(co) if hints is not None else None
+    for p in range(N_PASSES):
+        hint, has_hint = _hint_for(hints, p, so_far, nz7) if hints is not None else (_NO_HINT, False)
+        buf = _run_pass(True, p, co, q, nz7, nzrem, hint, has_hint, T, st, buf)
+        if so_far is not None and PASS_COEFS[p]:
+            idx = list(PASS_COEFS[p])
+            so_far[:, :, idx] = co[:, :, idx]
+    n = ba.finish_encoder(st, buf)
+    return buf[:n].tobytes()
+
+
+def _decode_component(data: bytes, spec: ComponentSpec, hints) -> np.ndarray:
+    R, C = spec.block_rows, spec.block_cols
+    q = _quant(spec)
+    co = np.zeros((R, C, 64), dtype=np.int16)
+    src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: the kernels are shared with the encoder
+    T = ba.new_counters(kern.N_COUNTERS)
+    st = ba.new_state()
+    ba.start_decoder(st, src)
+    nz7 = np.zeros((R, C), dtype=np.int64)
+    nzrem = np.zeros((R, C), dtype=np.int64)
+    for p in range(N_PASSES):
+        hint, has_hint = _hint_for(hints, p, co, nz7) if hints is not None else (_NO_HINT, False)
+        _run_pass(False, p, co, q, nz7, nzrem, hint, has_hint, T, st, src)
+        if st[ba.ERR] or ba.overrun(st, len(data)) > 0:
+            raise ValueError(f"coefficient stream is damaged (pass {PASS_NAMES[p]})")
+        if p == len(INTERIOR_GROUPS) and nzrem.any():
+            raise ValueError("coefficient stream is damaged (nonzero counts do not match)")
+    return co

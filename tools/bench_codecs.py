@@ -48,7 +48,8 @@ class JpegShrink:
                 f"model {self.model_id or model.DEFAULT_MODEL_ID or '(none registered: all fallback)'}")
 
     def threads_note(self) -> str:
-        return "NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1; encode includes verify-on-write"
+        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+                "CPU %); encode includes verify-on-write")
 
     def encode(self, data: bytes) -> bytes:
         return self._js.compress(data, model_id=self.model_id, verify=self.verify)
@@ -69,7 +70,8 @@ class JpegShrinkNoVerify(JpegShrink):
     verify = False
 
     def threads_note(self) -> str:
-        return "NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1; verify-on-write off"
+        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+                "CPU %); verify-on-write off")
 
 
 class Lepton:

@@ -72,7 +72,9 @@ class AdaptiveModel:
     model_id = "adaptive-1"
 
     def __init__(self, threads: int | None = None) -> None:
-        self._threads = threads or min(4, os.cpu_count() or 1)
+        # JPEGSHRINK_THREADS caps the per-image component threads (e.g. 1 in a process pool that already
+        # uses every core); the output bytes do not depend on it.
+        self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
 
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
                hints: HintFn | None = None) -> list[bytes]:

@@ -172,15 +172,7 @@ def flush(out, op, acc, nbits, pad_value):
     """Complete the last byte with pad bits (``pad_value``, masked to the gap) and write everything."""
     gap = (8 - nbits % 8) % 8
     acc = (acc << np.uint64(gap)) | np.uint64(pad_value & ((1 << gap) - 1))
-    nbits += gap
-    while nbits >= 8:
-        nbits -= 8
-        b = (acc >> np.uint64(nbits)) & np.uint64(0xFF)
-        out[op] = b
-        op += 1
-        if b == 0xFF:
-            out[op] = 0
-            op += 1
+    op, nbits = drain(out, op, acc, nbits + gap)
     return op
 
 

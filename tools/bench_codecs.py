@@ -6,8 +6,9 @@ thread are set here; bench.py checks them by reporting the share of CPU time spe
 thread (Lepton's default pool shows about 50%, threads='single' 0%; libjxl via imagecodecs is
 single-threaded unless numthreads > 1).
 
-A codec is named either by a key of :data:`CODECS` or by ``module:attribute`` (a class with the same
-methods), which is how tests plug in a deliberately broken codec.
+A codec is named by a key of :data:`CODECS`, by ``jpegshrink@<model id>`` (jpegshrink writing with that
+model, so that two models can be compared in one run), or by ``module:attribute`` (a class with the
+same methods), which is how tests plug in a deliberately broken codec.
 """
 from __future__ import annotations
 
@@ -153,9 +154,11 @@ DEFAULT_CODECS = ("jpegshrink", "lepton", "jpegxl", "zstd")
 
 
 def load(spec: str, model_id: str | None = None):
-    """Create the codec named ``spec`` (a key of CODECS, or ``module:Class``)."""
+    """Create the codec named ``spec`` (a key of CODECS, ``jpegshrink@<model id>`` or ``module:Class``)."""
     if spec in CODECS:
         return CODECS[spec](model_id)
+    if spec.startswith(JpegShrink.name + "@"):
+        return JpegShrink(spec.split("@", 1)[1])
     if ":" not in spec:
         raise ValueError(f"unknown codec {spec!r}: use one of {', '.join(CODECS)} or module:Class")
     module, attr = spec.split(":", 1)

@@ -13,7 +13,7 @@ _FACTORIES: dict[str, Callable[[], CoefficientModel]] = {}
 _INSTANCES: dict[str, CoefficientModel] = {}
 
 #: The model new containers are written with.
-DEFAULT_MODEL_ID: str | None = "adaptive-1"
+DEFAULT_MODEL_ID: str | None = "learned2-c4d8c4e8"
 
 
 def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:
@@ -53,9 +53,18 @@ def _learned(model_id: str):
     return factory
 
 
+def _priors(model_id: str):
+    def factory() -> CoefficientModel:
+        from jpegshrink.model.priors import load  # lazy: loads the statistics on first use
+        return load(model_id)
+    return factory
+
+
 register("adaptive-1", _adaptive_1)
 #: adaptive-1 with hints from a trained network; the id names its weights file (sha256 prefix).
 register("learned-6165e90d", _learned("learned-6165e90d"))
+#: adaptive-1 started from trained statistics (tools/train_priors.py); the id names its file (sha256 prefix).
+register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 
 
 __all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]

@@ -63,6 +63,10 @@ PASS_HINT_WIDTH = tuple(max(1, len(c)) for c in PASS_COEFS)
 N_PASSES = len(PASS_COEFS)
 
 HintFn = Callable[[int, int, np.ndarray, np.ndarray], Optional[np.ndarray]]
+#: ``initial_counters(component, spec)``: the counter array (int32[N_COUNTERS], binary_arith's packed
+#: form) a component's coding starts from; None starts every context fresh (that is ``adaptive-1``).
+InitFn = Callable[[int, ComponentSpec], np.ndarray]
+N_COUNTERS = kern.N_COUNTERS
 _NO_HINT = np.zeros((1, 1, 1), dtype=np.uint8)
 
 
@@ -71,25 +75,36 @@ class AdaptiveModel:
 
     model_id = "adaptive-1"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, initial_counters: InitFn | None = None) -> None:
         # JPEGSHRINK_THREADS caps the per-image component threads (e.g. 1 in a process pool that already
         # uses every core); the output bytes do not depend on it.
         self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        self._initial = initial_counters
 
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
                hints: HintFn | None = None) -> list[bytes]:
         if len(coefficients) != len(specs):
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
         arrays = [_checked_array(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
-        jobs = [(i, a, _quant(s)) for i, (a, s) in enumerate(zip(arrays, specs))]
-        return self._map(lambda j: _encode_component(j[1], j[2], _bind(hints, j[0])), jobs)
+        jobs = [(i, a, _quant(s), s) for i, (a, s) in enumerate(zip(arrays, specs))]
+        return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
+                                                    self._counters(j[0], j[3])), jobs)
 
     def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
                hints: HintFn | None = None) -> list[np.ndarray]:
         if len(streams) != len(specs):
             raise ValueError(f"{len(streams)} streams for {len(specs)} components")
         jobs = [(i, bytes(b), s) for i, (b, s) in enumerate(zip(streams, specs))]
-        return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0])), jobs)
+        return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0]),
+                                                     self._counters(j[0], j[2])), jobs)
+
+    def _counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
+        if self._initial is None:
+            return ba.new_counters(kern.N_COUNTERS)
+        t = np.array(self._initial(component, spec), dtype=np.int32)  # a private copy: coding mutates it
+        if t.shape != (kern.N_COUNTERS,):
+            raise ValueError(f"initial counters must be int32[{kern.N_COUNTERS}], got {t.shape}")
+        return t
 
     def _map(self, fn, jobs):
         if len(jobs) <= 1 or self._threads <= 1:
@@ -151,9 +166,10 @@ def _run_pass(enc: bool, p: int, co, q, nz7, nzrem, hint, has_hint, T, st, buf):
     return kern.dc_pass(enc, co, q, hint, has_hint, T, st, buf)
 
 
-def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
+def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> bytes:
+    """One component's stream, starting from counters ``T`` (int32[N_COUNTERS]), which it leaves in
+    their final state (what training of initial counters reads)."""
     R, C = co.shape[0], co.shape[1]
-    T = ba.new_counters(kern.N_COUNTERS)
     st = ba.new_state()
     buf = np.empty(R * C * 8 + 2 * kern.MARGIN, dtype=np.uint8)
     nz7 = np.zeros((R, C), dtype=np.int64)
@@ -169,12 +185,11 @@ def _encode_component(co: np.ndarray, q: np.ndarray, hints) -> bytes:
     return buf[:n].tobytes()
 
 
-def _decode_component(data: bytes, spec: ComponentSpec, hints) -> np.ndarray:
+def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray) -> np.ndarray:
     R, C = spec.block_rows, spec.block_cols
     q = _quant(spec)
     co = np.zeros((R, C, 64), dtype=np.int16)
     src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: the kernels are shared with the encoder
-    T = ba.new_counters(kern.N_COUNTERS)
     st = ba.new_state()
     ba.start_decoder(st, src)
     nz7 = np.zeros((R, C), dtype=np.int64)

@@ -265,7 +265,7 @@ def evaluate(args: argparse.Namespace) -> None:
     model = PriorsModel(args.weights)
     global EDGES
     EDGES = model.edges  # inherited by the (forked) workers
-    priors = {name: model._sparse[name] for name in model._sparse}
+    priors = model.sets
     val = _items(args.work, args.split)
     base = _evaluate(val, None, args.workers)
     ours = _evaluate(val, priors, args.workers)

@@ -59,7 +59,8 @@ class PriorsModel:
             raise ValueError(f"{weights.name} was trained for {int(arrays['n_counters'])} contexts; "
                              f"adaptive-1 has {adaptive.N_COUNTERS}")
         self.edges = tuple(int(e) for e in arrays["edges"])
-        self._sparse = {str(k): (arrays[f"idx_{k}"], arrays[f"p_{k}"], arrays[f"n_{k}"]) for k in arrays["sets"]}
+        #: per set name: (context indices, starting probabilities, hit counts), as trained
+        self.sets = {str(k): (arrays[f"idx_{k}"], arrays[f"p_{k}"], arrays[f"n_{k}"]) for k in arrays["sets"]}
         self._dense: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._adaptive = adaptive.AdaptiveModel(threads, initial_counters=self.initial_counters)
@@ -71,8 +72,8 @@ class PriorsModel:
         with self._lock:
             if name not in self._dense:
                 t = ba.new_counters(adaptive.N_COUNTERS)
-                if name in self._sparse:
-                    idx, p, n = self._sparse[name]
+                if name in self.sets:
+                    idx, p, n = self.sets[name]
                     t[idx.astype(np.int64)] = pack(p, n)
                 t.flags.writeable = False
                 self._dense[name] = t

@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(md)
     print(md)
-    ours = [c for c in recs if c.split("@")[0] == "jpegshrink"]
+    ours = filter(bench_report.is_ours, recs)
     return 3 if any(run["summary"][c].get("mismatches") for c in ours) else 0  # a jpegshrink bug: fail loudly
 
 

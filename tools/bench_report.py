@@ -220,7 +220,7 @@ def markdown(run: dict[str, Any], entries: list[Any], recs: dict[str, list[dict[
             + "Peak RSS = max resident set of the 1-thread worker process over the run (Python + codec library "
             "+ the file in hand); in brackets, its RSS right after importing the codec.",
             *(["- jpegshrink encode includes its verify-on-write decode (the library default)."]
-              if any(_is_ours(c) for c in codecs) else []),
+              if any(is_ours(c) for c in codecs) else []),
             f"- kind: flat = over {FLAT_PCT:g}% of 8x8 luma blocks nearly uniform (max-min <= 2) after a Pillow "
             "decode (the corpus build's rule); photo = the rest; undecodable = Pillow failed.",
             ]
@@ -259,7 +259,7 @@ def _target_line(idx: list[int], codecs: list[str], entries: list[Any],
         return []
     lepton = summarize(entries, recs["lepton"], idx)["dec_mbps_1t"]
     out = []
-    for c in filter(_is_ours, codecs):
+    for c in filter(is_ours, codecs):
         ours = summarize(entries, recs[c], idx)["dec_mbps_1t"]
         if ours and lepton:
             out += ["", f"{c} 1-thread decode on these files: {ours / lepton:.2f}x Lepton's "
@@ -267,7 +267,7 @@ def _target_line(idx: list[int], codecs: list[str], entries: list[Any],
     return out
 
 
-def _is_ours(codec: str) -> bool:
+def is_ours(codec: str) -> bool:
     return codec.split("@")[0] == "jpegshrink"
 
 

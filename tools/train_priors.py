@@ -42,8 +42,8 @@ from jpegshrink import jpeg  # noqa: E402
 from jpegshrink.coding import binary_arith as ba  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import adaptive  # noqa: E402
-from jpegshrink.model.priors import PriorsModel, pack, prior_set  # noqa: E402
-from train_data import SAMPLINGS, VAL_PACKAGES  # noqa: E402
+from jpegshrink.model.priors import PriorsModel, dense_counters, prior_set  # noqa: E402
+from train_data import SAMPLINGS, VAL_PACKAGES, reencode  # noqa: E402
 
 #: Coarseness buckets (priors.coarseness; libjpeg luma tables): ~q93+ | q83-92 | q65-82 | q35-64 | coarser.
 EDGES = (18, 40, 80, 150)
@@ -56,13 +56,6 @@ def _public_rows(corpus: Path) -> list[dict]:
     with open(corpus / "MANIFEST.tsv", newline="") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if r["split"] == "public"]
     return sorted(rows, key=lambda r: r["name"])
-
-
-def _reencode(src: Path, quality: int, sampling: str) -> bytes:
-    pixels = subprocess.run(["djpeg", "-pnm", str(src)], check=True, capture_output=True).stdout
-    args = ["cjpeg", "-quality", str(quality)]
-    args += ["-grayscale"] if sampling == "grey" else ["-sample", sampling]
-    return subprocess.run(args, input=pixels, check=True, capture_output=True).stdout
 
 
 def _save(path: Path, data: bytes) -> bool:
@@ -94,10 +87,13 @@ def _collect_one(task: tuple[str, str, int, str]) -> int:
     for v in range(variants):
         q = int(rng.integers(50, 99))
         s = SAMPLINGS[int(rng.integers(0, len(SAMPLINGS)))]
-        try:
-            data = _reencode(Path(src), q, s)
-        except subprocess.CalledProcessError:
-            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            dst = os.path.join(tmp, "v.jpg")
+            try:
+                reencode(src, dst, q, s)
+            except subprocess.CalledProcessError:
+                continue
+            data = Path(dst).read_bytes()
         if _save(out.parent / f"{out.name}.{split}.q{q}{s}.npz", data):
             done += 1
     return done
@@ -168,6 +164,14 @@ class Stats:
             s[f"w{w}"][idx] += wt
             s[f"sq{w}"][idx] += wt * (p / 65536.0) ** 2
 
+    def merge(self, other: "Stats") -> None:
+        for name, arrays in other.sets.items():
+            if name not in self.sets:
+                self.sets[name] = arrays
+            else:
+                for key, a in arrays.items():
+                    self.sets[name][key] += a
+
     def priors(self, wcap: int, n0: int, min_items: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Starting (p, hit count) per context. ``n0 > 0``: every context starts with hit count n0.
         ``n0 < 0``: a per-context count from how much the context's probability varies between items
@@ -203,12 +207,11 @@ def _stream_bytes(task: tuple[str, dict | None]) -> tuple[int, int]:
     total = 0
     blocks = 0
     for i, co, q in _components(Path(path)):
-        t = ba.new_counters(adaptive.N_COUNTERS)
-        if priors is not None:
-            name = prior_set(i, q, EDGES)
-            if name in priors:
-                idx, p, n = priors[name]
-                t[idx.astype(np.int64)] = pack(p, n)
+        name = prior_set(i, q, EDGES)
+        if priors is not None and name in priors:
+            t = dense_counters(*priors[name])
+        else:
+            t = ba.new_counters(adaptive.N_COUNTERS)
         total += len(adaptive.encode_component(np.ascontiguousarray(co), q, None, t))
         blocks += co.shape[0] * co.shape[1]
     return total, blocks
@@ -235,6 +238,7 @@ def _write(priors: dict, meta: dict, out: Path) -> Path:
 def fit(args: argparse.Namespace) -> None:
     train = _items(args.work, "train", args.originals_only)
     wcap, n0 = args.wcap, args.n0
+    stats = None
     if args.tune:
         fit_paths = [p for p in train if not _is_tune(p)]
         tune_paths = [p for p in train if _is_tune(p)]
@@ -251,7 +255,9 @@ def fit(args: argparse.Namespace) -> None:
                     best = (size, w, n)
         _, wcap, n0 = best
         print(f"chosen: wcap {wcap}, n0 {n0}", flush=True)
-    stats = _gather(train, (wcap,), args.workers)
+        stats.merge(_gather(tune_paths, stats.wcaps, args.workers))  # the fit items are coded only once
+    else:
+        stats = _gather(train, (wcap,), args.workers)
     priors = stats.priors(wcap, n0, args.min_items)
     meta = {"items": len(train), "wcap": wcap, "n0": n0, "min_items": args.min_items, "edges": EDGES,
             "originals_only": args.originals_only,

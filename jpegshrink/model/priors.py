@@ -48,6 +48,13 @@ def pack(p: np.ndarray, n: np.ndarray) -> np.ndarray:
     return ((p.astype(np.int64) << 10) | n.astype(np.int64)).astype(np.int32) ^ np.int32(ba.COUNTER_INIT)
 
 
+def dense_counters(idx: np.ndarray, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """A full counter array: the trained contexts ``idx`` start from (p, n), every other one fresh."""
+    t = ba.new_counters(adaptive.N_COUNTERS)
+    t[idx.astype(np.int64)] = pack(p, n)
+    return t
+
+
 class PriorsModel:
     """A registered coefficient model: ``adaptive-1`` started from the statistics in ``<model_id>.npz``."""
 
@@ -71,10 +78,10 @@ class PriorsModel:
         name = prior_set(component, spec.quant_table, self.edges)
         with self._lock:
             if name not in self._dense:
-                t = ba.new_counters(adaptive.N_COUNTERS)
                 if name in self.sets:
-                    idx, p, n = self.sets[name]
-                    t[idx.astype(np.int64)] = pack(p, n)
+                    t = dense_counters(*self.sets[name])
+                else:
+                    t = ba.new_counters(adaptive.N_COUNTERS)
                 t.flags.writeable = False
                 self._dense[name] = t
             return self._dense[name]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import zstandard
 
@@ -42,6 +42,10 @@ class ContainerInfo:
     original_sha256: str
     stored_length: int
     reason: str
+    #: True when the object cannot give back the file it was made from (lossy modes).
+    lossy: bool = False
+    #: The container's metadata: for lossy modes the source format and size, the settings, the score.
+    info: dict = field(default_factory=dict)
 
 
 def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -> bytes:
@@ -86,8 +90,10 @@ def decompress(blob: bytes) -> bytes:
         if len(c.streams) != 1:
             raise CorruptContainer("fallback container must hold exactly one stream")
         out = _unzstd(c.streams[0], c.original_length)
-    else:
+    elif c.mode in (Mode.JPEG, Mode.LOSSY_JPEG):
         out = _decompress_jpeg(c)
+    else:
+        raise CorruptContainer(f"mode {c.mode.name} has no byte-exact decoding here")
     if len(out) != c.original_length or hashlib.sha256(out).digest() != c.original_sha256:
         raise CorruptContainer("decoded bytes do not match the sha256 stored in the container")
     return out
@@ -95,9 +101,27 @@ def decompress(blob: bytes) -> bytes:
 
 def inspect(blob: bytes) -> ContainerInfo:
     """Describe a container (checks its integrity, does not decode coefficients)."""
-    c = container.unpack(bytes(blob))
-    return ContainerInfo(container.FORMAT_VERSION, c.mode.name.lower(), c.model_id, c.original_length,
-                         c.original_sha256.hex(), len(blob), c.reason)
+    blob = bytes(blob)
+    c = container.unpack(blob)
+    return ContainerInfo(container.read_header(blob).version, c.mode.name.lower(), c.model_id,
+                         c.original_length, c.original_sha256.hex(), len(blob), c.reason, c.mode.lossy,
+                         dict(c.info))
+
+
+def store_lossy_jpeg(jpeg_bytes: bytes, info: dict, *, model_id: str | None = None) -> bytes:
+    """Store a JPEG that jpegshrink's own lossy encoder made, as a container marked lossy.
+
+    The coefficients are coded losslessly, so the container gives back exactly ``jpeg_bytes``; it is
+    marked :attr:`Mode.LOSSY_JPEG` because the *source* image is gone. ``info`` (JSON) records what the
+    source was and how it was encoded. Verified like every encode; there is no fallback, because a JPEG
+    our encoder wrote that our coder cannot store is a bug to report, not a case to hide.
+    """
+    jpeg_bytes = bytes(jpeg_bytes)
+    blob = _compress_jpeg(jpeg_bytes, hashlib.sha256(jpeg_bytes).digest(), model_id,
+                          mode=Mode.LOSSY_JPEG, info={"lossy": True, **info})
+    if decompress(blob) != jpeg_bytes:
+        raise ContainerError("verify-on-write failed for a lossy JPEG container")
+    return blob
 
 
 def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
@@ -105,7 +129,8 @@ def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
             for c in layout.components]
 
 
-def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None) -> bytes:
+def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode = Mode.JPEG,
+                   info: dict | None = None) -> bytes:
     model_id = model_id or model.DEFAULT_MODEL_ID
     if model_id is None:
         raise UnsupportedJpeg("no-model", "no coefficient model is registered")
@@ -113,7 +138,7 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None) -> bytes:
     parts = jpeg.parse(data)
     streams = m.encode(parts.coefficients, _specs(parts.layout))
     layout = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(parts.layout.to_bytes())
-    return container.pack(Container(Mode.JPEG, len(data), sha, m.model_id, "", layout, streams))
+    return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
 
 def _decompress_jpeg(c: Container) -> bytes:

@@ -57,3 +57,21 @@ def test_future_version_is_refused(blob):
     struct.pack_into("<I", head, 60, zlib.crc32(bytes(head[:60])))
     with pytest.raises(UnsupportedVersion, match="upgrade jpegshrink"):
         jpegshrink.decompress(bytes(head) + blob[container.HEADER_SIZE:])
+
+
+def test_lossy_jpeg_container_is_marked_lossy_and_gives_back_its_jpeg(sample_files):
+    jpeg_bytes = sample_files[0].read_bytes()
+    blob = jpegshrink.store_lossy_jpeg(jpeg_bytes, {"source_format": "png", "quality": 80})
+    assert jpegshrink.decompress(blob) == jpeg_bytes
+    info = jpegshrink.inspect(blob)
+    assert (info.mode, info.lossy, info.format_version) == ("lossy_jpeg", True, container.FORMAT_VERSION)
+    assert info.info == {"lossy": True, "source_format": "png", "quality": 80}
+    assert not jpegshrink.inspect(jpegshrink.compress(jpeg_bytes)).lossy
+
+
+def test_version_1_cannot_claim_a_lossy_mode(blob):
+    head = bytearray(blob[: container.HEADER_SIZE])
+    struct.pack_into("<HB", head, 8, 1, int(container.Mode.LOSSY_JPEG))
+    struct.pack_into("<I", head, 60, zlib.crc32(bytes(head[:60])))
+    with pytest.raises(CorruptContainer, match="version 1"):
+        container.read_header(bytes(head))

@@ -1,4 +1,4 @@
-"""Container format v1: the bytes jpegshrink stores. See docs/format.md for the byte-by-byte layout.
+"""Container format v2 (reads v1 too): the bytes jpegshrink stores. See docs/format.md for the layout.
 
 A fixed 64-byte header comes first, so a reader of the first 64 bytes learns the original length and
 sha256 (the storage layer lists folders that way). The body holds the model id, the fallback reason,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -16,12 +17,15 @@ from dataclasses import dataclass, field
 from jpegshrink.errors import CorruptContainer, UnsupportedVersion
 
 MAGIC = b"\x8aJSK\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format versions this module reads; it writes only :data:`FORMAT_VERSION`.
+READABLE_VERSIONS = (1, 2)
 HEADER_SIZE = 64
 DIGEST_SIZE = 16
 _HEADER = struct.Struct("<8sHBBQ32sQI")  # magic, version, mode, flags, orig_len, sha256, total_len, crc32
 assert _HEADER.size == HEADER_SIZE
 _MAX_STREAMS = 1024
+_MAX_INFO = 1 << 20  # the info field is metadata, never payload
 
 
 class Mode(enum.IntEnum):
@@ -29,6 +33,13 @@ class Mode(enum.IntEnum):
 
     FALLBACK = 0  #: zstd of the original bytes (anything the coefficient path cannot reproduce)
     JPEG = 1  #: JPEG layout blob + coefficient streams from a named model
+    LOSSY_JPEG = 2  #: as JPEG, but the JPEG was made by jpegshrink's lossy encoder: the source is gone
+    PERCEPTUAL = 3  #: latents of a learned image codec (``model_id`` names it); decodes to pixels
+
+    @property
+    def lossy(self) -> bool:
+        """True when the object cannot give back the file it was made from."""
+        return self in (Mode.LOSSY_JPEG, Mode.PERCEPTUAL)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,8 @@ class Container:
     reason: str = ""
     layout: bytes = b""
     streams: list[bytes] = field(default_factory=list)
+    #: JSON-serialisable metadata (lossy modes: source format and size, settings, measured score).
+    info: dict = field(default_factory=dict)
 
 
 def is_container(prefix: bytes) -> bool:
@@ -69,28 +82,34 @@ def read_header(prefix: bytes) -> Header:
     magic, version, mode, flags, orig_len, sha, total, crc = _HEADER.unpack_from(prefix)
     if zlib.crc32(prefix[: HEADER_SIZE - 4]) != crc:
         raise CorruptContainer("container header checksum mismatch: the header is damaged")
-    if version > FORMAT_VERSION:
+    if version > max(READABLE_VERSIONS):
         raise UnsupportedVersion(
             f"container format version {version} is newer than this jpegshrink understands "
-            f"(up to {FORMAT_VERSION}); upgrade jpegshrink to read it")
-    if version < 1 or flags != 0:
+            f"(up to {max(READABLE_VERSIONS)}); upgrade jpegshrink to read it")
+    if version not in READABLE_VERSIONS or flags != 0:
         raise CorruptContainer(f"invalid container header (version {version}, flags {flags})")
     try:
         mode = Mode(mode)
     except ValueError:
         raise CorruptContainer(f"unknown container mode {mode}") from None
+    if version == 1 and mode not in (Mode.FALLBACK, Mode.JPEG):
+        raise CorruptContainer(f"container mode {mode.name} does not exist in format version 1")
     if total < HEADER_SIZE + DIGEST_SIZE:
         raise CorruptContainer(f"container length {total} is impossible")
     return Header(version, mode, orig_len, sha, total)
 
 
 def pack(c: Container) -> bytes:
-    """Serialise a container (format v1)."""
+    """Serialise a container (format :data:`FORMAT_VERSION`)."""
     if len(c.streams) > _MAX_STREAMS:
         raise ValueError(f"too many streams ({len(c.streams)} > {_MAX_STREAMS})")
     model = c.model_id.encode()
     reason = c.reason.encode()[:65535]
+    info = json.dumps(c.info, sort_keys=True, separators=(",", ":")).encode() if c.info else b""
+    if len(info) > _MAX_INFO:
+        raise ValueError(f"container info of {len(info)} bytes is over the {_MAX_INFO}-byte limit")
     body = [struct.pack("<H", len(model)), model, struct.pack("<H", len(reason)), reason,
+            struct.pack("<I", len(info)), info,
             struct.pack("<Q", len(c.layout)), c.layout, struct.pack("<H", len(c.streams))]
     body += [struct.pack("<Q", len(s)) for s in c.streams]
     body += c.streams
@@ -115,6 +134,7 @@ def unpack(blob: bytes) -> Container:
     try:
         model_id = reader.take(reader.u16()).decode()
         reason = reader.take(reader.u16()).decode()
+        info = _parse_info(reader.take(reader.u32())) if h.version >= 2 else {}
     except UnicodeDecodeError:
         raise CorruptContainer("container text fields are not UTF-8") from None
     layout = reader.take(reader.u64())
@@ -123,7 +143,21 @@ def unpack(blob: bytes) -> Container:
     streams = [reader.take(length) for length in lengths]
     if reader.pos != end:
         raise CorruptContainer("container has unexplained bytes after its last stream")
-    return Container(h.mode, h.original_length, h.original_sha256, model_id, reason, layout, streams)
+    return Container(h.mode, h.original_length, h.original_sha256, model_id, reason, layout, streams, info)
+
+
+def _parse_info(raw: bytes) -> dict:
+    if not raw:
+        return {}
+    if len(raw) > _MAX_INFO:
+        raise CorruptContainer(f"container info field of {len(raw)} bytes is over the limit")
+    try:
+        info = json.loads(raw.decode())
+    except ValueError:
+        raise CorruptContainer("container info field is not valid JSON") from None
+    if not isinstance(info, dict):
+        raise CorruptContainer("container info field is not a JSON object")
+    return info
 
 
 class _Reader:
@@ -141,6 +175,9 @@ class _Reader:
 
     def u16(self) -> int:
         return struct.unpack("<H", self.take(2))[0]
+
+    def u32(self) -> int:
+        return struct.unpack("<I", self.take(4))[0]
 
     def u64(self) -> int:
         return struct.unpack("<Q", self.take(8))[0]

@@ -46,3 +46,15 @@ class UnknownModel(ContainerError):
 
 class UnsupportedVersion(ContainerError):
     """The container uses a format version newer than this jpegshrink understands: upgrade jpegshrink."""
+
+
+class ImageError(JpegShrinkError):
+    """Base of the image (lossy) layer's errors: encode_image / decode_image."""
+
+
+class BadImage(ImageError):
+    """The image given to encode_image cannot be encoded (empty, too large, undecodable, transparent...)."""
+
+
+class MissingDependency(ImageError):
+    """An optional dependency is not installed; the message names the ``pip install`` to run."""

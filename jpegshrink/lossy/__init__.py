@@ -1,0 +1,131 @@
+"""Lossy high-bitrate mode: an image becomes a standard baseline JPEG, stored losslessly by our coder.
+
+The encoder (:mod:`.encoder`) decides every coefficient itself (integer colour conversion, DCT,
+per-image tables, masking-aware rate-distortion optimised rounding priced with our coder's context
+shape), writes a baseline JPEG, and :func:`jpegshrink.codec.store_lossy_jpeg` codes it losslessly in
+a container marked ``LOSSY_JPEG``. So ``decompress`` gives back the same JPEG bytes on every machine
+(no floating point in decoding), any viewer opens them, and the source pixels are gone: the
+container's info says so. Public entry points are :func:`jpegshrink.encode_image` and
+:func:`jpegshrink.decode_image` (dispatched by :mod:`jpegshrink.image_api`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from jpegshrink import codec
+from jpegshrink.errors import BadImage, MissingDependency
+from jpegshrink.lossy import metrics
+from jpegshrink.lossy.encoder import Settings, encode
+from jpegshrink.lossy.source import decode_file, load
+
+MODE = "high-bitrate"
+#: Names the encoder version in the container info (bump when the same settings give other bytes).
+ENCODER_ID = "jpegshrink-lossy-1"
+TARGET_METRICS = ("ssimulacra2", "bpp")
+DEFAULT_QUALITY = 90
+_TUNING = {f.name for f in dataclasses.fields(Settings)} - {"quality"}
+
+
+def encode_image(image, *, quality: int | None = None, target: dict | None = None, strip_metadata: bool = False,
+                 alpha: str = "refuse", model_id: str | None = None, measure: bool = True, **tuning) -> bytes:
+    """A ``LOSSY_JPEG`` container from pixels or image-file bytes (see :func:`jpegshrink.encode_image`).
+
+    ``quality`` (1..100) or ``target`` (``{"ssimulacra2": 85}`` or ``{"bpp": 1.2}``, reached by bisection
+    over quality) but not both; ``strip_metadata`` drops EXIF/ICC/XMP; ``alpha="flatten"`` composites
+    transparent images over white (refused otherwise); ``measure`` records the SSIMULACRA2 score
+    when the package is installed; ``tuning`` are :class:`Settings` fields (``subsampling``...).
+    """
+    unknown = set(tuning) - _TUNING
+    if unknown:
+        raise TypeError(f"unknown encode_image option(s) for mode {MODE!r}: {', '.join(sorted(unknown))}")
+    if quality is not None and target is not None:
+        raise ValueError("give quality or target, not both")
+    src = load(image, alpha=alpha, keep_metadata=not strip_metadata)
+    if target is not None:
+        metric, goal = _parse_target(target)
+        settings, jpeg, sub, score = _search(src, metric, goal, tuning, model_id)
+    else:
+        settings = Settings(quality=DEFAULT_QUALITY if quality is None else int(quality), **tuning)
+        jpeg, sub = _encode(src, settings)
+        score = None
+    pixels = decode_file(jpeg)
+    if score is None and measure and metrics.available("ssimulacra2"):
+        score = metrics.ssimulacra2(src.pixels, pixels)
+    width, height = src.size
+    info = {
+        "mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
+        "note": "lossy: decompress returns a new JPEG made from the source; the source file cannot be recovered",
+        "source_format": src.source_format, "source_width": width, "source_height": height,
+        "source_conversions": src.conversions, "metadata": "stripped" if strip_metadata else "kept",
+        "settings": {**settings.to_info(), "subsampling_chosen": sub}, "target": target,
+        "jpeg_bytes": len(jpeg),
+        "scores": {"ssimulacra2": None if score is None else round(score, 3),
+                   "psnr_y": round(metrics.psnr_y(src.pixels, pixels), 3)},
+    }
+    return codec.store_lossy_jpeg(jpeg, info, model_id=model_id)
+
+
+def decode_image(blob: bytes, *, restore: bool = False) -> np.ndarray:
+    """Pixels of any non-perceptual container: its (lossy or original) JPEG/image bytes decoded by Pillow."""
+    if restore:
+        raise NotImplementedError("restore=True: no restoration filter ships with this version")
+    return decode_file(codec.decompress(blob))
+
+
+def _parse_target(target: dict) -> tuple[str, float]:
+    if not isinstance(target, dict) or len(target) != 1:
+        raise ValueError(f"target must be one of {{'ssimulacra2': score}} or {{'bpp': bits}}, not {target!r}")
+    (metric, goal), = target.items()
+    if metric not in TARGET_METRICS:
+        raise ValueError(f"target metric must be one of {TARGET_METRICS}, not {metric!r}")
+    goal = float(goal)
+    if metric == "ssimulacra2" and not 0 < goal <= 100 or metric == "bpp" and not goal > 0:
+        raise ValueError(f"target {metric}={goal} is out of range")
+    if metric == "ssimulacra2" and not metrics.available("ssimulacra2"):
+        raise MissingDependency("SSIMULACRA2 targets need the ssimulacra2 package: pip install ssimulacra2")
+    return metric, goal
+
+
+def _encode(src, settings: Settings) -> tuple[bytes, str]:
+    try:
+        e = encode(src, settings)
+    except ValueError as err:  # metadata that cannot fit a JPEG segment
+        raise BadImage(f"{err}; pass strip_metadata=True to encode without it") from None
+    return e.jpeg, e.subsampling
+
+
+def _search(src, metric: str, goal: float, tuning: dict, model_id: str | None):
+    """Lowest quality meeting an SSIMULACRA2 goal, or highest within a bpp budget (true container bytes)."""
+    width, height = src.size
+    tried: dict[int, tuple] = {}
+
+    def attempt(q: int):
+        if q not in tried:
+            settings = Settings(quality=q, **tuning)
+            jpeg, sub = _encode(src, settings)
+            if metric == "ssimulacra2":
+                value = metrics.ssimulacra2(src.pixels, decode_file(jpeg))
+                ok = value >= goal
+            else:
+                value = len(codec.store_lossy_jpeg(jpeg, {}, model_id=model_id)) * 8 / (width * height)
+                ok = value <= goal
+            tried[q] = (ok, settings, jpeg, sub, value)
+        return tried[q]
+
+    lo, hi = 1, 100
+    if metric == "ssimulacra2":   # smallest q that is ok (ok is monotone increasing in q, assumed)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if attempt(mid)[0] else (mid + 1, hi)
+        _, settings, jpeg, sub, value = attempt(lo)
+        return settings, jpeg, sub, value
+    while lo < hi:                # largest q that is ok
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if attempt(mid)[0] else (lo, mid - 1)
+    _, settings, jpeg, sub, _ = attempt(lo)
+    return settings, jpeg, sub, None
+
+
+__all__ = ["DEFAULT_QUALITY", "ENCODER_ID", "MODE", "Settings", "decode_image", "encode_image"]

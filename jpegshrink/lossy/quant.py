@@ -1,0 +1,205 @@
+"""Quantisation: tables per image, masking-aware block weights, and rate-distortion optimised rounding.
+
+Each AC coefficient may take its nearest quantised value ``v0``, ``v0 - 1`` (towards zero) or, when
+``v0 <= 2``, zero; the choice minimises
+
+    D + lambda * R,    D = (error / step)^2 * block_weight,    R = bits the coefficient costs
+
+block by block in raster order (the order in which our coder's neighbour contexts become known), in
+the spirit of mozjpeg's trellis. The rate term is priced with the *shape* of our coefficient model's
+contexts, not with Huffman code lengths: a coefficient's cost depends on its zigzag position and on
+the magnitude of the same coefficient in the blocks above and to the left (adaptive-1 / learned2 use
+exactly these neighbours for their exponent contexts), plus sign and mantissa bits. The table of
+costs is *static per image*: estimated from the image's own quantised coefficients (two passes), i.e.
+an approximation of what learned2 will pay, not its exact arithmetic-coded length (pricing every
+decision with the real adaptive coder would need a coder state per candidate, far too slow).
+
+``block_weight`` is the masking term (jpegli's adaptive quantisation, in spirit): errors in busy
+blocks are less visible, so their weight falls with the block's AC activity (smoothed over its
+neighbours). JPEG has one quantisation table per component, so masking acts through these rounding
+decisions (a wider dead zone in textured areas), as jpegli's does.
+
+Everything is integer arithmetic, including the cost table's logarithms: the same coefficients on
+every CPU, whatever the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from jpegshrink.lossy.transform import COEF_FRAC_BITS
+
+#: Neighbour-magnitude contexts of the cost table (bit length of |above| + |left|, capped).
+N_CTX = 6
+#: Magnitude classes (bit length of |v|: 0 for zero .. 11 for 8-bit JPEG's largest AC).
+N_MAG = 12
+#: Fixed point of the block weights (256 = 1.0) and of the cost table (1/256 bit).
+ONE = 256
+
+# Annex K (ITU T.81) example tables, natural order; IJG scales them with quality.
+ANNEX_K_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.int64)
+ANNEX_K_CHROMA = np.array([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+    99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99], np.int64)
+
+
+def ijg_scale(quality: int) -> int:
+    """IJG's percentage scale factor for a 1..100 quality."""
+    q = min(max(int(quality), 1), 100)
+    return 5000 // q if q < 50 else 200 - 2 * q
+
+
+def table(base: np.ndarray, quality: int, flatten: int) -> np.ndarray:
+    """A baseline table (1..255) from an Annex K ``base``, ``quality`` and a flattening in percent.
+
+    ``flatten`` pulls the high frequencies towards the table's DC step (0 = Annex K's shape): at high
+    rates the steep Annex K slope wastes little on high frequencies but costs visible texture.
+    """
+    b = base * (100 - flatten) + base[0] * flatten      # percent units, integer
+    t = (b * ijg_scale(quality) + 5000) // 10000
+    return np.clip(t, 1, 255).astype(np.int64)
+
+
+@njit(cache=True)
+def _bitlen(v):
+    n = 0
+    while v > 0:
+        v >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True)
+def _log2_fp8(x):
+    """floor(256 * log2(x)) for an integer x >= 1, by repeated squaring (no floating point)."""
+    n = _bitlen(x) - 1
+    y = x << (30 - n) if n <= 30 else x >> (n - 30)
+    frac = 0
+    for _ in range(8):
+        y = (y * y) >> 30
+        frac <<= 1
+        if y >= (2 << 30):
+            y >>= 1
+            frac |= 1
+    return n * 256 + frac
+
+
+@njit(cache=True)
+def _ctx(q, by, bx, k):
+    s = 0
+    if by > 0:
+        s += abs(q[by - 1, bx, k])
+    if bx > 0:
+        s += abs(q[by, bx - 1, k])
+    c = _bitlen(s)
+    return c if c < N_CTX else N_CTX - 1
+
+
+@njit(cache=True)
+def _count(q, hist):
+    for by in range(q.shape[0]):
+        for bx in range(q.shape[1]):
+            for k in range(1, 64):
+                m = _bitlen(abs(q[by, bx, k]))
+                hist[k, _ctx(q, by, bx, k), m if m < N_MAG else N_MAG - 1] += 1
+
+
+@njit(cache=True)
+def _costs(hist, out):
+    for k in range(64):
+        for c in range(N_CTX):
+            total = 0
+            for m in range(N_MAG):
+                total += hist[k, c, m]
+            lt = _log2_fp8(total + N_MAG)
+            for m in range(N_MAG):
+                extra = 0 if m == 0 else ONE * m  # sign + (m - 1) mantissa bits
+                out[k, c, m] = lt - _log2_fp8(hist[k, c, m] + 1) + extra
+
+
+def cost_table(quantised: list[np.ndarray]) -> np.ndarray:
+    """int64 [64, N_CTX, N_MAG] bits (1/256) of each magnitude class, from these components' statistics."""
+    hist = np.zeros((64, N_CTX, N_MAG), np.int64)
+    for q in quantised:
+        _count(q, hist)
+    out = np.zeros((64, N_CTX, N_MAG), np.int64)
+    _costs(hist, out)
+    return out
+
+
+@njit(cache=True)
+def _rdo(c, qt, weight, lam, costs, deadzone, out):
+    one_step = 1 << COEF_FRAC_BITS
+    for by in range(c.shape[0]):
+        for bx in range(c.shape[1]):
+            w = weight[by, bx]
+            x = c[by, bx, 0]
+            s = qt[0] * one_step
+            out[by, bx, 0] = (x + s // 2) // s if x >= 0 else -((-x + s // 2) // s)
+            for k in range(1, 64):
+                x = c[by, bx, k]
+                a = abs(x)
+                q = qt[k]
+                s = q * one_step
+                v0 = (a + s // 2) // s
+                best = 0
+                if v0 > 0:
+                    if costs.shape[0] == 0:   # no cost table yet: plain rounding with a dead zone
+                        best = v0 if a * 256 >= s * deadzone else 0
+                    else:
+                        ctx = _ctx(out, by, bx, k)
+                        best_cost = -1
+                        lo = 0 if v0 <= 2 else v0 - 1
+                        for v in range(v0, lo - 1, -1):
+                            if v != 0 and v != v0 and v != v0 - 1:
+                                continue
+                            err = a - v * s
+                            en = (err << 4) // q
+                            m = _bitlen(v)
+                            cost = ((en * en) >> 8) * w // 256 + lam * costs[k, ctx, m if m < N_MAG else N_MAG - 1]
+                            if best_cost < 0 or cost < best_cost:
+                                best_cost = cost
+                                best = v
+                out[by, bx, k] = best if x >= 0 else -best
+
+
+def block_weights(luma_coef: np.ndarray, strength: int, threshold: int) -> np.ndarray:
+    """Masking weights (256 = 1.0) per luma block from its AC activity, smoothed over the 4 neighbours.
+
+    activity = sum of |AC| in coefficient units; weight = 256 * T / (T + strength% * activity).
+    """
+    act = np.abs(luma_coef[:, :, 1:]).sum(axis=2) >> COEF_FRAC_BITS
+    p = np.pad(act, 1, mode="edge")
+    act = (2 * act + p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]) // 6
+    w = (ONE * threshold * 100) // (threshold * 100 + strength * act)
+    return np.maximum(w, ONE // 8).astype(np.int64)
+
+
+def weights_for(luma_weights: np.ndarray, rows: int, cols: int, sub: int) -> np.ndarray:
+    """Block weights of a component ``sub`` times smaller than luma (mean of the covered luma blocks)."""
+    w = luma_weights
+    if sub == 2:
+        h, wd = (w.shape[0] // 2) * 2, (w.shape[1] // 2) * 2
+        w = (w[0:h:2, 0:wd:2] + w[1:h:2, 0:wd:2] + w[0:h:2, 1:wd:2] + w[1:h:2, 1:wd:2]) // 4
+    return np.ascontiguousarray(w[:rows, :cols])
+
+
+def quantise(coef: np.ndarray, qt: np.ndarray, weight: np.ndarray, lam: int, costs: np.ndarray | None,
+             deadzone: int = 128) -> np.ndarray:
+    """int16 [rows, cols, 64] quantised coefficients; ``costs=None``: rounding with a dead zone (1/256 step)."""
+    out = np.zeros(coef.shape, np.int64)
+    table_ = costs if costs is not None else np.zeros((0, N_CTX, N_MAG), np.int64)
+    _rdo(coef, qt.astype(np.int64), weight, int(lam), table_, int(deadzone), out)
+    return out
+
+
+def to_int16(q: np.ndarray) -> np.ndarray:
+    """Baseline 8-bit JPEG limits: DC differences and AC magnitudes fit 11 and 10 bits."""
+    q = q.copy()
+    q[:, :, 1:] = np.clip(q[:, :, 1:], -1023, 1023)
+    q[:, :, 0] = np.clip(q[:, :, 0], -1024, 1023)   # |DC| <= 1024 keeps every difference within 2047
+    return q.astype(np.int16)

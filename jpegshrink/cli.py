@@ -34,7 +34,7 @@ class FileResult:
 
     source: str
     target: str
-    status: str  # "compressed", "fallback", "decompressed", "copied", "skipped" or "failed"
+    status: str  # "compressed", "lossy", "fallback", "decompressed", "copied", "skipped" or "failed"
     bytes_in: int = 0
     bytes_out: int = 0
     detail: str = ""
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "compress":
             c.add_argument("--model", help="coefficient model id (default: the newest)")
+            _add_lossy_arguments(c)
     i = sub.add_parser("inspect", help="describe containers (format, model, sizes, fallback reason)")
     i.add_argument("paths", type=Path, nargs="+")
     i.add_argument("--json", action="store_true")
@@ -98,6 +99,12 @@ def _transform(args: argparse.Namespace) -> int:
         print(f"jpegshrink: {e}", file=sys.stderr)
         return 2
     work = _compress_one if compressing else _decompress_one
+    if compressing and args.lossy:
+        try:
+            work = _lossy_work(args)
+        except ValueError as e:
+            print(f"jpegshrink: {e}", file=sys.stderr)
+            return 2
     results = _run(work, jobs, args.force, getattr(args, "model", None), args.workers, args.quiet or args.json)
     _report(results, args.json)
     return 1 if any(r.status == "failed" for r in results) else 0
@@ -154,6 +161,58 @@ def _compress_one(src: Path, dst: Path, force: bool, model_id: str | None) -> Fi
     return _apply(src, dst, force, transform)
 
 
+# -- lossy policy for new images (docs/lossy.md) -------------------------------------------------
+# Default stays lossless. With --lossy, images that are not JPEGs (PNG, TIFF, WebP...) are stored as
+# lossy JPEG containers; an existing JPEG is still stored losslessly unless --lossy-jpegs says otherwise.
+
+def _add_lossy_arguments(c: argparse.ArgumentParser) -> None:
+    g = c.add_argument_group("lossy mode (opt-in: the source files cannot be recovered)")
+    g.add_argument("--lossy", choices=("high-bitrate",), help="store non-JPEG images as lossy JPEG containers")
+    g.add_argument("--target", help="quality goal, e.g. ssimulacra2=85 or bpp=1.2 (default: --quality)")
+    g.add_argument("--quality", type=int, help="encoder quality 1..100 (default 90)")
+    g.add_argument("--lossy-jpegs", action="store_true",
+                   help="also re-encode existing JPEGs lossily (otherwise they are stored losslessly)")
+
+
+def _lossy_work(args: argparse.Namespace) -> Callable[..., FileResult]:
+    import functools
+    target = None
+    if args.target:
+        metric, sep, value = args.target.partition("=")
+        if not sep:
+            raise ValueError(f"--target {args.target!r}: write METRIC=VALUE, e.g. ssimulacra2=85")
+        target = {metric: float(value)}
+    if target is not None and args.quality is not None:
+        raise ValueError("give --target or --quality, not both")
+    return functools.partial(_compress_lossy_one, mode=args.lossy, quality=args.quality, target=target,
+                             reencode_jpegs=args.lossy_jpegs)
+
+
+def _compress_lossy_one(src: Path, dst: Path, force: bool, model_id: str | None, *, mode: str,
+                        quality: int | None, target: dict | None, reencode_jpegs: bool) -> FileResult:
+    from jpegshrink import image_api
+    from jpegshrink.errors import BadImage
+
+    def transform(data: bytes) -> tuple[bytes, str, str]:
+        if is_container(data):
+            return data, "skipped", "already a jpegshrink container"
+        if data.startswith(b"\xff\xd8") and not reencode_jpegs:
+            return _compress_one_bytes(data, model_id)
+        try:
+            blob = image_api.encode_image(data, mode=mode, quality=quality, target=target, model_id=model_id)
+        except BadImage as e:
+            return data, "copied", f"not encodable as an image ({e}): copied unchanged"
+        scores = codec.inspect(blob).info.get("scores", {})
+        return blob, "lossy", f"lossy {mode}: ssimulacra2 {scores.get('ssimulacra2')}"
+    return _apply(src, dst, force, transform)
+
+
+def _compress_one_bytes(data: bytes, model_id: str | None) -> tuple[bytes, str, str]:
+    blob = codec.compress(data, model_id=model_id)
+    info = codec.inspect(blob)
+    return blob, ("fallback" if info.mode == "fallback" else "compressed"), info.reason
+
+
 def _decompress_one(src: Path, dst: Path, force: bool, model_id: str | None) -> FileResult:
     def transform(data: bytes) -> tuple[bytes, str, str]:
         if not is_container(data):
@@ -197,7 +256,7 @@ def _report(results: list[FileResult], as_json: bool) -> None:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    done = [r for r in results if r.status in ("compressed", "fallback", "decompressed", "copied")]
+    done = [r for r in results if r.status in ("compressed", "fallback", "decompressed", "copied", "lossy")]
     bytes_in, bytes_out = sum(r.bytes_in for r in done), sum(r.bytes_out for r in done)
     if as_json:
         json.dump({"files": [asdict(r) for r in results], "counts": counts,

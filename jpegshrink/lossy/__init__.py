@@ -43,28 +43,58 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     if quality is not None and target is not None:
         raise ValueError("give quality or target, not both")
     src = load(image, alpha=alpha, keep_metadata=not strip_metadata)
-    if target is not None:
-        metric, goal = _parse_target(target)
-        settings, jpeg, sub, score = _search(src, metric, goal, tuning, model_id)
-    else:
-        settings = Settings(quality=DEFAULT_QUALITY if quality is None else int(quality), **tuning)
+
+    def container(settings: Settings, score: float | None = None) -> bytes:
         jpeg, sub = _encode(src, settings)
-        score = None
-    pixels = decode_file(jpeg)
-    if score is None and measure and metrics.available("ssimulacra2"):
-        score = metrics.ssimulacra2(src.pixels, pixels)
-    width, height = src.size
-    info = {
-        "mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
-        "note": "lossy: decompress returns a new JPEG made from the source; the source file cannot be recovered",
-        "source_format": src.source_format, "source_width": width, "source_height": height,
-        "source_conversions": src.conversions, "metadata": "stripped" if strip_metadata else "kept",
-        "settings": {**settings.to_info(), "subsampling_chosen": sub}, "target": target,
-        "jpeg_bytes": len(jpeg),
-        "scores": {"ssimulacra2": None if score is None else round(score, 3),
-                   "psnr_y": round(metrics.psnr_y(src.pixels, pixels), 3)},
-    }
-    return codec.store_lossy_jpeg(jpeg, info, model_id=model_id)
+        pixels = decode_file(jpeg)
+        if score is None and measure and metrics.available("ssimulacra2"):
+            score = metrics.ssimulacra2(src.pixels, pixels)
+        info = {
+            "mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
+            "note": "lossy: decompress returns a new JPEG made from the source; the source file cannot be "
+                    "recovered",
+            "source_format": src.source_format, "source_width": src.size[0], "source_height": src.size[1],
+            "source_conversions": src.conversions, "metadata": "stripped" if strip_metadata else "kept",
+            "settings": {**settings.to_info(), "subsampling_chosen": sub}, "target": target,
+            "jpeg_bytes": len(jpeg),
+            "scores": {"ssimulacra2": None if score is None else round(score, 3),
+                       "psnr_y": _finite(metrics.psnr_y(src.pixels, pixels))},
+        }
+        return codec.store_lossy_jpeg(jpeg, info, model_id=model_id)
+
+    if target is None:
+        return container(Settings(quality=DEFAULT_QUALITY if quality is None else int(quality), **tuning))
+    metric, goal = _parse_target(target)
+    if metric == "bpp":   # the highest quality whose whole container (info included) fits the budget
+        budget = goal * src.size[0] * src.size[1] / 8
+        return _bisect(lambda q: container(Settings(quality=q, **tuning)), lambda blob: len(blob) <= budget,
+                       want_highest=True)
+
+    def scored(q: int) -> tuple[float, Settings]:
+        settings = Settings(quality=q, **tuning)
+        return metrics.ssimulacra2(src.pixels, decode_file(_encode(src, settings)[0])), settings
+
+    score, settings = _bisect(scored, lambda r: r[0] >= goal, want_highest=False)
+    return container(settings, score)
+
+
+def _bisect(attempt, ok, *, want_highest: bool):
+    """Over quality 1..100 (``ok`` assumed monotone): the highest ok one, or the lowest; the end if none is."""
+    tried = {}
+
+    def run(q):
+        if q not in tried:
+            tried[q] = attempt(q)
+        return tried[q]
+    lo, hi = 1, 100
+    while lo < hi:
+        if want_highest:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if ok(run(mid)) else (lo, mid - 1)
+        else:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if ok(run(mid)) else (mid + 1, hi)
+    return run(lo)
 
 
 def decode_image(blob: bytes, *, restore: bool = False) -> np.ndarray:
@@ -72,6 +102,10 @@ def decode_image(blob: bytes, *, restore: bool = False) -> np.ndarray:
     if restore:
         raise NotImplementedError("restore=True: no restoration filter ships with this version")
     return decode_file(codec.decompress(blob))
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 3) if np.isfinite(x) else None  # JSON has no infinity (identical pixels)
 
 
 def _parse_target(target: dict) -> tuple[str, float]:
@@ -94,38 +128,6 @@ def _encode(src, settings: Settings) -> tuple[bytes, str]:
     except ValueError as err:  # metadata that cannot fit a JPEG segment
         raise BadImage(f"{err}; pass strip_metadata=True to encode without it") from None
     return e.jpeg, e.subsampling
-
-
-def _search(src, metric: str, goal: float, tuning: dict, model_id: str | None):
-    """Lowest quality meeting an SSIMULACRA2 goal, or highest within a bpp budget (true container bytes)."""
-    width, height = src.size
-    tried: dict[int, tuple] = {}
-
-    def attempt(q: int):
-        if q not in tried:
-            settings = Settings(quality=q, **tuning)
-            jpeg, sub = _encode(src, settings)
-            if metric == "ssimulacra2":
-                value = metrics.ssimulacra2(src.pixels, decode_file(jpeg))
-                ok = value >= goal
-            else:
-                value = len(codec.store_lossy_jpeg(jpeg, {}, model_id=model_id)) * 8 / (width * height)
-                ok = value <= goal
-            tried[q] = (ok, settings, jpeg, sub, value)
-        return tried[q]
-
-    lo, hi = 1, 100
-    if metric == "ssimulacra2":   # smallest q that is ok (ok is monotone increasing in q, assumed)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if attempt(mid)[0] else (mid + 1, hi)
-        _, settings, jpeg, sub, value = attempt(lo)
-        return settings, jpeg, sub, value
-    while lo < hi:                # largest q that is ok
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if attempt(mid)[0] else (lo, mid - 1)
-    _, settings, jpeg, sub, _ = attempt(lo)
-    return settings, jpeg, sub, None
 
 
 __all__ = ["DEFAULT_QUALITY", "ENCODER_ID", "MODE", "Settings", "decode_image", "encode_image"]

@@ -158,9 +158,11 @@ def _rdo(c, qt, weight, lam, costs, deadzone, out):
                             if v != 0 and v != v0 and v != v0 - 1:
                                 continue
                             err = a - v * s
+                            # error in 1/4096 step: en^2 is 2^24 per step^2, as lam * cost is 2^24 per
+                            # (lambda in step^2/bit) * bit (lam: 1/65536, cost: 1/256 bit)
                             en = (err << 4) // q
                             m = _bitlen(v)
-                            cost = ((en * en) >> 8) * w // 256 + lam * costs[k, ctx, m if m < N_MAG else N_MAG - 1]
+                            cost = ((en * en * w) >> 8) + lam * costs[k, ctx, m if m < N_MAG else N_MAG - 1]
                             if best_cost < 0 or cost < best_cost:
                                 best_cost = cost
                                 best = v

@@ -1,0 +1,209 @@
+"""Lossy high-bitrate mode: encode_image / decode_image / inspect, the JPEG it writes, hostile images."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jpegshrink
+from jpegshrink.errors import BadImage
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests" / "data" / "sample" / "scikit-learn__china.jpg"
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A real photo, box-downscaled 4x and cropped to an odd size (partial MCUs on both sides)."""
+    img = Image.open(SAMPLE).convert("RGB").reduce(4)
+    return np.ascontiguousarray(np.asarray(img)[:101, :141])
+
+
+def _png(a: np.ndarray, **kw) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, "PNG", **kw)
+    return b.getvalue()
+
+
+def _psnr(a, b):
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b) ** 2))
+
+
+def test_encode_decode_inspect(photo):
+    blob = jpegshrink.encode_image(photo, quality=90)
+    info = jpegshrink.inspect(blob)
+    assert info.lossy and info.mode == "lossy_jpeg"
+    assert info.info["original_recoverable"] is False
+    assert info.info["source_format"] == "array"
+    assert (info.info["source_width"], info.info["source_height"]) == (141, 101)
+    assert info.info["settings"]["quality"] == 90
+    assert info.info["scores"]["psnr_y"] > 27
+    jpeg = jpegshrink.decompress(blob)
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == info.info["jpeg_bytes"]
+    pixels = jpegshrink.decode_image(blob)
+    assert pixels.shape == photo.shape and pixels.dtype == np.uint8
+    assert _psnr(photo, pixels) > 27
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))
+
+
+@pytest.mark.parametrize("shape,sub", [((101, 141, 3), "420"), ((101, 141, 3), "444"), ((1, 1, 3), "auto"),
+                                       ((17, 9), "auto"), ((8, 16, 3), "420")])
+def test_jpeg_opens_in_pillow_and_jpeglib(photo, shape, sub, tmp_path):
+    jpeglib = pytest.importorskip("jpeglib")
+    a = photo[:shape[0], :shape[1]] if len(shape) == 3 else photo[:shape[0], :shape[1], 1]
+    blob = jpegshrink.encode_image(np.ascontiguousarray(a), quality=85, subsampling=sub, measure=False)
+    jpeg = jpegshrink.decompress(blob)
+    img = Image.open(io.BytesIO(jpeg))
+    assert img.size == (shape[1], shape[0]) and img.format == "JPEG"
+    img.load()
+    path = tmp_path / "x.jpg"
+    path.write_bytes(jpeg)
+    dct = jpeglib.read_dct(str(path))
+    assert dct.Y.shape[:2] == (-(-shape[0] // 8), -(-shape[1] // 8)) or sub == "420"
+    chosen = jpegshrink.inspect(blob).info["settings"]["subsampling_chosen"]
+    assert chosen == "grey" if len(shape) == 2 else chosen == sub or sub == "auto" and chosen in ("444", "420")
+
+
+def test_rdo_saves_bytes_at_equal_settings(photo):
+    plain = jpegshrink.encode_image(photo, quality=90, lam_milli=0, measure=False)
+    rdo = jpegshrink.encode_image(photo, quality=90, measure=False)
+    assert len(rdo) < len(plain)
+
+
+def test_bpp_target_is_met_with_true_bytes(photo):
+    blob = jpegshrink.encode_image(photo, target={"bpp": 1.5}, measure=False)
+    assert len(blob) * 8 / (photo.shape[0] * photo.shape[1]) <= 1.5
+    assert jpegshrink.inspect(blob).info["target"] == {"bpp": 1.5}
+
+
+def test_ssimulacra2_target_is_met(photo):
+    pytest.importorskip("ssimulacra2")
+    blob = jpegshrink.encode_image(photo, target={"ssimulacra2": 80})
+    assert jpegshrink.inspect(blob).info["scores"]["ssimulacra2"] >= 80
+
+
+def test_metadata_kept_or_stripped(photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    icc = b"\x00" * 128 + b"fake-icc-profile"
+    data = _png(photo, exif=exif.tobytes(), icc_profile=icc)
+    kept = Image.open(io.BytesIO(jpegshrink.decompress(jpegshrink.encode_image(data, quality=80, measure=False))))
+    assert kept.getexif()[0x0112] == 6
+    assert kept.info["icc_profile"] == icc
+    stripped = Image.open(io.BytesIO(jpegshrink.decompress(
+        jpegshrink.encode_image(data, quality=80, measure=False, strip_metadata=True))))
+    assert 0x0112 not in stripped.getexif() and "icc_profile" not in stripped.info
+
+
+def test_decode_image_of_lossless_containers():
+    data = SAMPLE.read_bytes()
+    pixels = jpegshrink.decode_image(jpegshrink.compress(data))
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(SAMPLE).convert("RGB")))
+
+
+def test_caller_mistakes_fail_fast(photo):
+    with pytest.raises(ValueError, match="not both"):
+        jpegshrink.encode_image(photo, quality=90, target={"bpp": 1})
+    with pytest.raises(ValueError, match="unknown image mode"):
+        jpegshrink.encode_image(photo, mode="lossless-ish")
+    with pytest.raises(TypeError, match="unknown encode_image option"):
+        jpegshrink.encode_image(photo, qualty=90)
+    with pytest.raises(ValueError, match="target metric"):
+        jpegshrink.encode_image(photo, target={"psnr": 40})
+    with pytest.raises(ValueError, match="quality"):
+        jpegshrink.encode_image(photo, quality=101)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose IHDR claims width x height (one short IDAT): a decompression bomb header."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("image,match", [
+    (np.zeros((0, 0, 3), np.uint8), "nothing to encode"),
+    (np.zeros((4, 4, 3), np.uint16), "must be uint8"),
+    (np.zeros((4, 4, 4), np.uint8), "H x W x 3"),
+    (b"not an image at all", "cannot decode"),
+    (_png_claiming(100_000, 100_000), "side is at most|decompression bomb"),
+    (_png_claiming(20_000, 20_000), "over the limit|decompression bomb"),
+    (_png_claiming(70_000, 10), "side is at most"),
+])
+def test_bad_images_are_refused_clearly(image, match):
+    with pytest.raises(BadImage, match=match):
+        jpegshrink.encode_image(image, quality=80)
+
+
+def test_truncated_png_is_refused(photo):
+    with pytest.raises(BadImage, match="cannot decode"):
+        jpegshrink.encode_image(_png(photo)[:400], quality=80)
+
+
+def test_documented_conversions(photo):
+    def conv(data, **kw):
+        blob = jpegshrink.encode_image(data, quality=80, measure=False, **kw)
+        return jpegshrink.inspect(blob).info["source_conversions"], jpegshrink.decode_image(blob)
+
+    sixteen = (photo[:, :, 0].astype(np.uint16) * 257)
+    b = io.BytesIO()
+    Image.fromarray(sixteen).save(b, "PNG")  # mode I;16
+    c, px = conv(b.getvalue())
+    assert c == ["16-bit->8-bit"] and px.ndim == 2 and _psnr(photo[:, :, 0], px) > 26
+    c, _ = conv(_png(np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])))
+    assert c == ["opaque-alpha-dropped"]
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 128, np.uint8)])
+    with pytest.raises(BadImage, match="transparency"):
+        jpegshrink.encode_image(_png(rgba), quality=80)
+    c, px = conv(_png(rgba), alpha="flatten")
+    assert c == ["alpha-flattened-on-white"] and px.mean() > photo.mean()
+    c, _ = conv(_pal(photo))
+    assert c == ["palette->rgb"]
+    cmyk = io.BytesIO()
+    Image.fromarray(photo).convert("CMYK").save(cmyk, "JPEG", quality=95)
+    c, px = conv(cmyk.getvalue())
+    assert c == ["cmyk->rgb"] and px.shape == photo.shape
+
+
+def _pal(a):
+    b = io.BytesIO()
+    Image.fromarray(a).convert("P", palette=Image.Palette.ADAPTIVE).save(b, "PNG")
+    return b.getvalue()
+
+
+ENCODE_CHILD = r"""
+import hashlib, sys
+import numpy as np
+from PIL import Image
+import jpegshrink
+a = np.ascontiguousarray(np.asarray(Image.open(sys.argv[1]).convert("RGB").reduce(4))[:101, :141])
+print(hashlib.sha256(jpegshrink.encode_image(a, quality=88, measure=False)).hexdigest())
+"""
+
+
+def test_container_bytes_do_not_depend_on_cpu_features_or_threads(photo):
+    env = dict(os.environ, JPEGSHRINK_THREADS="1", NUMBA_NUM_THREADS="1", NUMBA_CPU_NAME="generic",
+               NPY_DISABLE_CPU_FEATURES="AVX512F AVX512_SKX AVX2 FMA3 AVX", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", ENCODE_CHILD, str(SAMPLE)], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    here = hashlib.sha256(jpegshrink.encode_image(photo, quality=88, measure=False)).hexdigest()
+    assert res.stdout.strip().splitlines()[-1] == here
+
+
+def test_info_is_json_and_names_the_encoder(photo):
+    info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, measure=False)).info
+    json.dumps(info)
+    assert info["encoder"] == "jpegshrink-lossy-1" and info["mode"] == "high-bitrate"

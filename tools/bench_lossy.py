@@ -1,0 +1,431 @@
+"""Rate-distortion benchmark of the lossy high-bitrate mode against real codecs, on real photos.
+
+Photos: high-quality JPEGs of the corpus (/work/corpus, MANIFEST.tsv), decoded and box-downscaled by an
+integer factor >= 2 (to about 0.25 MP) so their own JPEG artefacts vanish. Two disjoint sets, split by
+source package: TUNING (the only photos the encoder's defaults were chosen on) and HELDOUT (the
+numbers we report). Bits per pixel come from the true stored bytes (for jpegshrink: the container).
+
+Codecs (anchors run in the same process, same photos): this mode; libjpeg-turbo (Pillow, 4:2:0,
+optimised Huffman); jpegli (pyjpegli); both + jpegshrink lossless; JPEG XL (imagecodecs, effort 7);
+AVIF (imagecodecs, speed 4 and 6); WebP (imagecodecs). Metrics: SSIMULACRA2 (PyPI ssimulacra2),
+butteraugli 3-norm (butteraugli_main, skipped with a note if absent), PSNR-Y, MS-SSIM (luma, Wang et al.).
+
+    nice python tools/bench_lossy.py --set heldout --out /work/logs/lossy-bench   # table + plots
+    nice python tools/bench_lossy.py --set tuning --only ours --ours lam_milli=60  # a tuning probe
+    nice python tools/bench_lossy.py --speed                                     # 12 MP, one core
+
+Results are cached per (photo, codec, setting) in <out>/cache-<set>-<codec>.json, so re-running with
+another setting of ours only measures what changed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CORPUS = Path(os.environ.get("JPEGSHRINK_CORPUS_ROOT", "/work/corpus"))
+#: (package, path suffix) of each photo. Split by package: no tuning photo shares a source with a held-out one.
+TUNING = [("plasma-workspace-wallpapers", p) for p in (
+    "summer_1am/contents/images/2560x1600.jpg", "Path/contents/images/2560x1600.jpg",
+    "ColorfulCups/contents/images/2560x1600.jpg", "BytheWater/contents/images/2560x1600.jpg",
+    "FallenLeaf/contents/images/2560x1600.jpg", "Autumn/contents/images/2560x1600.jpg")]
+HELDOUT = [
+    ("lomiri-wallpapers-16.04", "seeding_by_Clements_Engelhardt.jpg"),
+    ("lomiri-wallpapers-16.04", "Dragonfly_by_Bolly.jpg"),
+    ("lomiri-wallpapers-16.04", "sunset_by_Aitzol_Berasategi.jpg"),
+    ("lomiri-wallpapers-16.04", "Bridge_by_Sander_Klootwijk.jpg"),
+    ("lomiri-wallpapers-16.04", "picosdeeuropa_by_Aitzol_Berasategi.jpg"),
+    ("lxqt-themes", "after-the-rain.jpg"),
+    ("librust-jpeg-decoder-dev", "large_image.jpg"),
+    ("libjxl-testdata", "flower.png.im_q85_444.jpg"),
+]
+TARGET_MP = 0.25
+
+#: Settings swept per codec (chosen to span SSIMULACRA2 ~65..92 and bpp ~0.5..4).
+SWEEPS = {
+    "ours": [78, 84, 88, 91, 94, 97],
+    "libjpeg-turbo": [75, 82, 88, 92, 95, 98],
+    "jpegli": [75, 82, 88, 92, 95, 98],
+    "jxl-e7": [2.6, 1.8, 1.3, 0.9, 0.6, 0.35],
+    "avif-s4": [62, 72, 80, 86, 91, 95],
+    "avif-s6": [62, 72, 80, 86, 91, 95],
+    "webp": [72, 82, 88, 93, 96, 99],
+}
+#: Reported curves: (name, base codec whose pixels it shares, whether its bytes are jpegshrink-stored).
+CURVES = [("ours", "ours", False), ("libjpeg-turbo", "libjpeg-turbo", False),
+          ("libjpeg-turbo+jpegshrink", "libjpeg-turbo", True), ("jpegli", "jpegli", False),
+          ("jpegli+jpegshrink", "jpegli", True), ("jxl-e7", "jxl-e7", False), ("avif-s4", "avif-s4", False),
+          ("avif-s6", "avif-s6", False), ("webp", "webp", False)]
+METRICS = ("ssimulacra2", "butteraugli3", "psnr_y", "ms_ssim")
+
+
+def manifest_path(package: str, suffix: str) -> Path:
+    with open(CORPUS / "MANIFEST.tsv") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            row = dict(zip(header, line.rstrip("\n").split("\t")))
+            if row["split"] == "public" and row["source_package"] == package and row["source_path"].endswith(suffix):
+                return CORPUS / "public" / row["name"]
+    raise SystemExit(f"photo {package}:{suffix} is not in {CORPUS}/MANIFEST.tsv")
+
+
+def photo_name(package: str, suffix: str) -> str:
+    return f"{package}:{suffix.replace('/contents/images/', '/').rsplit('.', 1)[0]}"
+
+
+def load_photo(package: str, suffix: str) -> tuple[str, np.ndarray]:
+    from PIL import Image
+    path = manifest_path(package, suffix)
+    img = Image.open(path).convert("RGB")
+    factor = max(2, round((img.width * img.height / 1e6 / TARGET_MP) ** 0.5))
+    img = img.reduce(factor)
+    name = photo_name(package, suffix)
+    return name, np.ascontiguousarray(np.asarray(img)[: img.height // 2 * 2, : img.width // 2 * 2])
+
+
+# ---------------------------------------------------------------- codecs: pixels -> (bytes, decoded pixels)
+
+def codec_ours(a, q, options):
+    import jpegshrink
+    blob = jpegshrink.encode_image(a, quality=int(q), measure=False, **options)
+    return blob, jpegshrink.decode_image(blob)
+
+
+def _pillow_decode(data):
+    import io
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def codec_turbo(a, q, _):
+    import io
+    from PIL import Image
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, "JPEG", quality=int(q), optimize=True)
+    return b.getvalue(), _pillow_decode(b.getvalue())
+
+
+def codec_jpegli(a, q, _):
+    import pyjpegli
+    data = pyjpegli.encode(a.tobytes(), a.shape[1], a.shape[0], int(q))
+    return data, _pillow_decode(data)
+
+
+def codec_jxl(a, d, _):
+    import imagecodecs
+    data = imagecodecs.jpegxl_encode(a, effort=7, distance=float(d), numthreads=1)
+    return data, imagecodecs.jpegxl_decode(data)
+
+
+def _avif(speed):
+    def enc(a, q, _):
+        import imagecodecs
+        data = imagecodecs.avif_encode(a, level=int(q), speed=speed, numthreads=1)
+        return data, imagecodecs.avif_decode(data)
+    return enc
+
+
+def codec_webp(a, q, _):
+    import imagecodecs
+    data = imagecodecs.webp_encode(a, level=int(q), method=6)
+    return data, imagecodecs.webp_decode(data)
+
+
+CODECS = {"ours": codec_ours, "libjpeg-turbo": codec_turbo, "jpegli": codec_jpegli, "jxl-e7": codec_jxl,
+          "avif-s4": _avif(4), "avif-s6": _avif(6), "webp": codec_webp}
+
+
+# ---------------------------------------------------------------- metrics
+
+def luma(a):
+    a = a.astype(np.float64)
+    return 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+
+
+def ms_ssim(a, b):
+    """MS-SSIM of luma (Wang, Simoncelli, Bovik 2003): 5 scales, 11x11 Gaussian sigma 1.5, standard weights."""
+    from scipy.ndimage import gaussian_filter
+    weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    x, y = luma(a), luma(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for i, w in enumerate(weights):
+        f = lambda z: gaussian_filter(z, 1.5, truncate=3.5)  # noqa: E731
+        mx, my = f(x), f(y)
+        sxx, syy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+        cs = np.mean((2 * sxy + c2) / (sxx + syy + c2))
+        if i == len(weights) - 1:
+            ssim = np.mean(((2 * mx * my + c1) / (mx * mx + my * my + c1)) * (2 * sxy + c2) / (sxx + syy + c2))
+            vals.append(max(ssim, 1e-9) ** w)
+        else:
+            vals.append(max(cs, 1e-9) ** w)
+            h, wd = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+            x = (x[:h:2, :wd:2] + x[1:h:2, :wd:2] + x[:h:2, 1:wd:2] + x[1:h:2, 1:wd:2]) / 4
+            y = (y[:h:2, :wd:2] + y[1:h:2, :wd:2] + y[:h:2, 1:wd:2] + y[1:h:2, 1:wd:2]) / 4
+    return float(np.prod(vals))
+
+
+def scores(ref, dist, tmp: Path, quick: bool = False) -> dict:
+    """All metrics (``quick``: SSIMULACRA2 and PSNR-Y only, for tuning probes)."""
+    from PIL import Image
+    from jpegshrink.lossy import metrics
+    out = {"ssimulacra2": metrics.ssimulacra2(ref, dist), "psnr_y": metrics.psnr_y(ref, dist),
+           "ms_ssim": None if quick else ms_ssim(ref, dist), "butteraugli3": None}
+    if shutil.which("butteraugli_main") and not quick:
+        Image.fromarray(ref).save(tmp / "ref.png")
+        Image.fromarray(dist).save(tmp / "dist.png")
+        r = subprocess.run(["butteraugli_main", str(tmp / "ref.png"), str(tmp / "dist.png"), "--pnorm", "3"],
+                           capture_output=True, text=True, timeout=600)
+        for line in r.stdout.splitlines():
+            if line.startswith("3-norm:"):
+                out["butteraugli3"] = float(line.split(":")[1])
+    return out
+
+
+# ---------------------------------------------------------------- runs
+
+def run_set(photos, only, ours_options, out: Path, set_name: str, quick: bool = False) -> None:
+    """Measure every (photo, codec, setting) not yet in the codec's cache file (one file per codec, so
+    runs of different codecs may go on in parallel)."""
+    import jpegshrink
+    opt_key = ",".join(f"{k}={v}" for k, v in sorted(ours_options.items()))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_lossy_"))
+    try:
+        for package, suffix in photos:
+            name, a = load_photo(package, suffix)
+            pixels = a.shape[0] * a.shape[1]
+            for codec in only:
+                tag = codec + (f"-{opt_key}" if codec == "ours" and opt_key else "")
+                cache_path = out / f"cache-{set_name}-{tag}.json"
+                cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+                for setting in SWEEPS[codec]:
+                    key = f"{name}|{codec}|{setting}|{opt_key if codec == 'ours' else ''}"
+                    if key in cache and (quick or cache[key]["ms_ssim"] is not None):
+                        continue
+                    t = time.perf_counter()
+                    data, dec = CODECS[codec](a, setting, ours_options if codec == "ours" else {})
+                    elapsed = time.perf_counter() - t
+                    rec = {"photo": name, "codec": codec, "setting": setting,
+                           "options": opt_key if codec == "ours" else "", "pixels": pixels, "bytes": len(data),
+                           "seconds": elapsed, **scores(a, dec, tmp, quick)}
+                    if codec in ("libjpeg-turbo", "jpegli"):
+                        rec["stored_bytes"] = len(jpegshrink.compress(data))
+                    cache[key] = rec
+                    print(f"{name:55s} {codec:14s} {setting!s:5s} {8 * len(data) / pixels:6.3f} bpp "
+                          f"s2={rec['ssimulacra2']:6.2f} psnr={rec['psnr_y']:6.2f}", flush=True)
+                    cache_path.write_text(json.dumps(cache, indent=0))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_cache(out: Path, set_name: str) -> dict:
+    cache = {}
+    for path in sorted(out.glob(f"cache-{set_name}-*.json")):
+        cache.update(json.loads(path.read_text()))
+    return cache
+
+
+def curves(cache: dict, photos: list[str], opt_key: str) -> dict:
+    """{curve: {photo: [(bpp, metrics...)]}} from the cache."""
+    out = {c: {p: [] for p in photos} for c, _, _ in CURVES}
+    for rec in cache.values():
+        if rec["photo"] not in photos or (rec["codec"] == "ours" and rec.get("options", "") != opt_key):
+            continue
+        for name, base, stored in CURVES:
+            if base != rec["codec"]:
+                continue
+            size = rec["stored_bytes"] if stored else rec["bytes"]
+            out[name][rec["photo"]].append({"bpp": 8 * size / rec["pixels"], **{m: rec[m] for m in METRICS}})
+    return out
+
+
+def _log_rate_at(points, metric, lo, hi, n=64):
+    """log(bpp) at n metric values in [lo, hi] (monotone piecewise-cubic in metric), or None if not covered."""
+    from scipy.interpolate import PchipInterpolator
+    pts = sorted((p[metric], np.log(p["bpp"])) for p in points if p[metric] is not None)
+    xs, ys = [], []
+    for x, y in pts:  # keep a curve where the metric strictly rises with the rate
+        if not xs or (x > xs[-1] and y > ys[-1]):
+            xs.append(x)
+            ys.append(y)
+    if len(xs) < 2 or xs[0] > lo or xs[-1] < hi:
+        return None
+    return PchipInterpolator(xs, ys)(np.linspace(lo, hi, n))
+
+
+def bd_rate(test, anchor, metric, lo, hi):
+    """Mean over photos of the Bjontegaard rate difference (percent) of ``test`` against ``anchor``."""
+    diffs = []
+    for photo in test:
+        t = _log_rate_at(test[photo], metric, lo, hi)
+        a = _log_rate_at(anchor[photo], metric, lo, hi)
+        if t is not None and a is not None:
+            diffs.append(np.exp(np.mean(t - a)) - 1)
+    return (100 * float(np.mean(diffs)), len(diffs)) if diffs else (None, 0)
+
+
+def psnr_range_above(points_by_curve, photo, bpp_min):
+    """PSNR-Y range over which every curve of the comparison spends more than ``bpp_min``."""
+    lo, hi = -np.inf, np.inf
+    for pts in points_by_curve:
+        p = sorted(pts[photo], key=lambda r: r["bpp"])
+        if not p:
+            return None
+        xs = [r["bpp"] for r in p]
+        ys = [r["psnr_y"] for r in p]
+        lo = max(lo, float(np.interp(bpp_min, xs, ys)))
+        hi = min(hi, max(ys))
+    return (lo, hi) if hi > lo + 0.25 else None
+
+
+def bd_rate_psnr(test, anchor, bpp_min=0.9):
+    diffs = []
+    for photo in test:
+        rng = psnr_range_above([test, anchor], photo, bpp_min)
+        if rng is None:
+            continue
+        t = _log_rate_at(test[photo], "psnr_y", *rng)
+        a = _log_rate_at(anchor[photo], "psnr_y", *rng)
+        if t is not None and a is not None:
+            diffs.append(np.exp(np.mean(t - a)) - 1)
+    return (100 * float(np.mean(diffs)), len(diffs)) if diffs else (None, 0)
+
+
+def report(cache, photos, opt_key, out: Path) -> str:
+    cv = curves(cache, photos, opt_key)
+    lines = ["| ours vs | BD-rate SSIMULACRA2 70-90 | photos | BD-rate PSNR-Y where bpp > 0.9 | photos |",
+             "|---|---|---|---|---|"]
+    for name, _, _ in CURVES[1:]:
+        s, ns = bd_rate(cv["ours"], cv[name], "ssimulacra2", 70, 90)
+        p, np_ = bd_rate_psnr(cv["ours"], cv[name])
+        fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
+        lines.append(f"| {name} | {fmt(s)} | {ns} | {fmt(p)} | {np_} |")
+    lines += ["", "Mean bpp at equal SSIMULACRA2 (per-photo interpolation, photos covering the value):", "",
+              "| SSIMULACRA2 | " + " | ".join(n for n, _, _ in CURVES) + " |", "|---" * (len(CURVES) + 1) + "|"]
+    for target in (70, 80, 85, 90):
+        row = []
+        for name, _, _ in CURVES:
+            vals = [np.exp(v[0]) for v in (_log_rate_at(cv[name][p], "ssimulacra2", target, target, 1)
+                                           for p in photos) if v is not None]
+            row.append(f"{np.mean(vals):.2f} ({len(vals)})" if vals else "n/a")
+        lines.append(f"| {target} | " + " | ".join(row) + " |")
+    if not shutil.which("butteraugli_main"):
+        lines.append("\nbutteraugli_main not installed: butteraugli 3-norm not measured.")
+    plot(cv, photos, out)
+    return "\n".join(lines)
+
+
+def plot(cv, photos, out: Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: pip install matplotlib for the plots", file=sys.stderr)
+        return
+    for metric in METRICS:
+        fig, ax = plt.subplots(figsize=(7, 5))
+        for name, _, _ in CURVES:
+            grid = np.linspace(0.4, 4.0, 40)
+            ys = []
+            for p in photos:
+                pts = sorted((r["bpp"], r[metric]) for r in cv[name][p] if r[metric] is not None)
+                if len(pts) >= 2:
+                    ys.append(np.interp(np.log(grid), np.log([x for x, _ in pts]), [y for _, y in pts],
+                                        left=np.nan, right=np.nan))
+            if ys:
+                ax.plot(grid, np.nanmean(np.array(ys), axis=0), label=name,
+                        lw=2.5 if name == "ours" else 1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (true bytes)")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} vs rate, {len(photos)} held-out photos (mean over photos)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.savefig(out / f"rd_{metric}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def speed(out: Path) -> str:
+    """Encode/decode MP/s on one core for a 12 MP photo (4000 x 3000 crop of a held-out photo)."""
+    os.environ.setdefault("JPEGSHRINK_THREADS", "1")
+    import imagecodecs
+    import pyjpegli
+    from PIL import Image
+    import jpegshrink
+    img = Image.open(manifest_path(*HELDOUT[0])).convert("RGB")
+    a = np.ascontiguousarray(np.asarray(img)[:3000, :4000])
+    mp = a.shape[0] * a.shape[1] / 1e6
+    rows = []
+
+    def timed(f):
+        t = time.perf_counter()
+        r = f()
+        return r, time.perf_counter() - t
+
+    blob, te = timed(lambda: jpegshrink.encode_image(a, quality=91, measure=False))
+    _, td = timed(lambda: jpegshrink.decompress(blob))
+    _, tp = timed(lambda: jpegshrink.decode_image(blob))
+    rows.append(("ours q91 (container)", len(blob), te, td, tp))
+    data, te = timed(lambda: pyjpegli.encode(a.tobytes(), a.shape[1], a.shape[0], 90))
+    _, tp = timed(lambda: _pillow_decode(data))
+    rows.append(("jpegli q90 (JPEG)", len(data), te, None, tp))
+    data, te = timed(lambda: imagecodecs.jpegxl_encode(a, effort=7, distance=1.0, numthreads=1))
+    _, tp = timed(lambda: imagecodecs.jpegxl_decode(data, numthreads=1))
+    rows.append(("JPEG XL e7 d1.0", len(data), te, None, tp))
+    for s in (4, 6):
+        data, te = timed(lambda: imagecodecs.avif_encode(a, level=86, speed=s, numthreads=1))
+        _, tp = timed(lambda: imagecodecs.avif_decode(data, numthreads=1))
+        rows.append((f"AVIF s{s} q86", len(data), te, None, tp))
+    lines = [f"{a.shape[1]}x{a.shape[0]} = {mp:.1f} MP, one thread (JPEGSHRINK_THREADS=1, numthreads=1)", "",
+             "| codec | bpp | encode MP/s | decode to JPEG bytes MP/s | decode to pixels MP/s |", "|---|---|---|---|---|"]
+    for name, size, te, td, tp in rows:
+        lines.append(f"| {name} | {8 * size / (mp * 1e6):.2f} | {mp / te:.2f} | "
+                     f"{'-' if td is None else f'{mp / td:.2f}'} | {mp / tp:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=("heldout", "tuning"), default="heldout")
+    ap.add_argument("--only", default=",".join(SWEEPS), help="comma-separated codecs to run")
+    ap.add_argument("--ours", action="append", default=[], help="Settings field=value for ours (tuning)")
+    ap.add_argument("--photos", type=int, default=0, help="first N photos of the set only (0 = all)")
+    ap.add_argument("--out", type=Path, default=Path("/work/logs/lossy-bench"))
+    ap.add_argument("--quick", action="store_true", help="SSIMULACRA2 and PSNR only (tuning probes)")
+    ap.add_argument("--speed", action="store_true", help="12 MP one-core speed table instead")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.speed:
+        print(speed(args.out))
+        return 0
+    options = {}
+    for kv in args.ours:
+        k, v = kv.split("=", 1)
+        options[k] = v if k == "subsampling" else int(v)
+    photos = (HELDOUT if args.set == "heldout" else TUNING)
+    if args.photos:
+        photos = photos[:args.photos]
+    only = [c for c in args.only.split(",") if c]
+    run_set(photos, only, options, args.out, args.set, args.quick)
+    cache = load_cache(args.out, args.set)
+    names = [photo_name(p, s) for p, s in photos]
+    opt_key = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    text = report(cache, names, opt_key, args.out)
+    (args.out / f"report-{args.set}.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -192,6 +192,7 @@ print(hashlib.sha256(jpegshrink.encode_image(a, quality=88, measure=False)).hexd
 """
 
 
+@pytest.mark.slow  # the child recompiles every numba kernel for a generic CPU (about a minute)
 def test_container_bytes_do_not_depend_on_cpu_features_or_threads(photo):
     env = dict(os.environ, JPEGSHRINK_THREADS="1", NUMBA_NUM_THREADS="1", NUMBA_CPU_NAME="generic",
                NPY_DISABLE_CPU_FEATURES="AVX512F AVX512_SKX AVX2 FMA3 AVX", OMP_NUM_THREADS="1",

@@ -25,24 +25,28 @@ class Settings:
     #: "auto" picks 4:2:0 only when quality is below :attr:`full_chroma_quality` and the chroma is smooth.
     subsampling: str = "auto"
     #: Lagrange multiplier of the rate term, in 1/1000 of (quantiser step)^2 per bit; 0 = no RDO.
-    lam_milli: int = 120
+    lam_milli: int = 20
     #: Masking strength in percent (0 = every block weighs the same).
-    aq_strength: int = 100
+    aq_strength: int = 25
     #: Activity (sum of |AC| in coefficient units) at which a block's distortion weight halves, at strength 100.
-    aq_threshold: int = 60
+    aq_threshold: int = 200
+    #: Base quantisation tables (quant.TABLE_FAMILIES), scaled by quality.
+    tables: str = "jpegli"
     #: Flattening of the luma and chroma tables towards their DC step, percent.
-    flatten_luma: int = 0
+    flatten_luma: int = 30
     flatten_chroma: int = 0
     #: 4:2:0 is considered below this quality only.
-    full_chroma_quality: int = 90
+    full_chroma_quality: int = 98
     #: ... and only when 4:2:0 alone costs less than this chroma MSE (8-bit units, times 100).
-    chroma_detail_max: int = 400
+    chroma_detail_max: int = 1500
     #: Rounds of RDO (each re-estimates the cost table from the previous one).
     rdo_rounds: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be 1..100, not {self.quality}")
+        if self.tables not in quant.TABLE_FAMILIES:
+            raise ValueError(f"tables must be one of {tuple(quant.TABLE_FAMILIES)}, not {self.tables!r}")
         if self.subsampling not in SUBSAMPLINGS:
             raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, not {self.subsampling!r}")
 
@@ -70,9 +74,10 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     if sub == "420":
         planes = [planes[0]] + [transform.downsample_2x2(p) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
-    tables = [quant.table(quant.ANNEX_K_LUMA, settings.quality, settings.flatten_luma)]
+    luma_base, chroma_base = quant.TABLE_FAMILIES[settings.tables]
+    tables = [quant.table(luma_base, settings.quality, settings.flatten_luma)]
     if len(coefs) > 1:
-        tables.append(quant.table(quant.ANNEX_K_CHROMA, settings.quality, settings.flatten_chroma))
+        tables.append(quant.table(chroma_base, settings.quality, settings.flatten_chroma))
     table_of = [0] + [1] * (len(coefs) - 1)
     lw = quant.block_weights(coefs[0], settings.aq_strength, settings.aq_threshold)
     weights = [lw] + [quant.weights_for(lw, c.shape[0], c.shape[1], 2 if sub == "420" else 1) for c in coefs[1:]]

@@ -47,6 +47,21 @@ ANNEX_K_CHROMA = np.array([
     99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99], np.int64)
 
 
+# jpegli's (BSD-3, github.com/google/jpegli) YCbCr tables at its quality 50, read from its output
+# (natural order); its chroma table's odd last entry (255) is replaced by its neighbours' value. They are
+# much flatter than Annex K, and chroma is *finer* than luma (jpegli spends on chroma; 4:2:0 saves it).
+JPEGLI_LUMA = np.array([
+    12, 10, 20, 21, 33, 34, 37, 38, 10, 14, 20, 23, 34, 31, 39, 39, 20, 20, 24, 27, 34, 38, 37, 41,
+    21, 23, 27, 33, 41, 42, 42, 45, 33, 34, 34, 41, 45, 48, 54, 54, 34, 31, 38, 42, 48, 53, 50, 59,
+    37, 39, 37, 42, 54, 50, 53, 53, 38, 39, 41, 45, 54, 59, 53, 43], np.int64)
+JPEGLI_CHROMA = np.array([
+    12, 8, 17, 16, 26, 24, 29, 31, 8, 13, 17, 17, 24, 21, 27, 28, 17, 17, 20, 18, 22, 25, 26, 30,
+    16, 17, 18, 21, 27, 24, 26, 31, 26, 24, 22, 27, 21, 31, 24, 30, 24, 21, 25, 24, 31, 27, 31, 46,
+    29, 27, 26, 26, 24, 31, 49, 45, 31, 28, 30, 31, 30, 46, 45, 46], np.int64)
+#: Base table families, (luma, chroma), scaled with IJG's quality formula.
+TABLE_FAMILIES = {"annexk": (ANNEX_K_LUMA, ANNEX_K_CHROMA), "jpegli": (JPEGLI_LUMA, JPEGLI_CHROMA)}
+
+
 def ijg_scale(quality: int) -> int:
     """IJG's percentage scale factor for a 1..100 quality."""
     q = min(max(int(quality), 1), 100)

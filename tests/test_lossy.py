@@ -208,3 +208,23 @@ def test_info_is_json_and_names_the_encoder(photo):
     info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, measure=False)).info
     json.dumps(info)
     assert info["encoder"] == "jpegshrink-lossy-1" and info["mode"] == "high-bitrate"
+
+
+def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path):
+    from jpegshrink import cli
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "new.png").write_bytes(_png(photo))
+    (src / "old.jpg").write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "out"
+    assert cli.main(["compress", str(src), "-o", str(out), "-j", "1", "-q", "--lossy", "high-bitrate",
+                     "--quality", "80"]) == 0
+    png_info = jpegshrink.inspect((out / "new.png").read_bytes())
+    assert png_info.lossy and png_info.info["source_format"] == "PNG"
+    jpg_blob = (out / "old.jpg").read_bytes()
+    assert not jpegshrink.inspect(jpg_blob).lossy and jpegshrink.decompress(jpg_blob) == SAMPLE.read_bytes()
+    back = tmp_path / "back"
+    assert cli.main(["decompress", str(out), "-o", str(back), "-j", "1", "-q"]) == 0
+    assert (back / "new.png").read_bytes()[:2] == b"\xff\xd8"  # a JPEG under its .png name (docs/lossy.md)
+    assert cli.main(["compress", str(src), "-o", str(tmp_path / "bad"), "--lossy", "high-bitrate",
+                     "--target", "ssimulacra2"]) == 2

@@ -22,7 +22,7 @@ class Settings:
     """Encoder knobs. Defaults were tuned on the tuning photos of tools/bench_lossy.py (never the held-out set)."""
 
     quality: int = 90
-    #: "auto" picks 4:2:0 only when quality is below :attr:`full_chroma_quality` and the chroma is smooth.
+    #: "auto" picks 4:4:4 or 4:2:0 per image (see chroma_noise_percent); or force "444" / "420".
     subsampling: str = "auto"
     #: Lagrange multiplier of the rate term, in 1/1000 of (quantiser step)^2 per bit; 0 = no RDO.
     lam_milli: int = 20
@@ -35,10 +35,10 @@ class Settings:
     #: Flattening of the luma and chroma tables towards their DC step, percent.
     flatten_luma: int = 30
     flatten_chroma: int = 0
-    #: 4:2:0 is considered below this quality only.
-    full_chroma_quality: int = 98
-    #: ... and only when 4:2:0 alone costs less than this chroma MSE (8-bit units, times 100).
-    chroma_detail_max: int = 1500
+    #: "auto" keeps full chroma when the error 4:2:0 alone causes exceeds this percentage of the chroma
+    #: quantisation noise (mean step^2 / 12) at the chosen quality: subsampling only pays while it hides
+    #: below the noise the quantiser adds anyway, which is why high qualities end up 4:4:4.
+    chroma_noise_percent: int = 100
     #: Rounds of RDO (each re-estimates the cost table from the previous one).
     rdo_rounds: int = 2
 
@@ -67,17 +67,16 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
         sub = "grey"
     else:
         planes = transform.rgb_to_ycbcr(src.pixels)
-        sub = _choose_subsampling(planes, settings)
+        sub = _choose_subsampling(planes, settings, chroma_table(settings))
     mcu = 16 if sub == "420" else 8
     rows, cols = -(-height // mcu) * mcu, -(-width // mcu) * mcu
     planes = [transform.pad_to(p, rows, cols) for p in planes]
     if sub == "420":
         planes = [planes[0]] + [transform.downsample_2x2(p) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
-    luma_base, chroma_base = quant.TABLE_FAMILIES[settings.tables]
-    tables = [quant.table(luma_base, settings.quality, settings.flatten_luma)]
+    tables = [quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma)]
     if len(coefs) > 1:
-        tables.append(quant.table(chroma_base, settings.quality, settings.flatten_chroma))
+        tables.append(chroma_table(settings))
     table_of = [0] + [1] * (len(coefs) - 1)
     lw = quant.block_weights(coefs[0], settings.aq_strength, settings.aq_threshold)
     weights = [lw] + [quant.weights_for(lw, c.shape[0], c.shape[1], 2 if sub == "420" else 1) for c in coefs[1:]]
@@ -94,9 +93,14 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     return Encoded(writer.write_jpeg(comps, sampling, tables, table_of, width, height, app), sub)
 
 
-def _choose_subsampling(planes: list[np.ndarray], s: Settings) -> str:
+def chroma_table(settings: Settings) -> np.ndarray:
+    return quant.table(quant.TABLE_FAMILIES[settings.tables][1], settings.quality, settings.flatten_chroma)
+
+
+def _choose_subsampling(planes: list[np.ndarray], s: Settings, chroma_steps: np.ndarray) -> str:
     if s.subsampling != "auto":
         return s.subsampling
-    if s.quality >= s.full_chroma_quality:
-        return "444"
-    return "420" if transform.chroma_detail(planes[1], planes[2]) * 100 < s.chroma_detail_max else "444"
+    noise = int(np.sum(chroma_steps.astype(np.int64) ** 2))   # 64 * mean step^2
+    # chroma_detail (8-bit MSE) * 100 * 64 * 12 > percent * noise, in integers of the rounded detail
+    detail = round(transform.chroma_detail(planes[1], planes[2]) * 1000)
+    return "444" if detail * 64 * 12 > s.chroma_noise_percent * 10 * noise else "420"

@@ -137,7 +137,7 @@ def _avif(speed):
 
 def codec_webp(a, q, _):
     import imagecodecs
-    data = imagecodecs.webp_encode(a, level=int(q), method=6)
+    data = imagecodecs.webp_encode(a, level=int(q), lossless=False, method=6)
     return data, imagecodecs.webp_decode(data)
 
 

@@ -39,6 +39,8 @@ class Settings:
     #: quantisation noise (mean step^2 / 12) at the chosen quality: subsampling only pays while it hides
     #: below the noise the quantiser adds anyway, which is why high qualities end up 4:4:4.
     chroma_noise_percent: int = 100
+    #: Chroma steps in percent when chroma is kept at full resolution (4:4:4 has 4x the chroma coefficients).
+    chroma_444_percent: int = 200
     #: Rounds of RDO (each re-estimates the cost table from the previous one).
     rdo_rounds: int = 2
 
@@ -76,7 +78,10 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     coefs = [transform.forward_dct(p) for p in planes]
     tables = [quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma)]
     if len(coefs) > 1:
-        tables.append(chroma_table(settings))
+        ct = chroma_table(settings)
+        if sub == "444":
+            ct = np.clip((ct * settings.chroma_444_percent + 50) // 100, 1, 255)
+        tables.append(ct)
     table_of = [0] + [1] * (len(coefs) - 1)
     lw = quant.block_weights(coefs[0], settings.aq_strength, settings.aq_threshold)
     weights = [lw] + [quant.weights_for(lw, c.shape[0], c.shape[1], 2 if sub == "420" else 1) for c in coefs[1:]]

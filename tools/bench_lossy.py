@@ -250,7 +250,11 @@ def curves(cache: dict, photos: list[str], opt_key: str) -> dict:
             if base != rec["codec"]:
                 continue
             size = rec["stored_bytes"] if stored else rec["bytes"]
-            out[name][rec["photo"]].append({"bpp": 8 * size / rec["pixels"], **{m: rec[m] for m in METRICS}})
+            point = {"bpp": 8 * size / rec["pixels"], **{m: rec[m] for m in METRICS}}
+            # BD-rate needs "higher is better": negated butteraugli, MS-SSIM in dB
+            point["neg_butteraugli3"] = None if rec["butteraugli3"] is None else -rec["butteraugli3"]
+            point["ms_ssim_db"] = None if rec["ms_ssim"] is None else -10 * np.log10(max(1 - rec["ms_ssim"], 1e-9))
+            out[name][rec["photo"]].append(point)
     return out
 
 
@@ -273,8 +277,8 @@ def _log_rate_at(points, metric, lo, hi, n=64):
     return PchipInterpolator(xs, ys)(np.linspace(lo, hi, n))
 
 
-#: Narrowest metric interval a per-photo BD-rate is computed over (SSIMULACRA2 points / dB).
-MIN_OVERLAP = 3.0
+#: Narrowest metric interval a per-photo BD-rate is computed over, per metric.
+MIN_OVERLAP = {"ssimulacra2": 3.0, "psnr_y": 1.0, "neg_butteraugli3": 0.2, "ms_ssim_db": 1.0}
 
 
 def bd_rate(test, anchor, metric, lo, hi):
@@ -287,7 +291,7 @@ def bd_rate(test, anchor, metric, lo, hi):
         if len(tx) < 2 or len(ax) < 2:
             continue
         a, b = max(lo, tx[0], ax[0]), min(hi, tx[-1], ax[-1])
-        if b - a < MIN_OVERLAP:
+        if b - a < MIN_OVERLAP[metric]:
             continue
         t = _log_rate_at(test[photo], metric, a, b)
         r = _log_rate_at(anchor[photo], metric, a, b)
@@ -324,13 +328,16 @@ def bd_rate_psnr(test, anchor, bpp_min=0.9):
 
 def report(cache, photos, opt_key, out: Path) -> str:
     cv = curves(cache, photos, opt_key)
-    lines = ["| ours vs | BD-rate SSIMULACRA2 70-90 | photos | BD-rate PSNR-Y where bpp > 0.9 | photos |",
-             "|---|---|---|---|---|"]
+    lines = ["| ours vs | BD-rate SSIMULACRA2 70-90 | photos | BD-rate PSNR-Y where bpp > 0.9 | photos "
+             "| BD-rate butteraugli 3-norm 0.6-2.0 | photos | BD-rate MS-SSIM 20-35 dB | photos |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
     for name, _, _ in CURVES[1:]:
         s, ns = bd_rate(cv["ours"], cv[name], "ssimulacra2", 70, 90)
         p, np_ = bd_rate_psnr(cv["ours"], cv[name])
-        fmt = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
-        lines.append(f"| {name} | {fmt(s)} | {ns} | {fmt(p)} | {np_} |")
+        b, nb = bd_rate(cv["ours"], cv[name], "neg_butteraugli3", -2.0, -0.6)
+        m, nm = bd_rate(cv["ours"], cv[name], "ms_ssim_db", 20, 35)
+        lines.append(f"| {name} | {fmt(s)} | {ns} | {fmt(p)} | {np_} | {fmt(b)} | {nb} | {fmt(m)} | {nm} |")
     lines += ["", "Mean bpp at equal SSIMULACRA2 (per-photo interpolation, photos covering the value):", "",
               "| SSIMULACRA2 | " + " | ".join(n for n, _, _ in CURVES) + " |", "|---" * (len(CURVES) + 1) + "|"]
     for target in (70, 80, 85, 90):

@@ -416,7 +416,8 @@ def speed(out: Path) -> str:
         _, tp = timed(lambda: imagecodecs.avif_decode(data, numthreads=1))
         rows.append((f"AVIF s{s} q86", len(data), te, None, tp))
     lines = [f"{a.shape[1]}x{a.shape[0]} = {mp:.1f} MP, one thread (JPEGSHRINK_THREADS=1, numthreads=1)", "",
-             "| codec | bpp | encode MP/s | decode to JPEG bytes MP/s | decode to pixels MP/s |", "|---|---|---|---|---|"]
+             "| codec | bpp | encode MP/s | decode to JPEG bytes MP/s | decode to pixels MP/s |",
+             "|---|---|---|---|---|"]
     for name, size, te, td, tp in rows:
         lines.append(f"| {name} | {8 * size / (mp * 1e6):.2f} | {mp / te:.2f} | "
                      f"{'-' if td is None else f'{mp / td:.2f}'} | {mp / tp:.2f} |")

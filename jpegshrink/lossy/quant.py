@@ -69,10 +69,10 @@ def ijg_scale(quality: int) -> int:
 
 
 def table(base: np.ndarray, quality: int, flatten: int) -> np.ndarray:
-    """A baseline table (1..255) from an Annex K ``base``, ``quality`` and a flattening in percent.
+    """A baseline table (1..255) from a ``base`` (TABLE_FAMILIES), ``quality`` and a flattening in percent.
 
-    ``flatten`` pulls the high frequencies towards the table's DC step (0 = Annex K's shape): at high
-    rates the steep Annex K slope wastes little on high frequencies but costs visible texture.
+    ``flatten`` pulls every step towards the table's DC step (0 = the base's own shape): a flatter
+    luma table keeps texture that SSIMULACRA2 and butteraugli notice (tuned on the tuning photos).
     """
     b = base * (100 - flatten) + base[0] * flatten      # percent units, integer
     t = (b * ijg_scale(quality) + 5000) // 10000

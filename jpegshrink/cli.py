@@ -207,6 +207,16 @@ def _compress_lossy_one(src: Path, dst: Path, force: bool, model_id: str | None,
     return _apply(src, dst, force, transform)
 
 
+def _lossy_summary(info: dict) -> str:
+    """One line for ``inspect``: what a lossy object was made from, and that it cannot be given back."""
+    s = info.get("settings", {})
+    scores = info.get("scores", {})
+    return (f"LOSSY {info.get('mode', '?')} from {info.get('source_format', '?')} "
+            f"{info.get('source_width', '?')}x{info.get('source_height', '?')}, quality {s.get('quality', '?')}, "
+            f"{s.get('subsampling_chosen', '?')}, SSIMULACRA2 {scores.get('ssimulacra2')}, "
+            f"PSNR-Y {scores.get('psnr_y')} dB; the original cannot be recovered")
+
+
 def _compress_one_bytes(data: bytes, model_id: str | None) -> tuple[bytes, str, str]:
     blob = codec.compress(data, model_id=model_id)
     info = codec.inspect(blob)
@@ -300,6 +310,8 @@ def _inspect(paths: list[Path], as_json: bool) -> int:
                   f"{', model ' + row['model_id'] if row['model_id'] else ''}) "
                   f"{row['original_length']:,} -> {row['stored_length']:,} bytes ({100 * saved:.1f}% saved)"
                   f"{'; reason: ' + row['reason'] if row['reason'] else ''}")
+            if row.get("lossy"):
+                print("    " + _lossy_summary(row["info"]))
     return 1 if failed else 0
 
 

@@ -210,7 +210,7 @@ def test_info_is_json_and_names_the_encoder(photo):
     assert info["encoder"] == "jpegshrink-lossy-1" and info["mode"] == "high-bitrate"
 
 
-def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path):
+def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path, capsys):
     from jpegshrink import cli
     src = tmp_path / "in"
     src.mkdir()
@@ -223,6 +223,9 @@ def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path):
     assert png_info.lossy and png_info.info["source_format"] == "PNG"
     jpg_blob = (out / "old.jpg").read_bytes()
     assert not jpegshrink.inspect(jpg_blob).lossy and jpegshrink.decompress(jpg_blob) == SAMPLE.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["inspect", str(out / "new.png")]) == 0
+    assert "LOSSY high-bitrate from PNG" in capsys.readouterr().out
     back = tmp_path / "back"
     assert cli.main(["decompress", str(out), "-o", str(back), "-j", "1", "-q"]) == 0
     assert (back / "new.png").read_bytes()[:2] == b"\xff\xd8"  # a JPEG under its .png name (docs/lossy.md)

@@ -61,8 +61,8 @@ def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -
     that is not a string raises ``TypeError``, an unknown ``model_id`` raises :class:`UnknownModel`.
     Only what goes wrong *below* (an unsupported or corrupt JPEG, a model that raises, a stream that
     does not decode to the same bytes) becomes a fallback, with the reason recorded. The result is
-    never more than ``len(data)`` plus a header of 48 to 64 bytes (magic, version, mode, lengths,
-    sha256 and CRC): when no coding pays, the original is stored as it is (mode ``stored``).
+    never more than ``len(data)`` plus 53 to 69 bytes and the reason (header with sha256, reason, CRC):
+    when no coding pays, the original is stored as it is (mode ``stored``).
     """
     data = _as_bytes(data)
     model_id = _check_model_id(model_id)
@@ -174,7 +174,7 @@ def _fallback(data: bytes, sha: bytes, reason: str) -> bytes:
     """zstd of ``data`` with the reason, or ``data`` as it is when zstd does not pay for its own cost."""
     payload = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
     packed = container.pack(Container(Mode.FALLBACK, len(data), sha, "", reason, b"", [payload]))
-    stored = container.pack(Container(Mode.STORED, len(data), sha, streams=[data]))
+    stored = container.pack(Container(Mode.STORED, len(data), sha, reason=reason, streams=[data]))
     return packed if len(packed) < len(stored) else stored
 
 

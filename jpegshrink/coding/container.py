@@ -4,9 +4,9 @@ A short header comes first, so a reader of the first :data:`HEADER_SIZE` bytes l
 original's length and sha256 (the storage layer lists folders that way). Its integers are varints and
 its length varies (48 to 64 bytes), because on small files a fixed cost is a large part of what is
 saved. A body follows: the model id, the fallback reason, the info, the layout blob and the streams,
-closed by a CRC-32 so that damage is found before any decoder runs. The ``STORED`` mode has no body
-beyond the original itself: the sha256 in the header already checks every byte of it, so an
-incompressible input costs only the header.
+closed by a CRC-32 so that damage is found before any decoder runs. The ``STORED`` mode's body is
+only the reason and the original as it is, so an incompressible input costs the header, the reason
+and the CRC: 53 bytes plus the reason, never the ~170 bytes of a zstd fallback in format v1.
 
 Why CRC-32 and not a cryptographic digest: the trailing check only has to catch accidental damage
 before a decoder starts (a forger can recompute any unkeyed digest, so a longer one buys nothing);
@@ -29,8 +29,9 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 #: The first this many bytes of any container (every version) hold its whole header.
 HEADER_SIZE = 64
-#: The smallest container there can be (v2, ``STORED``, empty original): shorter objects are not containers.
-MIN_CONTAINER_SIZE = len(MAGIC) + 1 + 1 + 1 + 32 + 1 + 4
+#: The smallest container there can be (v2, ``STORED``, empty original and reason): shorter objects are
+#: not containers.
+MIN_CONTAINER_SIZE = len(MAGIC) + 1 + 1 + 1 + 32 + 1 + 4 + 1 + 4
 #: Largest value a header varint may hold; 9 bytes of 7 bits, so the v2 header never exceeds 64 bytes.
 _MAX_HEADER_VARINT = (1 << 63) - 1
 _MAX_STREAMS = 1024
@@ -77,7 +78,7 @@ class Header:
 class Container:
     """A decoded container (the header fields plus the body).
 
-    In ``STORED`` mode ``streams`` is ``[original]`` and every other body field is empty.
+    In ``STORED`` mode ``streams`` is ``[original]`` and every field but ``reason`` is empty.
     """
 
     mode: Mode
@@ -129,9 +130,8 @@ def read_header(prefix: bytes) -> Header:
     except ValueError:
         raise CorruptContainer(f"unknown container mode {mode_byte}") from None
     header = Header(2, mode, original_length, sha, total, reader.pos)
-    if mode == Mode.STORED and total != header.header_length + original_length:
-        raise CorruptContainer(f"stored container of {total} bytes cannot hold {original_length} bytes")
-    if mode != Mode.STORED and total < header.header_length + 5 + 4:  # five empty fields and the CRC
+    least = 1 + original_length if mode == Mode.STORED else 5  # a reason and the original; five fields
+    if total < header.header_length + least + _CRC.size:
         raise CorruptContainer(f"container length {total} is impossible")
     return header
 
@@ -141,11 +141,10 @@ def pack(c: Container) -> bytes:
     if len(c.streams) > _MAX_STREAMS:
         raise ValueError(f"too many streams ({len(c.streams)} > {_MAX_STREAMS})")
     if c.mode == Mode.STORED:
-        if len(c.streams) != 1 or c.model_id or c.reason or c.layout or c.info:
-            raise ValueError("a STORED container holds the original as its one stream and nothing else")
+        if len(c.streams) != 1 or c.model_id or c.layout or c.info:
+            raise ValueError("a STORED container holds a reason and the original, nothing else")
         if len(c.streams[0]) != c.original_length:
             raise ValueError("a STORED container's stream must be the original")
-        return _pack_header(c, c.original_length) + bytes(c.streams[0])
     model = c.model_id.encode()
     if len(model) > _MAX_MODEL_ID:
         raise ValueError(f"model id of {len(model)} bytes is over the {_MAX_MODEL_ID}-byte limit")
@@ -153,10 +152,13 @@ def pack(c: Container) -> bytes:
     info = json.dumps(c.info, sort_keys=True, separators=(",", ":")).encode() if c.info else b""
     if len(info) > _MAX_INFO:
         raise ValueError(f"container info of {len(info)} bytes is over the {_MAX_INFO}-byte limit")
-    body = [_varint(len(model)), model, _varint(len(reason)), reason, _varint(len(info)), info,
-            _varint(len(c.layout)), c.layout, _varint(len(c.streams))]
-    body += [_varint(len(s)) for s in c.streams]
-    body += c.streams
+    if c.mode == Mode.STORED:
+        body = [_varint(len(reason)), reason, c.streams[0]]
+    else:
+        body = [_varint(len(model)), model, _varint(len(reason)), reason, _varint(len(info)), info,
+                _varint(len(c.layout)), c.layout, _varint(len(c.streams))]
+        body += [_varint(len(s)) for s in c.streams]
+        body += c.streams
     body_bytes = b"".join(body)
     body_bytes += _CRC.pack(zlib.crc32(body_bytes))
     return _pack_header(c, len(body_bytes)) + body_bytes
@@ -170,12 +172,16 @@ def unpack(blob: bytes) -> Container:
             f"container is {len(blob)} bytes but its header says {h.container_length}: truncated or extended")
     if h.version == 1:
         return _unpack_v1(blob, h)
-    if h.mode == Mode.STORED:  # the sha256 in the header checks these bytes when they are returned
-        return Container(h.mode, h.original_length, h.original_sha256, streams=[bytes(blob[h.header_length:])])
     end = len(blob) - _CRC.size
     if zlib.crc32(memoryview(blob)[h.header_length:end]) != _CRC.unpack_from(blob, end)[0]:
         raise CorruptContainer("container checksum mismatch: the stored bytes are damaged")
     reader = _Reader(blob, h.header_length, end)
+    if h.mode == Mode.STORED:
+        reason = reader.text(_MAX_REASON)
+        if end - reader.pos != h.original_length:
+            raise CorruptContainer("stored container does not hold exactly its original")
+        return Container(h.mode, h.original_length, h.original_sha256, reason=reason,
+                         streams=[reader.take(h.original_length)])
     model_id = reader.text(_MAX_MODEL_ID)
     reason = reader.text(_MAX_REASON)
     info = _parse_info(reader.take(reader.varint(_MAX_INFO)))
@@ -189,10 +195,12 @@ def unpack(blob: bytes) -> Container:
 
 
 def _pack_header(c: Container, body_length: int) -> bytes:
-    fields = (MAGIC + bytes([FORMAT_VERSION, int(c.mode)]) + _varint(c.original_length)
-              + bytes(c.original_sha256))
     if len(c.original_sha256) != 32:
         raise ValueError("original_sha256 must be 32 bytes")
+    if not 0 <= c.original_length <= _MAX_HEADER_VARINT:
+        raise ValueError(f"original length {c.original_length} does not fit the header")
+    fields = (MAGIC + bytes([FORMAT_VERSION, int(c.mode)]) + _varint(c.original_length)
+              + bytes(c.original_sha256))
     # The total counts the header itself, whose length depends on the total's own varint: settle it.
     total = len(fields) + 1 + _CRC.size + body_length
     while len(fields) + len(_varint(total)) + _CRC.size + body_length != total:

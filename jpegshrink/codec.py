@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import zstandard
 
 from jpegshrink import jpeg, model
-from jpegshrink.coding import container
+from jpegshrink.coding import container, dictionary
 from jpegshrink.coding.container import Container, Mode
 from jpegshrink.errors import ContainerError, CorruptContainer, CorruptJpeg, UnknownModel, UnsupportedJpeg
 from jpegshrink.model.base import ComponentSpec
@@ -152,7 +152,7 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode 
     m = model.get(model_id)
     parts = jpeg.parse(data)
     streams = m.encode(parts.coefficients, _specs(parts.layout))
-    layout = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(parts.layout.to_bytes())
+    layout = dictionary.compress_layout(parts.layout.to_bytes(), ZSTD_LEVEL)
     return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
 
@@ -197,10 +197,5 @@ def _check_model_id(model_id: str | None) -> str | None:
 
 
 def _unzstd(payload: bytes, expected_length: int | None) -> bytes:
-    try:
-        d = zstandard.ZstdDecompressor()
-        if expected_length is None:
-            return d.decompress(payload, max_output_size=64 << 20)
-        return d.decompress(payload, max_output_size=max(expected_length, 1))
-    except zstandard.ZstdError as e:
-        raise CorruptContainer(f"zstd payload is damaged: {e}") from e
+    """One zstd frame (with the dictionary it names, if any), at most ``expected_length`` (or 64 MiB)."""
+    return dictionary.decompress(payload, 64 << 20 if expected_length is None else max(expected_length, 1))

@@ -135,3 +135,22 @@ def test_non_minimal_varint_is_refused():
 def test_stored_mode_cannot_carry_other_fields():
     with pytest.raises(ValueError):
         container.pack(container.Container(container.Mode.STORED, 1, bytes(32), "model", streams=[b"a"]))
+
+
+# -- the layout dictionary ------------------------------------------------------------------------
+
+def test_layout_blobs_use_the_pinned_dictionary_and_an_unknown_one_is_refused(sample_files):
+    import zstandard
+
+    from jpegshrink.coding import dictionary
+
+    blob = jpegshrink.compress(sample_files[0].read_bytes())
+    c = container.unpack(blob)
+    assert zstandard.get_frame_parameters(c.layout).dict_id == dictionary.LAYOUT_DICTIONARY_ID
+    frame = bytearray(c.layout)  # point the frame at a dictionary that does not exist
+    descriptor = frame[4]
+    assert descriptor & 3 == 1  # a one-byte dictionary id follows the (optional) window descriptor
+    frame[5 if descriptor & 0x20 else 6] = 7
+    c.layout = bytes(frame)
+    with pytest.raises(CorruptContainer, match="dictionary 7"):
+        jpegshrink.decompress(container.pack(c))

@@ -9,12 +9,17 @@ on ``PYTHONPATH`` (run it once on an older checkout for a before/after):
   container overhead (container bytes minus the layout and stream payload it carries).
 
     PYTHONPATH=. python3 tools/bench_overhead.py --corpus /work/corpus/public [--max-bytes 15000]
+
+With a corpus MANIFEST.tsv it also reports the files of the validation packages (under
+``--held-out-max-bytes``), which neither the trained statistics nor the layout dictionary have seen.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import statistics
+import sys
 from pathlib import Path
 
 import jpegshrink
@@ -38,6 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests/data/sample")
     ap.add_argument("--max-bytes", type=int, default=15000)
+    ap.add_argument("--held-out-max-bytes", type=int, default=100000)
     args = ap.parse_args()
     fmt = container.FORMAT_VERSION
     print(f"jpegshrink {jpegshrink.__version__}, container format v{fmt}")
@@ -46,20 +52,39 @@ def main() -> None:
     for n, c in incompressible():
         print(f"| {n} | {c} | {c - n:+d} |")
 
+    report(small_jpegs(args.corpus, args.max_bytes), f"JPEGs under {args.max_bytes} bytes in {args.corpus}")
+    held_out = [p for p in held_out_jpegs(args.corpus) if p.stat().st_size < args.held_out_max_bytes]
+    if held_out:
+        report(held_out, f"JPEGs of the validation packages (held out from every training) under "
+                         f"{args.held_out_max_bytes} bytes")
+
+
+def held_out_jpegs(folder: Path) -> list[Path]:
+    """Files of the packages no trained part (priors, layout dictionary) has seen, if a manifest says."""
+    if not (folder / "MANIFEST.tsv").exists():
+        return []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from train_priors import VAL_PACKAGES
+    with open(folder / "MANIFEST.tsv", newline="") as f:
+        return sorted(folder / r["name"] for r in csv.DictReader(f, delimiter="\t")
+                      if r["source_package"] in VAL_PACKAGES and (folder / r["name"]).exists())
+
+
+def report(files: list[Path], title: str) -> None:
     try:
         import lepton_jpeg_python as lepton
     except ImportError:
         lepton = None
-    files = small_jpegs(args.corpus, args.max_bytes)
     orig = ours = lep = 0
     lep_files = lep_orig = lep_ours = 0
-    overheads, modes = [], {}
+    overheads, layouts, modes = [], [], {}
     for path in files:
         data = path.read_bytes()
         blob = jpegshrink.compress(data)
         c = container.unpack(blob)
         modes[c.mode.name.lower()] = modes.get(c.mode.name.lower(), 0) + 1
         overheads.append(len(blob) - len(c.layout) - sum(len(s) for s in c.streams))
+        layouts.append(len(c.layout))
         orig, ours = orig + len(data), ours + len(blob)
         if lepton is not None:
             try:
@@ -68,13 +93,13 @@ def main() -> None:
                 continue
             lep_files, lep_orig, lep_ours, lep = (lep_files + 1, lep_orig + len(data), lep_ours + len(blob),
                                                   lep + len(packed))
-    print(f"\nJPEGs under {args.max_bytes} bytes in {args.corpus}: {len(files)} files, {orig:,} bytes "
+    print(f"\n{title}: {len(files)} files, {orig:,} bytes "
           f"({', '.join(f'{n} {m}' for m, n in sorted(modes.items()))})")
     if not files:
         return
     print(f"jpegshrink: {ours:,} bytes ({100 * (1 - ours / orig):.1f} % saved); container overhead per file "
           f"(container - layout - streams): mean {statistics.mean(overheads):.1f} B, "
-          f"min {min(overheads)}, max {max(overheads)}")
+          f"min {min(overheads)}, max {max(overheads)}; layout blob mean {statistics.mean(layouts):.1f} B")
     if lepton is not None and lep_files:
         print(f"on the {lep_files} files Lepton accepts ({lep_orig:,} bytes): jpegshrink {lep_ours:,} "
               f"({100 * (1 - lep_ours / lep_orig):.1f} %), Lepton {lep:,} ({100 * (1 - lep / lep_orig):.1f} %); "

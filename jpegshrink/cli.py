@@ -369,11 +369,13 @@ def _inspect(paths: list[Path], as_json: bool) -> int:
             if "error" in row:
                 print(f"{row['path']}: error: {row['error']}", file=sys.stderr)
                 continue
-            saved = 1 - row["stored_length"] / row["original_length"] if row["original_length"] else 0.0
+            extra = row["stored_length"] - row["original_length"]
+            change = f"{100 * -extra / row['original_length']:.1f}% saved" if extra <= 0 and row["original_length"] \
+                else f"{extra:+,} bytes of container overhead"
             print(f"{row['path']}: {row['mode']} (format v{row['format_version']}"
                   f"{', model ' + row['model_id'] if row['model_id'] else ''}"
                   f"{', LOSSY' if row['lossy'] else ''}) "
-                  f"{row['original_length']:,} -> {row['stored_length']:,} bytes ({100 * saved:.1f}% saved)"
+                  f"{row['original_length']:,} -> {row['stored_length']:,} bytes ({change})"
                   f"{'; reason: ' + row['reason'] if row['reason'] else ''}")
     return 1 if failed else 0
 

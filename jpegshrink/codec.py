@@ -61,7 +61,7 @@ def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -
     that is not a string raises ``TypeError``, an unknown ``model_id`` raises :class:`UnknownModel`.
     Only what goes wrong *below* (an unsupported or corrupt JPEG, a model that raises, a stream that
     does not decode to the same bytes) becomes a fallback, with the reason recorded. The result is
-    never more than ``len(data)`` plus 53 to 69 bytes and the reason (header with sha256, reason, CRC):
+    never more than ``len(data)`` plus 53 to 70 bytes and the reason (header with sha256, reason, CRC):
     when no coding pays, the original is stored as it is (mode ``stored``).
     """
     data = _as_bytes(data)

@@ -32,9 +32,13 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
     """(tag, source name, input, model id) for every mode this version writes and every model."""
     sample = ROOT / "tests" / "data" / "sample"
     cases = []
-    for model_id in model.known():
-        cases += [(model_id, name, (sample / name).read_bytes(), model_id) for name in SOURCES]
     first = SOURCES[0]
+    for model_id in model.known():
+        # Every layout case with the default model; one file each for the others, whose decoders the
+        # golden files of the format version they were current in already pin case by case (and a
+        # retired model's decoder is slow: CI time goes where it finds something).
+        names = SOURCES if model_id == model.DEFAULT_MODEL_ID else [first]
+        cases += [(model_id, name, (sample / name).read_bytes(), model_id) for name in names]
     # One per remaining mode is enough: they do not depend on the model.
     cases.append(("fallback", first, b"not a jpeg: " + (sample / first).read_bytes() * 2, None))
     cases.append(("stored", "seeded-random-100", random.Random(0).randbytes(100), None))

@@ -4,9 +4,9 @@ Storage commands (``mount``, ``migrate``, ``verify``) live in the ``jpegshrink_s
 dispatched to it, so the codec never imports storage code. Every failure is one line on stderr and a
 nonzero exit code; a folder run goes on past a failing file and reports it in the summary.
 
-Files are written as ``gzip`` writes them: through a temporary file and a rename (readers never see a
-partial file), with the permissions any new file gets (``0666`` less the umask, not ``mkstemp``'s
-``0600``), and with the source's timestamps: ``compress`` gives the container the photo's mtime and
+Files are written through a temporary file and a rename (readers never see a partial file), with the
+source's permissions less the umask (as ``cp`` makes a new file; not ``mkstemp``'s ``0600``) and the
+source's timestamps (as ``gzip`` does): ``compress`` gives the container the photo's mode and mtime and
 ``decompress`` gives the restored photo the container's, so a round trip keeps both. The timestamp
 lives in the file system, not in the container, so the same photo always makes the same container bytes
 (deduplication, ETags, golden files and verify-by-hash depend on that).
@@ -269,11 +269,25 @@ def _apply(job: Job, transform: Callable[[bytes], tuple[bytes | None, Outcome, s
         result.bytes_in = len(data)
         out, result.status, result.detail = transform(data)
         if out is not None:
-            _write_atomic(job.target, out, (stat.st_atime_ns, stat.st_mtime_ns))
+            _write_atomic(job.target, out, stat.st_mode, (stat.st_atime_ns, stat.st_mtime_ns))
             result.bytes_out = len(out)
     except (JpegShrinkError, OSError) as e:
         result.status, result.detail = Outcome.FAILED, str(e)
     return result
+
+
+def _umask() -> int:
+    """The process's umask now (Linux reports it in /proc; elsewhere set it and put it back)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
@@ -286,14 +300,17 @@ def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
             continue
 
 
-def _write_atomic(path: Path, data: bytes, times_ns: tuple[int, int]) -> None:
+def _write_atomic(path: Path, data: bytes, source_mode: int, times_ns: tuple[int, int]) -> None:
     """Write to a temporary file beside ``path`` and rename it: readers never see a partial file.
 
-    The file gets the umask's permissions and the timestamps ``times_ns`` (atime, mtime) of its source.
+    The file gets its source's permissions less the umask (as ``cp`` gives a new file: a 0644 photo
+    under umask 022 makes a 0644 container and a 0644 restored photo, a private 0600 one stays 0600)
+    and the source's timestamps ``times_ns`` (atime, mtime), as gzip does.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temporary(path.parent, path.name)
     try:
+        os.fchmod(fd, source_mode & 0o777 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

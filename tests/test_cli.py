@@ -116,6 +116,19 @@ def test_written_files_get_the_umask_mode_and_keep_the_source_mtime(tmp_path, sa
             assert (stat.S_IMODE(f.stat().st_mode), f.stat().st_mtime_ns) == (0o644, when), f
 
 
+def test_a_private_photo_stays_private_and_the_umask_applies(tmp_path, sample_files, umask_022):
+    photo = tmp_path / "a.jpg"
+    shutil.copy(sample_files[0], photo)
+    photo.chmod(0o600)
+    assert main(["compress", str(photo)]) == 0
+    assert stat.S_IMODE((tmp_path / "a.jpg.jsk").stat().st_mode) == 0o600  # not readable by others
+    assert main(["decompress", str(tmp_path / "a.jpg.jsk"), "-o", str(tmp_path / "b.jpg")]) == 0
+    assert stat.S_IMODE((tmp_path / "b.jpg").stat().st_mode) == 0o600
+    photo.chmod(0o666)  # a group/world-writable source: the umask (022) still applies, as for any new file
+    assert main(["compress", str(photo), "-o", str(tmp_path / "c.jsk")]) == 0
+    assert stat.S_IMODE((tmp_path / "c.jsk").stat().st_mode) == 0o644
+
+
 def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])

@@ -7,16 +7,16 @@ True
 from __future__ import annotations
 
 from jpegshrink.codec import ContainerInfo, compress, decompress, inspect, store_lossy_jpeg
-from jpegshrink.image_api import decode_image, encode_image
-from jpegshrink.coding.container import HEADER_SIZE, Header, is_container, read_header
+from jpegshrink.coding.container import HEADER_SIZE, MIN_CONTAINER_SIZE, Header, is_container, read_header
 from jpegshrink.errors import (BadImage, ContainerError, CorruptContainer, CorruptJpeg, ImageError, JpegShrinkError,
                                MissingDependency, UnknownModel, UnsupportedJpeg, UnsupportedVersion)
+from jpegshrink.image_api import decode_image, encode_image
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BadImage", "HEADER_SIZE", "ContainerError", "ContainerInfo", "CorruptContainer", "CorruptJpeg", "Header",
-    "ImageError", "JpegShrinkError", "MissingDependency", "UnknownModel", "UnsupportedJpeg", "UnsupportedVersion",
-    "compress", "decode_image", "decompress", "encode_image", "inspect", "is_container", "read_header",
-    "store_lossy_jpeg",
+    "BadImage", "HEADER_SIZE", "MIN_CONTAINER_SIZE", "ContainerError", "ContainerInfo", "CorruptContainer",
+    "CorruptJpeg", "Header", "ImageError", "JpegShrinkError", "MissingDependency", "UnknownModel", "UnsupportedJpeg",
+    "UnsupportedVersion", "compress", "decode_image", "decompress", "encode_image", "inspect", "is_container",
+    "read_header", "store_lossy_jpeg",
 ]

@@ -22,9 +22,9 @@ from jpegshrink.errors import JpegShrinkError
 
 SUFFIX = ".jsk"
 _STORAGE_COMMANDS = {
-    "mount": ("jpegshrink_storage.fuse", "main"),
-    "migrate": ("jpegshrink_storage.migrate", "main_migrate"),
-    "verify": ("jpegshrink_storage.verify", "main_verify"),
+    "mount": ("jpegshrink_storage.mount", "main"),
+    "migrate": ("jpegshrink_storage.jobs.migrate", "main_migrate"),
+    "verify": ("jpegshrink_storage.jobs.verify", "main_verify"),
 }
 
 

@@ -8,6 +8,26 @@ from pathlib import Path
 import pytest
 
 SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _register_fsspec_entry_points() -> None:
+    """Make ``jpegshrink::`` URLs work when the checkout is tested without being installed.
+
+    Registered from pyproject.toml's own ``fsspec.specs`` entry points (not a copy of them), so the
+    tests also check that what an install would register names a real class.
+    """
+    import fsspec
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed entry points must do
+        return
+    specs = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["fsspec.specs"]
+    for protocol, target in specs.items():
+        fsspec.register_implementation(protocol, target.replace(":", "."), clobber=True)
+
+
+_register_fsspec_entry_points()
 
 
 def read_manifest(folder: Path) -> list[dict[str, str]]:

@@ -64,7 +64,7 @@ def subprocess_env() -> dict[str, str]:
 
 def run_migrate_process(args: list[str], *, prelude: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     """``main_migrate(args)`` in a fresh Python process; ``prelude`` runs first (fault injection)."""
-    code = (f"import sys\n{prelude}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{prelude}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({args!r}))\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           env=subprocess_env(), cwd=REPO)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import jpegshrink
-from jpegshrink_storage import fuse as jfuse
+from jpegshrink_storage.mount import cli as jfuse
 from servers import moto_endpoint, moto_s3  # noqa: F401
 
 
@@ -26,7 +26,7 @@ def _fuse_missing() -> str | None:
     if shutil.which("fusermount3") is None:
         return "fusermount3 is missing (apt-get install fuse3)"
     try:
-        jfuse._load_mfusepy()
+        jfuse.load_mfusepy()
     except jfuse.MountError as e:
         return str(e)
     return None
@@ -53,8 +53,8 @@ def _fill(write, originals: dict[str, bytes]) -> None:
 
 
 def _serve(url: str, mnt: Path, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "jpegshrink_storage.fuse", url, str(mnt), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=jfuse._child_env())
+    proc = subprocess.Popen([sys.executable, "-m", "jpegshrink_storage.mount", url, str(mnt), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=jfuse.child_env())
     deadline = time.monotonic() + 30
     while not os.path.ismount(mnt):
         if proc.poll() is not None or time.monotonic() > deadline:

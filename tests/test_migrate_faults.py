@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import jpegshrink
-from jpegshrink_storage.objectstore import STAGING_DIR
-from jpegshrink_storage.verify import main_verify
+from jpegshrink_storage.names import STAGING_DIR
+from jpegshrink_storage.jobs.verify import main_verify
 from migrate_support import (bucket_contents, fill_bucket, jpeg_keys, run_migrate_process, sample_objects,
                              subprocess_env, write_manifest, REPO)
 from servers import (DUMMY_AWS_ENV, LOCALHOST, S3Endpoint, _kill_group, _wait_writable, free_ports,  # noqa: F401
@@ -24,9 +24,9 @@ from servers import (DUMMY_AWS_ENV, LOCALHOST, S3Endpoint, _kill_group, _wait_wr
 #: whose first argument matches; the call itself has completed (its effect is in the store/journal).
 KILL_AFTER = '''
 import os, signal
-from jpegshrink_storage.objectstore import STAGING_DIR
-from jpegshrink_storage.s3store import S3Store
-from jpegshrink_storage.journal import Journal
+from jpegshrink_storage.names import STAGING_DIR
+from jpegshrink_storage.stores.s3 import S3Store
+from jpegshrink_storage.jobs.journal import Journal
 _cls, _name, _match, _nth = {cls}, {name!r}, {match!r}, {nth}
 _calls = [0]
 _orig = getattr(_cls, _name)
@@ -117,7 +117,7 @@ def test_sigkill_at_random_moments_then_resume(moto_s3, tmp_path):
     fill_bucket(moto_s3.boto3_client(), "photos", "", objects)
     journal = tmp_path / "journal.jsonl"
     slow = "import time, jpegshrink\n_c = jpegshrink.compress\njpegshrink.compress = lambda d, **k: (time.sleep(0.03), _c(d, **k))[1]\n"
-    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({_args(moto_s3, journal, '--workers', '2')!r}))\n")
     for lines in (4, 12, 20):
         proc = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(), cwd=REPO,
@@ -191,7 +191,7 @@ def test_server_stopped_mid_run_and_restarted(restartable_seaweedfs, tmp_path):
     fill_bucket(endpoint.boto3_client(), "photos", "", objects)
     journal = tmp_path / "journal.jsonl"
     slow = "import time, jpegshrink\n_c = jpegshrink.compress\njpegshrink.compress = lambda d, **k: (time.sleep(0.05), _c(d, **k))[1]\n"
-    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({_args(endpoint, journal, '--workers', '2', '--retry-seconds', '90')!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

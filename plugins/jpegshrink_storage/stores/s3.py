@@ -10,8 +10,9 @@ import io
 import uuid
 from collections.abc import Iterator
 
-from jpegshrink_storage.objectstore import (MISSING, STAGING_DIR, Blob, NotFound, ObjectRef, PreconditionFailed,
-                                            StoreConfig, StoreError, WriteGuard, is_internal)
+from jpegshrink_storage.errors import NotFound, PreconditionFailed, StoreError
+from jpegshrink_storage.names import STAGING_DIR, is_internal
+from jpegshrink_storage.stores.base import MISSING, Blob, ObjectRef, Scope, StoreConfig, WriteGuard
 
 #: S3's smallest part (all but the last); s3transfer rounds up to it as well.
 MIN_PART_SIZE = 5 << 20
@@ -31,10 +32,14 @@ class S3Store:
             raise StoreError(f"no bucket in {config.url!r}: use s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-        session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
-        self.client = session.client("s3", endpoint_url=config.endpoint_url, config=Config(
-            retries={"mode": "standard", "max_attempts": config.max_attempts},
-            max_pool_connections=config.max_connections, connect_timeout=10, read_timeout=120))
+        with _translated(self):  # a profile that does not exist, a malformed endpoint URL
+            session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
+            try:
+                self.client = session.client("s3", endpoint_url=config.endpoint_url, config=Config(
+                    retries={"mode": "standard", "max_attempts": config.max_attempts},
+                    max_pool_connections=config.max_connections, connect_timeout=10, read_timeout=120))
+            except ValueError as e:  # botocore: "Invalid endpoint: ..."
+                raise StoreError(f"cannot use the S3 endpoint {config.endpoint_url!r}: {e}") from None
         self.transfer = TransferConfig(multipart_threshold=config.multipart_threshold,
                                        multipart_chunksize=config.multipart_chunksize, use_threads=False)
         self._session = session
@@ -43,8 +48,13 @@ class S3Store:
         where = f" at {self.config.endpoint_url}" if self.config.endpoint_url else ""
         return f"s3://{self.bucket}/{self.prefix}{where}"
 
-    def check_access(self) -> None:
-        """Fail fast with one clear message when the bucket cannot be listed (few retries, short timeouts)."""
+    def scope(self) -> Scope:
+        return Scope(f"s3 {self.config.endpoint_url or 'AWS'} {self.bucket}", self.prefix)
+
+    def check_access(self, create: bool = False) -> None:
+        """Fail fast with one clear message when the bucket cannot be listed (few retries, short timeouts).
+
+        ``create`` needs nothing here: a prefix exists as soon as an object is under it."""
         from botocore.config import Config
 
         quick = self._session.client("s3", endpoint_url=self.config.endpoint_url, config=Config(
@@ -52,7 +62,7 @@ class S3Store:
         with _translated(self):
             quick.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
 
-    def probe_conditional_writes(self) -> WriteGuard:
+    def probe_write_guard(self) -> WriteGuard:
         """Ask the server whether it honours ``If-Match`` on PutObject and CompleteMultipartUpload.
 
         Some servers ignore the header silently (moto 5.2 on multipart completes), so the probe writes a
@@ -83,6 +93,16 @@ class S3Store:
         finally:
             c.delete_object(Bucket=self.bucket, Key=key)
         return WriteGuard(single, multipart)
+
+    def remove_staging(self) -> None:
+        """Delete the staging folder's marker key (SeaweedFS keeps ``prefix/.jpegshrink-staging/`` as a
+        0-byte key once its last object is gone), unless a staging copy is still waiting in it."""
+        folder = self._key(STAGING_DIR + "/")
+        with _translated(self):
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=folder, MaxKeys=2)
+        if any(obj["Key"] != folder for obj in page.get("Contents", [])):
+            return
+        self.client.delete_object(Bucket=self.bucket, Key=folder)
 
     def list(self) -> Iterator[ObjectRef]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -188,7 +208,7 @@ class _translated:
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
-        from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
+        from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
                                          NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
         where = self.store.config.endpoint_url or "AWS"
@@ -206,4 +226,6 @@ class _translated:
                         "ExpiredToken") or _status(exc) == 403:
                 raise StoreError(f"access to bucket {bucket!r} at {where} denied ({code}): check the "
                                  f"credentials and their permissions") from None
+        if isinstance(exc, BotoCoreError):  # e.g. a malformed endpoint URL
+            raise StoreError(f"cannot use the S3 endpoint {where}: {exc}") from None
         return False

@@ -30,12 +30,13 @@ from typing import Any, TypeVar
 from fsspec import AbstractFileSystem, filesystem
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
 from jpegshrink import HEADER_SIZE, is_container
-from jpegshrink_storage.atomic import store_atomically
-from jpegshrink_storage.files import JpegShrinkReadFile, JpegShrinkWriteFile
-from jpegshrink_storage.headers import HeaderCache, object_version
-from jpegshrink_storage.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
+from jpegshrink_storage.atomic import write_atomic
+from jpegshrink_storage.fs.files import JpegShrinkReadFile, JpegShrinkWriteFile
+from jpegshrink_storage.fs.headers import HeaderCache, object_version
+from jpegshrink_storage.fs.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,7 +98,10 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         """Write already-encoded bytes atomically; the old object stays intact if this raises."""
         path = self._strip_protocol(path)
         try:
-            store_atomically(self.fs, path, stored, exclusive)
+            if isinstance(self.fs, LocalFileSystem):  # temp file + fsync + rename (link for exclusive)
+                write_atomic(path, stored, exclusive=exclusive, make_parents=self.fs.auto_mkdir)
+            else:  # one PUT on S3 (multipart above 100 MiB, also published atomically), a dict entry in memory
+                self.fs.pipe_file(path, stored, mode="create" if exclusive else "overwrite")
         finally:
             self.headers.invalidate(path)
 

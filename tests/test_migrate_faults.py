@@ -17,8 +17,7 @@ from jpegshrink_storage.names import STAGING_DIR
 from jpegshrink_storage.jobs.verify import main_verify
 from migrate_support import (bucket_contents, fill_bucket, jpeg_keys, run_migrate_process, sample_objects,
                              subprocess_env, write_manifest, REPO)
-from servers import (DUMMY_AWS_ENV, LOCALHOST, S3Endpoint, _kill_group, _wait_writable, free_ports,  # noqa: F401
-                     moto_endpoint, moto_s3, weed_binary)
+from tools.s3servers import DUMMY_AWS_ENV, S3Endpoint, SeaweedFS, weed_binary
 
 #: Runs before main_migrate in the child: SIGKILL the process right after the n-th call of a method
 #: whose first argument matches; the call itself has completed (its effect is in the store/journal).
@@ -137,37 +136,6 @@ def test_sigkill_at_random_moments_then_resume(moto_s3, tmp_path):
 
 # --------------------------------------------------------------------- server stopped and restarted
 
-class RestartableSeaweedFS:
-    """``weed mini`` on fixed ports and a fixed data dir, so it can be stopped and started again with
-    its data (moto loses everything on restart). Same flags as servers.seaweedfs_server."""
-
-    NAMES = ["s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "filer.port", "filer.port.grpc",
-             "volume.port", "volume.port.grpc", "webdav.port", "admin.port", "admin.port.grpc", "metricsPort",
-             "s3.metricsPort"]
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        (folder / "data").mkdir(parents=True)
-        self.ports = dict(zip(self.NAMES, free_ports(len(self.NAMES))))
-        self.endpoint = S3Endpoint(f"http://{LOCALHOST}:{self.ports['s3.port']}", "seaweedfs")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [weed_binary(), "mini", f"-dir={self.folder / 'data'}", f"-ip={LOCALHOST}", f"-ip.bind={LOCALHOST}",
-               "-master.telemetry=false", "-admin.ui=false", f"-metricsIp={LOCALHOST}", f"-s3.metricsIp={LOCALHOST}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", *(f"-{k}={v}" for k, v in self.ports.items())]
-        log = self.folder / "weed.log"
-        with open(log, "ab") as f:
-            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, cwd=self.folder)
-        _wait_writable(self.endpoint, self.proc, log, 60)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _kill_group(self.proc)
-            self.proc = None
-
-
 @pytest.fixture
 def restartable_seaweedfs(tmp_path, monkeypatch):
     if weed_binary() is None:
@@ -176,7 +144,7 @@ def restartable_seaweedfs(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):  # SeaweedFS answers InvalidAccessKeyId to these
         monkeypatch.delenv(k)
-    server = RestartableSeaweedFS(tmp_path / "weed")
+    server = SeaweedFS(tmp_path / "weed")  # stopped and started again with its data by the test
     server.start()
     try:
         yield server

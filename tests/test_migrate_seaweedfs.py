@@ -10,7 +10,6 @@ import jpegshrink
 from jpegshrink_storage.jobs.migrate import main_migrate
 from jpegshrink_storage.jobs.verify import main_verify
 from migrate_support import bucket_contents, fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
 
 
 @pytest.fixture

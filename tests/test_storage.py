@@ -25,7 +25,7 @@ import jpegshrink
 from jpegshrink.errors import CorruptContainer
 from jpegshrink_storage import JpegShrinkFileSystem
 from jpegshrink_storage.fs import filesystem as jss_fs
-from servers import moto_endpoint, moto_s3, moto_server, seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
+from tools.s3servers import moto_server
 
 BUCKET = "photos"
 

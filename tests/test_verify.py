@@ -11,7 +11,6 @@ from jpegshrink_storage.jobs import metadata as om
 from jpegshrink_storage.jobs.migrate import main_migrate
 from jpegshrink_storage.jobs.verify import in_sample, main_verify, read_manifest
 from migrate_support import fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import moto_endpoint, moto_s3  # noqa: F401
 
 
 def verify(endpoint, *args: str) -> int:

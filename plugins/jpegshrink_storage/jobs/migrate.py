@@ -26,7 +26,7 @@ from jpegshrink_storage.jobs.migrate_object import (MigrateJob, ObjectResult, es
 from jpegshrink_storage.jobs.outcomes import OUTCOME_GROUPS, Outcome
 from jpegshrink_storage.jobs.report import Report
 from jpegshrink_storage.names import staging_key
-from jpegshrink_storage.stores import ObjectStore, StoreConfig, WriteGuard, open_store
+from jpegshrink_storage.stores import ObjectRef, ObjectStore, StoreConfig, WriteGuard, open_store
 
 #: Outcomes that make the job exit non-zero (the objects are retried by the next run).
 PROBLEMS = OUTCOME_GROUPS["problems"]
@@ -58,13 +58,14 @@ def run_migration(opts: MigrateOptions) -> Report:
     """Run (or resume) a migration; raises StoreError/JournalError/ClusterError before writing anything."""
     src, dst = open_store(opts.src), open_store(opts.dst)
     src.check_access()
-    dst.check_access()
-    if opts.dask:
-        check_cluster(opts.dask)
     in_place = _same_location(src, dst)
     if not in_place and _nested(src, dst):
         raise StoreError(f"{dst.describe()} and {src.describe()} overlap: use the same location (in place) "
                          f"or two separate ones")
+    if not opts.dry_run:  # a dry run reads the source only
+        dst.check_access(create=True)  # a missing destination folder is made, as cp -r and rsync do
+    if opts.dask:
+        check_cluster(opts.dask)
     header = {"source": src.describe(), "destination": dst.describe(), "in_place": in_place,
               "dry_run": opts.dry_run, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {opts.dask}" if opts.dask else f"{opts.workers} threads"}
@@ -84,11 +85,14 @@ def run_migration(opts: MigrateOptions) -> Report:
         staged = frozenset(_staged_keys(dst)) if in_place else frozenset()
         job = replace(job, staged=staged)
         report = Report("migrate", header, PROBLEMS, ITEMISED, OUTCOME_GROUPS)
+        # the journal says what was done; the stores say whether it still holds (another client may have
+        # put the original back, or deleted what was written): only both together let an object be skipped
+        at_destination = None if in_place else {ref.key: ref.etag for ref in dst.list()}
         todo = []
         for ref in listing:
             rec = journal.get(ref.key)
             done = ObjectResult.from_record(rec) if rec else None
-            if done and not done.outcome.is_problem and ref.etag in (done.src_etag, done.dst_etag):
+            if done and still_holds(done, ref, at_destination):
                 _count(report, done, now=False)
             else:
                 todo.append(ref)
@@ -101,7 +105,21 @@ def run_migration(opts: MigrateOptions) -> Report:
                 bar.update(1)
                 bar.set_postfix_str(f"saved {(report.bytes_before - report.bytes_after) / 1e6:.1f} MB",
                                     refresh=False)
+        dst.remove_staging()  # the probe's and this run's staging folders, unless a copy still waits there
     return report
+
+
+def still_holds(done: ObjectResult, ref: ObjectRef, at_destination: dict[str, str] | None) -> bool:
+    """Whether a journal record still describes the stores: the source is the version the record saw,
+    and the destination holds what the record wrote. ``at_destination``: key -> ETag listed at the
+    destination now, or None in place (where the listed object IS the destination)."""
+    if done.outcome.is_problem or done.outcome is Outcome.VANISHED:  # vanished, yet listed: it is back
+        return False
+    if at_destination is None:
+        return ref.etag == (done.dst_etag if done.outcome.wrote_destination else done.src_etag)
+    if ref.etag != done.src_etag:
+        return False
+    return not done.dst_etag or at_destination.get(ref.key) == done.dst_etag
 
 
 def _count(report: Report, r: ObjectResult, now: bool = True) -> None:

@@ -23,20 +23,22 @@ import threading
 import time
 from typing import Any
 
-from jpegshrink_storage.errors import MountError
+from jpegshrink_storage.errors import MissingDependency, MountError, StorageError
 from jpegshrink_storage.mount.operations import JpegShrinkOperations
 
 FUSE_DEVICE = "/dev/fuse"
+#: Exit status when the mount cannot start (as migrate and verify: the command could not run).
+EXIT_ERROR = 2
 #: libfuse worker threads (S3 reads wait on the network; decoding holds the GIL part of the time).
 MAX_THREADS = 8
 
 
 def load_mfusepy():
-    """mfusepy, or a MountError saying what to install (it loads libfuse when imported)."""
+    """mfusepy, or a StorageError saying what to install (it loads libfuse when imported)."""
     try:
         import mfusepy
     except ImportError as e:
-        raise MountError(f"mfusepy is not installed ({e}); pip install 'jpegshrink[fuse]'") from None
+        raise MissingDependency("jpegshrink mount", "fuse", e) from None
     except OSError as e:
         raise MountError(f"libfuse is not available ({e}); install it (Debian: apt-get install fuse3)") from None
     return mfusepy
@@ -56,6 +58,10 @@ def open_layer(url: str, options: dict[str, dict[str, Any]] | None = None):
         url = "jpegshrink::" + url
     try:
         fs, root = fsspec.core.url_to_fs(url, **(options or {}))
+    except ImportError as e:  # fsspec names the missing package; for S3 say which extra brings it
+        if "s3://" in url:
+            raise MissingDependency(f"mounting {url!r}", "s3", e) from None
+        raise MountError(f"cannot open {url!r}: {e}") from None
     except Exception as e:
         raise MountError(f"cannot open {url!r}: {e}") from None
     if not isinstance(fs, JpegShrinkFileSystem):
@@ -76,6 +82,8 @@ def check_mountpoint(mountpoint: str) -> None:
         raise MountError(f"mount point {mountpoint!r} does not exist or is not a folder; create it first")
     if os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint!r} is already a mount point; unmount it first (fusermount3 -u)")
+    if os.listdir(mountpoint):  # mounting would hide its files (libfuse 3 no longer refuses by itself)
+        raise MountError(f"mount point {mountpoint!r} is not empty; use an empty folder")
     if not os.path.exists(FUSE_DEVICE):
         raise MountError(f"{FUSE_DEVICE} is missing: FUSE is not available here (load the fuse kernel "
                          "module, or give the container the device, e.g. docker run --device /dev/fuse)")
@@ -144,7 +152,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``jpegshrink mount`` (``argv`` excludes the program name; a leading "mount" is ok)."""
+    """Entry point of ``jpegshrink mount`` (``argv`` excludes the program name; a leading "mount" is ok):
+    0 after a clean unmount, 2 when the mount cannot start (one line on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["mount"]:
         argv = argv[1:]
@@ -162,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{' (read-only)' if args.read_only else ''}; Ctrl-C or SIGTERM unmounts", flush=True)
 
         mount(args.url, mountpoint, args.read_only, options, on_ready=ready)
-    except MountError as e:
+    except StorageError as e:  # MountError, MissingDependency
         print(f"jpegshrink mount: error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         pass
     return 0

@@ -74,6 +74,8 @@ class JpegShrinkOperations:
                  on_ready: Callable[[], None] | None = None) -> None:
         self.fs, self.root, self.read_only = fs, root.rstrip("/"), read_only
         self.on_ready = on_ready
+        #: the time of entries the target gives none (S3 "folders"): fixed, or tar sees them change as it reads
+        self.started_ns = time.time_ns()
         self._handles: dict[int, _Handle] = {}
         self._next_fh = 1
         self._attrs: dict[str, tuple[float, dict]] = {}
@@ -109,7 +111,7 @@ class JpegShrinkOperations:
             return fh
 
     def _stat(self, info: dict) -> dict[str, Any]:
-        mtime = _mtime_ns(info)
+        mtime = _mtime_ns(info, self.started_ns)
         out = {"st_uid": os.getuid(), "st_gid": os.getgid(), "st_atime": mtime, "st_mtime": mtime,
                "st_ctime": mtime}
         if info.get("type") == "file":
@@ -296,13 +298,13 @@ def _resize(buffer: io.BytesIO, length: int) -> None:
         buffer.write(b"\0" * (length - size))
 
 
-def _mtime_ns(info: dict) -> int:
+def _mtime_ns(info: dict, default: int) -> int:
     for key in ("mtime", "LastModified", "last_modified", "created", "modified"):
         value = info.get(key)
         if isinstance(value, datetime):
             return int(value.timestamp() * 1e9)
         if isinstance(value, (int, float)) and value > 0:
             return int(value * 1e9)
-    return time.time_ns()
+    return default
 
 

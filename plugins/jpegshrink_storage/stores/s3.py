@@ -95,14 +95,28 @@ class S3Store:
         return WriteGuard(single, multipart)
 
     def remove_staging(self) -> None:
-        """Delete the staging folder's marker key (SeaweedFS keeps ``prefix/.jpegshrink-staging/`` as a
-        0-byte key once its last object is gone), unless a staging copy is still waiting in it."""
-        folder = self._key(STAGING_DIR + "/")
+        """Delete the staging folder once nothing is staged in it any more.
+
+        Plain S3 has no folders, but folder-marker keys (``prefix/dir/``, 0 bytes) exist, and SeaweedFS
+        keeps every folder an object was ever written to as such a key (``prefix/.jpegshrink-staging/``
+        and ``.../sub/``), shown by listings, by s3fs and by a FUSE mount. They go deepest first."""
+        root = self._key(STAGING_DIR + "/")
+        folders = {root}
+        pending = [root]
         with _translated(self):
-            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=folder, MaxKeys=2)
-        if any(obj["Key"] != folder for obj in page.get("Contents", [])):
-            return
-        self.client.delete_object(Bucket=self.bucket, Key=folder)
+            while pending:
+                pages = self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=pending.pop(), Delimiter="/")
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        if not obj["Key"].endswith("/"):
+                            return  # a staging copy waits for the next run: keep it
+                        folders.add(obj["Key"])
+                    for sub in page.get("CommonPrefixes", []):
+                        folders.add(sub["Prefix"])
+                        pending.append(sub["Prefix"])
+            for folder in sorted(folders, key=lambda f: (-f.count("/"), f)):
+                self.client.delete_object(Bucket=self.bucket, Key=folder)
 
     def list(self) -> Iterator[ObjectRef]:
         paginator = self.client.get_paginator("list_objects_v2")

@@ -15,31 +15,9 @@ import pytest
 import jpegshrink
 from jpegshrink_storage.names import STAGING_DIR
 from jpegshrink_storage.jobs.verify import main_verify
-from migrate_support import (bucket_contents, fill_bucket, jpeg_keys, run_migrate_process, sample_objects,
-                             subprocess_env, write_manifest, REPO)
+from migrate_support import (KILL_AFTER, REPO, bucket_contents, fill_bucket, jpeg_keys, run_migrate_process,
+                             sample_objects, subprocess_env, write_manifest)
 from tools.s3servers import DUMMY_AWS_ENV, S3Endpoint, SeaweedFS, weed_binary
-
-#: Runs before main_migrate in the child: SIGKILL the process right after the n-th call of a method
-#: whose first argument matches; the call itself has completed (its effect is in the store/journal).
-KILL_AFTER = '''
-import os, signal
-from jpegshrink_storage.names import STAGING_DIR
-from jpegshrink_storage.stores.s3 import S3Store
-from jpegshrink_storage.jobs.journal import Journal
-_cls, _name, _match, _nth = {cls}, {name!r}, {match!r}, {nth}
-_calls = [0]
-_orig = getattr(_cls, _name)
-def _patched(self, *args, **kwargs):
-    out = _orig(self, *args, **kwargs)
-    first = args[0] if args else ""
-    key = first.get("key", "") if isinstance(first, dict) else first
-    if _match == "any" or (_match == "staging") == key.startswith(STAGING_DIR + "/"):
-        _calls[0] += 1
-        if _calls[0] == _nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return out
-setattr(_cls, _name, _patched)
-'''
 
 KILL_POINTS = {
     "after-staging-write": ("S3Store", "put", "staging"),

@@ -132,7 +132,8 @@ def run_verify(config: StoreConfig, *, sample: float = 1.0, seed: int = 0, manif
         check_cluster(dask)
     header = {"url": store.describe(), "sample": sample, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {dask}" if dask else f"{workers} threads"}
-    report = Report("verify", header, PROBLEMS, PROBLEMS)
+    report = Report("verify", header, PROBLEMS, PROBLEMS,
+                    sized=(VerifyStatus.OK, VerifyStatus.PLAIN))  # what does not decode has no known size
     listing = list(store.list())
     manifest = manifest or {}
     listed = {ref.key for ref in listing}

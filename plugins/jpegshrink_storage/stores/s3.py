@@ -10,6 +10,12 @@ import io
 import uuid
 from collections.abc import Iterator
 
+import boto3  # an ImportError here is the missing s3 extra (stores.open_store says so)
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                 NoCredentialsError, PartialCredentialsError, ProfileNotFound)
+
 from jpegshrink_storage.errors import NotFound, PreconditionFailed, StoreError
 from jpegshrink_storage.names import STAGING_DIR, is_internal
 from jpegshrink_storage.stores.base import MISSING, Blob, ObjectRef, Scope, StoreConfig, WriteGuard
@@ -22,10 +28,6 @@ class S3Store:
     """``s3://bucket/prefix`` through boto3, with botocore's retries and multipart uploads for big objects."""
 
     def __init__(self, config: StoreConfig) -> None:
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
-
         self.config = config
         bucket, _, prefix = config.url.removeprefix("s3://").partition("/")
         if not bucket:
@@ -55,8 +57,6 @@ class S3Store:
         """Fail fast with one clear message when the bucket cannot be listed (few retries, short timeouts).
 
         ``create`` needs nothing here: a prefix exists as soon as an object is under it."""
-        from botocore.config import Config
-
         quick = self._session.client("s3", endpoint_url=self.config.endpoint_url, config=Config(
             retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20))
         with _translated(self):
@@ -68,8 +68,6 @@ class S3Store:
         Some servers ignore the header silently (moto 5.2 on multipart completes), so the probe writes a
         scratch object under the staging folder and expects 412 for a wrong ETag; it deletes it after.
         """
-        from botocore.exceptions import ClientError
-
         key = self._key(f"{STAGING_DIR}/probe-{uuid.uuid4().hex}")
         wrong = '"00000000000000000000000000000000"'
         c = self.client
@@ -128,8 +126,6 @@ class S3Store:
                         yield ObjectRef(key, obj["Size"], obj["ETag"])
 
     def get(self, key: str, first: int | None = None) -> Blob:
-        from botocore.exceptions import ClientError
-
         kwargs = {"Range": f"bytes=0-{first - 1}"} if first else {}
         try:
             r = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kwargs)
@@ -148,8 +144,6 @@ class S3Store:
         return Blob(data, r["ETag"], r.get("Metadata", {}), r.get("ContentType", ""), size)
 
     def head(self, key: str) -> Blob | None:
-        from botocore.exceptions import ClientError
-
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as e:
@@ -160,8 +154,6 @@ class S3Store:
 
     def put(self, key: str, data: bytes, metadata: dict[str, str], content_type: str,
             if_match: str | None = None) -> str:
-        from botocore.exceptions import ClientError
-
         big = len(data) >= self.config.multipart_threshold
         mode = self.config.guard.multipart if big else self.config.guard.single
         if if_match is not None and mode != "if-match":
@@ -222,9 +214,6 @@ class _translated:
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
-        from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                         NoCredentialsError, PartialCredentialsError, ProfileNotFound)
-
         where = self.store.config.endpoint_url or "AWS"
         bucket = self.store.bucket
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError, ProfileNotFound)):

@@ -101,7 +101,7 @@ def run_migration(opts: MigrateOptions) -> Report:
             for result in run_tasks(migrate_object, job, todo, workers=opts.workers, dask_address=opts.dask,
                                     on_lost=lost_result):
                 journal.record(result.to_record())
-                _count(report, result)
+                _count(report, result, now=not result.done_earlier)
                 bar.update(1)
                 bar.set_postfix_str(f"saved {(report.bytes_before - report.bytes_after) / 1e6:.1f} MB",
                                     refresh=False)

@@ -62,6 +62,7 @@ class ObjectResult:
     mode: str = ""  #: container mode ("jpeg" or "fallback") when a container was written
     model_id: str = ""
     reason: str = ""  #: fallback reason, why an object was kept or left, or what failed
+    done_earlier: bool = False  #: the work was found done (by a run whose journal is lost), not done now
 
     def to_record(self) -> dict[str, Any]:
         """The journal line (plain JSON types)."""
@@ -69,7 +70,7 @@ class ObjectResult:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ObjectResult:
-        return cls(**{**record, "outcome": Outcome(record["outcome"])})
+        return cls(**{"done_earlier": False, **record, "outcome": Outcome(record["outcome"])})
 
 
 # ------------------------------------------------------------------------------- one object (worker)
@@ -230,7 +231,7 @@ class _Migration:
             return None
         original = jpegshrink.read_header(stored.data).original_length
         return self.result(Outcome.MIGRATED, head, len(stored.data), before=original, dst_etag=stored.etag,
-                           reason="found verified at the destination")
+                           reason="found verified at the destination", done_earlier=True)
 
     def copy_verbatim(self, head: Blob, kind: Kind) -> ObjectResult:
         """Copy mode: a non-JPEG or an existing container goes to DST byte for byte."""

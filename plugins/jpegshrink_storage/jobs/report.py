@@ -105,7 +105,7 @@ class Report:
         else:
             lines.append("  this run: nothing to do")
         if done_before:
-            lines.append(f"  done by earlier runs (journal): {done_before} objects")
+            lines.append(f"  done by earlier runs: {done_before} objects")
         for name in self.itemised:
             entries = d[name]
             if not entries:

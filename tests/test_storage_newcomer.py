@@ -91,9 +91,9 @@ def test_into_a_new_folder_then_a_rerun_says_nothing_to_do(tmp_path, capsys, shr
 
 _NO_BOTO = '''
 import json, sys
-class _NoBoto:  # as if only `pip install jpegshrink` had run: no s3 extra
+class _NoBoto:  # as if only `pip install jpegshrink` had run: no s3 or dask extra
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("boto3", "botocore", "s3fs", "aiobotocore"):
+        if name.split(".")[0] in ("boto3", "botocore", "s3fs", "aiobotocore", "distributed"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, _NoBoto())
 from jpegshrink.cli import main
@@ -109,13 +109,16 @@ def test_local_jobs_need_no_boto_and_s3_names_the_extra(tmp_path, shrinkable):
         (src / name).write_bytes(data)
     commands = [["migrate", str(src), str(tmp_path / "dst"), "--journal", str(tmp_path / "j"), "--no-progress"],
                 ["verify", str(tmp_path / "dst"), "--no-progress"],
-                ["migrate", "s3://photos", "s3://photos", "--no-progress", "--journal", str(tmp_path / "j2")]]
+                ["migrate", "s3://photos", "s3://photos", "--no-progress", "--journal", str(tmp_path / "j2")],
+                ["verify", str(tmp_path / "dst"), "--dask", "tcp://127.0.0.1:9", "--no-progress"]]
     done = subprocess.run([sys.executable, "-c", _NO_BOTO, json.dumps(commands)], capture_output=True, text=True,
                           env=subprocess_env(), cwd=REPO, timeout=300)
-    assert done.stdout.strip().splitlines()[-1] == "exit codes: [0, 0, 2]", done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "exit codes: [0, 0, 2, 2]", done.stderr
     assert done.stderr.strip().splitlines() == [
         "jpegshrink migrate: error: s3:// locations needs the 's3' extra (No module named 'boto3'); "
-        "pip install 'jpegshrink[s3]'"]
+        "pip install 'jpegshrink[s3]'",
+        "jpegshrink verify: error: --dask needs the 'dask' extra (No module named 'distributed'); "
+        "pip install 'jpegshrink[dask]'"]
 
 
 def test_verify_totals_leave_out_what_does_not_decode(tmp_path, capsys, shrinkable):

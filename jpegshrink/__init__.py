@@ -6,15 +6,15 @@ True
 """
 from __future__ import annotations
 
-from jpegshrink.codec import ContainerInfo, compress, decompress, inspect
-from jpegshrink.coding.container import HEADER_SIZE, Header, is_container, read_header
+from jpegshrink.codec import ContainerInfo, compress, decompress, inspect, store_lossy_jpeg
+from jpegshrink.coding.container import HEADER_SIZE, MIN_CONTAINER_SIZE, Header, is_container, read_header
 from jpegshrink.errors import (ContainerError, CorruptContainer, CorruptJpeg, JpegShrinkError, UnknownModel,
                                UnsupportedJpeg, UnsupportedVersion)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "HEADER_SIZE", "ContainerError", "ContainerInfo", "CorruptContainer", "CorruptJpeg", "Header",
+    "HEADER_SIZE", "MIN_CONTAINER_SIZE", "ContainerError", "ContainerInfo", "CorruptContainer", "CorruptJpeg", "Header",
     "JpegShrinkError", "UnknownModel", "UnsupportedJpeg", "UnsupportedVersion", "compress", "decompress",
-    "inspect", "is_container", "read_header",
+    "inspect", "is_container", "read_header", "store_lossy_jpeg",
 ]

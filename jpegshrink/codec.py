@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import zstandard
 
 from jpegshrink import jpeg, model
-from jpegshrink.coding import container
+from jpegshrink.coding import container, dictionary
 from jpegshrink.coding.container import Container, Mode
 from jpegshrink.errors import ContainerError, CorruptContainer, CorruptJpeg, UnknownModel, UnsupportedJpeg
 from jpegshrink.model.base import ComponentSpec
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ZSTD_LEVEL = 9
 #: Largest original a container may claim; protects decoders from decompression bombs.
 MAX_ORIGINAL_LENGTH = 1 << 32
+#: Fallback reason for bytes that do not even start like a JPEG (no SOI marker).
+NOT_JPEG = "not-jpeg"
+_SOI = b"\xff\xd8"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class ContainerInfo:
     original_sha256: str
     stored_length: int
     reason: str
+    #: True when the object cannot give back the file it was made from (lossy modes).
+    lossy: bool = False
+    #: The container's metadata: for lossy modes the source format and size, the settings, the score.
+    info: dict = field(default_factory=dict)
 
 
 def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -> bytes:
@@ -49,9 +56,19 @@ def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -
 
     ``model_id`` picks a registered coefficient model (default: the newest). ``verify=False`` skips
     the decode-and-compare step; only benchmarks that measure it separately should use that.
+
+    A caller's mistake fails here, before any work: ``data`` that is not bytes-like or a ``model_id``
+    that is not a string raises ``TypeError``, an unknown ``model_id`` raises :class:`UnknownModel`.
+    Only what goes wrong *below* (an unsupported or corrupt JPEG, a model that raises, a stream that
+    does not decode to the same bytes) becomes a fallback, with the reason recorded. The result is
+    never more than ``len(data)`` plus 53 to 70 bytes and the reason (header with sha256, reason, CRC):
+    when no coding pays, the original is stored as it is (mode ``stored``).
     """
-    data = bytes(data)
+    data = _as_bytes(data)
+    model_id = _check_model_id(model_id)
     sha = hashlib.sha256(data).digest()
+    if not data.startswith(_SOI):
+        return _fallback(data, sha, NOT_JPEG)
     try:
         blob = _compress_jpeg(data, sha, model_id)
     except UnsupportedJpeg as e:
@@ -82,12 +99,16 @@ def decompress(blob: bytes) -> bytes:
     c = container.unpack(bytes(blob))
     if c.original_length > MAX_ORIGINAL_LENGTH:
         raise CorruptContainer(f"container claims an original of {c.original_length} bytes, over the limit")
-    if c.mode == Mode.FALLBACK:
+    if c.mode == Mode.STORED:
+        out = c.streams[0]
+    elif c.mode == Mode.FALLBACK:
         if len(c.streams) != 1:
             raise CorruptContainer("fallback container must hold exactly one stream")
         out = _unzstd(c.streams[0], c.original_length)
-    else:
+    elif c.mode in (Mode.JPEG, Mode.LOSSY_JPEG):
         out = _decompress_jpeg(c)
+    else:
+        raise CorruptContainer(f"mode {c.mode.name} has no byte-exact decoding here")
     if len(out) != c.original_length or hashlib.sha256(out).digest() != c.original_sha256:
         raise CorruptContainer("decoded bytes do not match the sha256 stored in the container")
     return out
@@ -95,9 +116,28 @@ def decompress(blob: bytes) -> bytes:
 
 def inspect(blob: bytes) -> ContainerInfo:
     """Describe a container (checks its integrity, does not decode coefficients)."""
-    c = container.unpack(bytes(blob))
-    return ContainerInfo(container.FORMAT_VERSION, c.mode.name.lower(), c.model_id, c.original_length,
-                         c.original_sha256.hex(), len(blob), c.reason)
+    blob = bytes(blob)
+    c = container.unpack(blob)
+    return ContainerInfo(container.read_header(blob).version, c.mode.name.lower(), c.model_id,
+                         c.original_length, c.original_sha256.hex(), len(blob), c.reason, c.mode.lossy,
+                         dict(c.info))
+
+
+def store_lossy_jpeg(jpeg_bytes: bytes, info: dict, *, model_id: str | None = None) -> bytes:
+    """Store a JPEG that jpegshrink's own lossy encoder made, as a container marked lossy.
+
+    The coefficients are coded losslessly, so the container gives back exactly ``jpeg_bytes``; it is
+    marked :attr:`Mode.LOSSY_JPEG` because the *source* image is gone. ``info`` (JSON) records what the
+    source was and how it was encoded. Verified like every encode; there is no fallback, because a JPEG
+    our encoder wrote that our coder cannot store is a bug to report, not a case to hide.
+    """
+    jpeg_bytes = _as_bytes(jpeg_bytes)
+    model_id = _check_model_id(model_id)
+    blob = _compress_jpeg(jpeg_bytes, hashlib.sha256(jpeg_bytes).digest(), model_id,
+                          mode=Mode.LOSSY_JPEG, info={"lossy": True, **info})
+    if decompress(blob) != jpeg_bytes:
+        raise ContainerError("verify-on-write failed for a lossy JPEG container")
+    return blob
 
 
 def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
@@ -105,15 +145,15 @@ def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
             for c in layout.components]
 
 
-def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None) -> bytes:
-    model_id = model_id or model.DEFAULT_MODEL_ID
+def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode = Mode.JPEG,
+                   info: dict | None = None) -> bytes:
     if model_id is None:
         raise UnsupportedJpeg("no-model", "no coefficient model is registered")
     m = model.get(model_id)
     parts = jpeg.parse(data)
     streams = m.encode(parts.coefficients, _specs(parts.layout))
-    layout = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(parts.layout.to_bytes())
-    return container.pack(Container(Mode.JPEG, len(data), sha, m.model_id, "", layout, streams))
+    layout = dictionary.compress_layout(parts.layout.to_bytes(), ZSTD_LEVEL)
+    return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
 
 def _decompress_jpeg(c: Container) -> bytes:
@@ -131,15 +171,31 @@ def _decompress_jpeg(c: Container) -> bytes:
 
 
 def _fallback(data: bytes, sha: bytes, reason: str) -> bytes:
+    """zstd of ``data`` with the reason, or ``data`` as it is when zstd does not pay for its own cost."""
     payload = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
-    return container.pack(Container(Mode.FALLBACK, len(data), sha, "", reason, b"", [payload]))
+    packed = container.pack(Container(Mode.FALLBACK, len(data), sha, "", reason, b"", [payload]))
+    stored = container.pack(Container(Mode.STORED, len(data), sha, reason=reason, streams=[data]))
+    return packed if len(packed) < len(stored) else stored
+
+
+def _as_bytes(data) -> bytes:
+    """``data`` as bytes; anything that is not bytes-like is a caller's mistake, not a fallback."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"compress() takes bytes, bytearray or memoryview, not {type(data).__name__}")
+    return bytes(data)
+
+
+def _check_model_id(model_id: str | None) -> str | None:
+    """The model id to write with (default: the newest); a typo is an error now, not a fallback later."""
+    if model_id is None:
+        return model.DEFAULT_MODEL_ID
+    if not isinstance(model_id, str):
+        raise TypeError(f"model_id must be a str, not {type(model_id).__name__}")
+    if model_id not in model.known():
+        raise UnknownModel(f"unknown model id {model_id!r}; known models: {', '.join(model.known())}")
+    return model_id
 
 
 def _unzstd(payload: bytes, expected_length: int | None) -> bytes:
-    try:
-        d = zstandard.ZstdDecompressor()
-        if expected_length is None:
-            return d.decompress(payload, max_output_size=64 << 20)
-        return d.decompress(payload, max_output_size=max(expected_length, 1))
-    except zstandard.ZstdError as e:
-        raise CorruptContainer(f"zstd payload is damaged: {e}") from e
+    """One zstd frame (with the dictionary it names, if any), at most ``expected_length`` (or 64 MiB)."""
+    return dictionary.decompress(payload, 64 << 20 if expected_length is None else max(expected_length, 1))

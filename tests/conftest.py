@@ -47,10 +47,10 @@ def sample_files() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    """The folder built by ../shared/corpus/make_corpus.sh; tests using it skip unless it is given."""
+    """The folder built by tools/corpus/make_corpus.sh; tests using it skip unless it is given."""
     path = os.environ.get("JPEGSHRINK_CORPUS")
     if not path:
-        pytest.skip("set JPEGSHRINK_CORPUS to a corpus built by shared/corpus/make_corpus.sh")
+        pytest.skip("set JPEGSHRINK_CORPUS to a corpus built by tools/corpus/make_corpus.sh")
     return Path(path)
 
 

@@ -1,4 +1,4 @@
-"""Container v1: damaged, truncated, foreign and future containers give their error, never bytes."""
+"""Containers (v2, and v1 read): damaged, truncated, foreign and future containers give their error, never bytes."""
 from __future__ import annotations
 
 import struct
@@ -57,3 +57,100 @@ def test_future_version_is_refused(blob):
     struct.pack_into("<I", head, 60, zlib.crc32(bytes(head[:60])))
     with pytest.raises(UnsupportedVersion, match="upgrade jpegshrink"):
         jpegshrink.decompress(bytes(head) + blob[container.HEADER_SIZE:])
+
+
+def test_lossy_jpeg_container_is_marked_lossy_and_gives_back_its_jpeg(sample_files):
+    jpeg_bytes = sample_files[0].read_bytes()
+    blob = jpegshrink.store_lossy_jpeg(jpeg_bytes, {"source_format": "png", "quality": 80})
+    assert jpegshrink.decompress(blob) == jpeg_bytes
+    info = jpegshrink.inspect(blob)
+    assert (info.mode, info.lossy, info.format_version) == ("lossy_jpeg", True, container.FORMAT_VERSION)
+    assert info.info == {"lossy": True, "source_format": "png", "quality": 80}
+    assert not jpegshrink.inspect(jpegshrink.compress(jpeg_bytes)).lossy
+
+
+def test_version_1_cannot_claim_a_lossy_mode(blob):
+    head = bytearray(blob[: container.HEADER_SIZE])
+    struct.pack_into("<HB", head, 8, 1, int(container.Mode.LOSSY_JPEG))
+    struct.pack_into("<I", head, 60, zlib.crc32(bytes(head[:60])))
+    with pytest.raises(CorruptContainer, match="version 1"):
+        container.read_header(bytes(head))
+
+
+# -- format v2: small inputs cost the header, nothing more ----------------------------------------
+
+def _random(n: int) -> bytes:
+    import random
+    return random.Random(n).randbytes(n)
+
+
+@pytest.mark.parametrize("n", [0, 1, 100, 5000])
+def test_incompressible_input_costs_only_the_header(n):
+    data = _random(n)
+    blob = jpegshrink.compress(data)
+    # header: magic 8, version 1, mode 1, two varint lengths, sha256 32, CRC 4; body: reason, CRC 4
+    assert len(blob) <= n + 50 + 1 + len("not-jpeg") + 4
+    assert (jpegshrink.inspect(blob).mode, jpegshrink.inspect(blob).reason) == ("stored", "not-jpeg")
+    assert jpegshrink.decompress(blob) == data
+
+
+def test_empty_input_is_a_container_shorter_than_header_size():
+    blob = container.pack(container.Container(container.Mode.STORED, 0, bytes(32), streams=[b""]))
+    assert len(blob) == jpegshrink.MIN_CONTAINER_SIZE < len(jpegshrink.compress(b"")) < jpegshrink.HEADER_SIZE
+    header = jpegshrink.read_header(blob)  # a whole container shorter than HEADER_SIZE is a valid prefix
+    assert (header.original_length, header.container_length) == (0, len(blob))
+
+
+@pytest.mark.parametrize("data", [_random(300), b"compressible, not a jpeg " * 40], ids=["stored", "fallback"])
+def test_damage_to_small_containers_is_detected(data):
+    blob = jpegshrink.compress(data)
+    for i in range(len(blob)):
+        for bit in (0x01, 0x80):
+            damaged = bytearray(blob)
+            damaged[i] ^= bit
+            with pytest.raises(ContainerError):
+                jpegshrink.decompress(bytes(damaged))
+    for n in range(len(blob)):
+        with pytest.raises(CorruptContainer):
+            jpegshrink.decompress(blob[:n])
+
+
+def test_header_fits_in_header_size_for_the_largest_lengths():
+    c = container.Container(container.Mode.FALLBACK, (1 << 63) - 1, bytes(32), reason="x", streams=[b"z"])
+    blob = container.pack(c)
+    header = container.read_header(blob[: container.HEADER_SIZE])
+    assert header.header_length == 8 + 1 + 1 + 9 + 32 + 1 + 4 and header.original_length == (1 << 63) - 1
+    assert header.container_length == len(blob)  # with a 9-byte total too, 64 bytes: HEADER_SIZE
+    with pytest.raises(ValueError):
+        container.pack(container.Container(container.Mode.FALLBACK, 1 << 63, bytes(32), streams=[b"z"]))
+
+
+def test_non_minimal_varint_is_refused():
+    blob = jpegshrink.compress(b"")  # header: magic, 2, mode, varint 0, sha256, varint total, CRC
+    fields = blob[:10] + b"\x80\x00" + blob[11:43] + bytes([len(blob) + 1])
+    with pytest.raises(CorruptContainer, match="non-minimal"):
+        container.read_header(fields + struct.pack("<I", zlib.crc32(fields)))
+
+
+def test_stored_mode_cannot_carry_other_fields():
+    with pytest.raises(ValueError):
+        container.pack(container.Container(container.Mode.STORED, 1, bytes(32), "model", streams=[b"a"]))
+
+
+# -- the layout dictionary ------------------------------------------------------------------------
+
+def test_layout_blobs_use_the_pinned_dictionary_and_an_unknown_one_is_refused(sample_files):
+    import zstandard
+
+    from jpegshrink.coding import dictionary
+
+    blob = jpegshrink.compress(sample_files[0].read_bytes())
+    c = container.unpack(blob)
+    assert zstandard.get_frame_parameters(c.layout).dict_id == dictionary.LAYOUT_DICTIONARY_ID
+    frame = bytearray(c.layout)  # point the frame at a dictionary that does not exist
+    descriptor = frame[4]
+    assert descriptor & 3 == 1  # a one-byte dictionary id follows the (optional) window descriptor
+    frame[5 if descriptor & 0x20 else 6] = 7
+    c.layout = bytes(frame)
+    with pytest.raises(CorruptContainer, match="dictionary 7"):
+        jpegshrink.decompress(container.pack(c))

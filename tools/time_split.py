@@ -6,7 +6,7 @@ Runs ``jpegshrink.compress`` and ``jpegshrink.decompress`` on the file once to w
 weights), then times the parts of a decode separately: container unpack + layout (zstd, sha256 of the
 container body), coefficient model (entropy decoding, and the network for hinted models), JPEG rebuild,
 and the final sha256 check. Peak RSS is the process's high-water mark (VmHWM) after both calls, so it
-covers the encoder's verify decode too. For the learned network's own split see tools/time_learned.py.
+covers the encoder's verify decode too.
 """
 from __future__ import annotations
 

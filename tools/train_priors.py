@@ -5,7 +5,7 @@ Three steps, each reproducible (fixed seeds, sorted inputs):
 ``collect``  parse every public JPEG (our own JPEG layer) plus ``--variants`` cjpeg re-encodings of its
              pixels at a random quality in [50, 98] and a random sampling, and cache the coefficients
              and quantisation tables as .npz under ``--work``. Files of the validation packages
-             (train_data.VAL_PACKAGES) are marked ``val`` (originals) and ``valvar`` (their re-encodings).
+             (VAL_PACKAGES) are marked ``val`` (originals) and ``valvar`` (their re-encodings).
 ``fit``      code every training item with adaptive-1 and average, per statistics set and context, the
              probability each context ends the image with (weight: its hit count, capped at
              ``--wcap``); contexts seen in at least ``--min-items`` items start from that probability
@@ -43,11 +43,23 @@ from jpegshrink.coding import binary_arith as ba  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import adaptive  # noqa: E402
 from jpegshrink.model.priors import PriorsModel, dense_counters, prior_set  # noqa: E402
-from train_data import SAMPLINGS, VAL_PACKAGES, reencode  # noqa: E402
 
 #: Coarseness buckets (priors.coarseness; libjpeg luma tables): ~q93+ | q83-92 | q65-82 | q35-64 | coarser.
 EDGES = (18, 40, 80, 150)
 SEED = 20261124
+#: Source packages held out for validation (never trained on): photos, wallpapers, diagrams.
+VAL_PACKAGES = ("lomiri-wallpapers-20.04", "labelme-examples", "kalzium-data", "desktop-base")
+#: cjpeg -sample factors of the re-encodings ("grey": -grayscale).
+SAMPLINGS = ("2x2", "2x1", "1x1", "grey")
+
+
+def reencode(src: str, dst: str, quality: int, sampling: str) -> None:
+    """``src`` decoded by djpeg and encoded again by cjpeg at ``quality`` with ``sampling``."""
+    pixels = subprocess.run(["djpeg", "-pnm", src], check=True, capture_output=True).stdout
+    args = ["cjpeg", "-quality", str(quality)]
+    args += ["-grayscale"] if sampling == "grey" else ["-sample", sampling]
+    with open(dst, "wb") as f:
+        subprocess.run(args, input=pixels, check=True, stdout=f, stderr=subprocess.DEVNULL)
 
 
 # ----------------------------------------------------------------------------------------------- collect

@@ -4,7 +4,8 @@ Every model that ever wrote an archive stays registered, so old archives decode 
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from jpegshrink.errors import UnknownModel
 from jpegshrink.model.base import CoefficientModel, ComponentSpec
@@ -21,6 +22,21 @@ def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:
     if model_id in _FACTORIES:
         raise ValueError(f"model id {model_id!r} registered twice")
     _FACTORIES[model_id] = factory
+
+
+@contextmanager
+def registered(model_id: str, factory: Callable[[], CoefficientModel]) -> Iterator[None]:
+    """Register ``model_id`` for the length of a ``with`` block only (test doubles, experiments).
+
+    Nothing written inside the block is meant to outlive it: a model that writes archives is
+    registered for good with :func:`register`. Refuses an id that is already registered.
+    """
+    register(model_id, factory)
+    try:
+        yield
+    finally:
+        _FACTORIES.pop(model_id, None)
+        _INSTANCES.pop(model_id, None)
 
 
 def get(model_id: str) -> CoefficientModel:
@@ -67,4 +83,4 @@ register("learned-6165e90d", _learned("learned-6165e90d"))
 register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 
 
-__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]
+__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register", "registered"]

@@ -3,7 +3,7 @@
 The network reads one component at block resolution (``features.block_features``: 64 int8 channels,
 plus channel 64 = the block's count of nonzero interior coefficients) and predicts, for coefficients
 not yet decoded, a scalar ``mu`` that orders their expected magnitude class (an ordinal-logistic
-head, see tools/train.py). The caller names the ``known`` channels (those already decoded) and the
+head; its training script left the tree with the retired model's tools, see git history). The caller names the ``known`` channels (those already decoded) and the
 ``stage`` (the coding pass); the other channels are ignored, so they may hold anything.
 
 Layers: ``n`` 3x3 convolutions with ReLU, then a 1x1 head.  All arithmetic is integer:

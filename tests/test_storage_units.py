@@ -94,3 +94,20 @@ def test_every_storage_error_has_one_base():
                  "MountError", "MissingDependency"):
         assert issubclass(getattr(errors, name), StorageError)
     assert "pip install 'jpegshrink[s3]'" in str(errors.MissingDependency("s3:// locations", "s3"))
+
+
+def test_containers_shorter_than_a_v1_header_are_listed_with_their_original_size():
+    """Format v2 containers can be smaller than HEADER_SIZE (64 B): a tiny stored object is still one."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    target = MemoryFileSystem()
+    root = f"/tiny-{os.getpid()}"
+    tiny = jpegshrink.compress(b"x")
+    assert len(tiny) < jpegshrink.HEADER_SIZE
+    target.pipe_file(f"{root}/x.bin", tiny)
+    try:
+        layer = JpegShrinkFileSystem(fs=target, skip_instance_cache=True)
+        assert layer.info(f"{root}/x.bin")["size"] == 1 and layer.ls(root)[0]["compressed"] is True
+        assert layer.cat_file(f"{root}/x.bin") == b"x"
+    finally:
+        target.rm(root, recursive=True)

@@ -32,7 +32,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from jpegshrink import HEADER_SIZE, is_container
+from jpegshrink import HEADER_SIZE, MIN_CONTAINER_SIZE, is_container
 from jpegshrink_storage.atomic import write_atomic
 from jpegshrink_storage.fs.files import JpegShrinkReadFile, JpegShrinkWriteFile
 from jpegshrink_storage.fs.headers import HeaderCache, object_version
@@ -167,8 +167,8 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         missing = []
         for entry in files:
             name, version = entry["name"], object_version(entry)
-            if (entry.get("size") or 0) < HEADER_SIZE:
-                result[name] = PASS_THROUGH  # too small to be a container
+            if (entry.get("size") or 0) < MIN_CONTAINER_SIZE:
+                result[name] = PASS_THROUGH  # too small to be a container (format v2 ones can be under 64 B)
             elif (cached := self.headers.get(name, version)) is not None:
                 result[name] = cached
             else:

@@ -33,6 +33,7 @@ def extcorpus() -> Path:
 
 @pytest.mark.corpus
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 38 MB through encode + verify + decode: minutes on 2 shared cores
 def test_extcorpus_round_trips_through_the_layer(extcorpus):
     with open(extcorpus / "manifest_fetched.tsv", newline="") as f:
         expected = {row["stored"] for row in csv.DictReader(f, delimiter="\t")}

@@ -111,3 +111,20 @@ def test_containers_shorter_than_a_v1_header_are_listed_with_their_original_size
         assert layer.cat_file(f"{root}/x.bin") == b"x"
     finally:
         target.rm(root, recursive=True)
+
+
+def test_listings_say_which_containers_are_lossy(sample_files):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    jpeg = sample_files[0].read_bytes()
+    target = MemoryFileSystem()
+    root = f"/lossy-{os.getpid()}"
+    target.pipe({f"{root}/lossless.jpg": jpegshrink.compress(jpeg),
+                 f"{root}/lossy.jpg": jpegshrink.store_lossy_jpeg(jpeg, {"quality": 75})})
+    try:
+        layer = JpegShrinkFileSystem(fs=target, skip_instance_cache=True)
+        assert {e["name"].rsplit("/", 1)[1]: e["lossy"] for e in layer.ls(root)} == \
+            {"lossless.jpg": False, "lossy.jpg": True}
+        assert layer.cat_file(f"{root}/lossy.jpg") == jpeg
+    finally:
+        target.rm(root, recursive=True)

@@ -156,6 +156,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
             if header.is_container:
                 described["size"] = header.original_size
                 described["original_sha256"] = header.original_sha256
+                described["lossy"] = header.lossy
             if header.error is not None:
                 described["container_error"] = header.error
             out.append(described)

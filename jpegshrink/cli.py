@@ -33,9 +33,9 @@ SUFFIX = ".jsk"
 _JPEG_SOI = b"\xff\xd8"
 _OUTPUT_EXISTS = "output exists; --force overwrites"
 _STORAGE_COMMANDS = {
-    "mount": ("jpegshrink_storage.fuse", "main"),
-    "migrate": ("jpegshrink_storage.migrate", "main_migrate"),
-    "verify": ("jpegshrink_storage.verify", "main_verify"),
+    "mount": ("jpegshrink_storage.mount", "main"),
+    "migrate": ("jpegshrink_storage.jobs.migrate", "main_migrate"),
+    "verify": ("jpegshrink_storage.jobs.verify", "main_verify"),
 }
 
 

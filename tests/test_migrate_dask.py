@@ -10,11 +10,11 @@ import time
 import pytest
 
 import jpegshrink
-from jpegshrink_storage.executors import partition
-from jpegshrink_storage.migrate import main_migrate
-from jpegshrink_storage.verify import main_verify
+from jpegshrink_storage.jobs.executors import partition
+from jpegshrink_storage.jobs.migrate import main_migrate
+from jpegshrink_storage.jobs.verify import main_verify
 from migrate_support import bucket_contents, fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import dummy_aws_env, free_ports, moto_endpoint, moto_s3  # noqa: F401
+from tools.s3servers import dummy_aws_env, free_ports
 
 distributed = pytest.importorskip("distributed")
 

@@ -13,34 +13,11 @@ from pathlib import Path
 import pytest
 
 import jpegshrink
-from jpegshrink_storage.objectstore import STAGING_DIR
-from jpegshrink_storage.verify import main_verify
-from migrate_support import (bucket_contents, fill_bucket, jpeg_keys, run_migrate_process, sample_objects,
-                             subprocess_env, write_manifest, REPO)
-from servers import (DUMMY_AWS_ENV, LOCALHOST, S3Endpoint, _kill_group, _wait_writable, free_ports,  # noqa: F401
-                     moto_endpoint, moto_s3, weed_binary)
-
-#: Runs before main_migrate in the child: SIGKILL the process right after the n-th call of a method
-#: whose first argument matches; the call itself has completed (its effect is in the store/journal).
-KILL_AFTER = '''
-import os, signal
-from jpegshrink_storage.objectstore import STAGING_DIR
-from jpegshrink_storage.s3store import S3Store
-from jpegshrink_storage.journal import Journal
-_cls, _name, _match, _nth = {cls}, {name!r}, {match!r}, {nth}
-_calls = [0]
-_orig = getattr(_cls, _name)
-def _patched(self, *args, **kwargs):
-    out = _orig(self, *args, **kwargs)
-    first = args[0] if args else ""
-    key = first.get("key", "") if isinstance(first, dict) else first
-    if _match == "any" or (_match == "staging") == key.startswith(STAGING_DIR + "/"):
-        _calls[0] += 1
-        if _calls[0] == _nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return out
-setattr(_cls, _name, _patched)
-'''
+from jpegshrink_storage.names import STAGING_DIR
+from jpegshrink_storage.jobs.verify import main_verify
+from migrate_support import (KILL_AFTER, REPO, bucket_contents, fill_bucket, jpeg_keys, run_migrate_process,
+                             sample_objects, subprocess_env, write_manifest)
+from tools.s3servers import DUMMY_AWS_ENV, S3Endpoint, SeaweedFS, weed_binary
 
 KILL_POINTS = {
     "after-staging-write": ("S3Store", "put", "staging"),
@@ -117,7 +94,7 @@ def test_sigkill_at_random_moments_then_resume(moto_s3, tmp_path):
     fill_bucket(moto_s3.boto3_client(), "photos", "", objects)
     journal = tmp_path / "journal.jsonl"
     slow = "import time, jpegshrink\n_c = jpegshrink.compress\njpegshrink.compress = lambda d, **k: (time.sleep(0.03), _c(d, **k))[1]\n"
-    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({_args(moto_s3, journal, '--workers', '2')!r}))\n")
     for lines in (4, 12, 20):
         proc = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(), cwd=REPO,
@@ -137,37 +114,6 @@ def test_sigkill_at_random_moments_then_resume(moto_s3, tmp_path):
 
 # --------------------------------------------------------------------- server stopped and restarted
 
-class RestartableSeaweedFS:
-    """``weed mini`` on fixed ports and a fixed data dir, so it can be stopped and started again with
-    its data (moto loses everything on restart). Same flags as servers.seaweedfs_server."""
-
-    NAMES = ["s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "filer.port", "filer.port.grpc",
-             "volume.port", "volume.port.grpc", "webdav.port", "admin.port", "admin.port.grpc", "metricsPort",
-             "s3.metricsPort"]
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        (folder / "data").mkdir(parents=True)
-        self.ports = dict(zip(self.NAMES, free_ports(len(self.NAMES))))
-        self.endpoint = S3Endpoint(f"http://{LOCALHOST}:{self.ports['s3.port']}", "seaweedfs")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        cmd = [weed_binary(), "mini", f"-dir={self.folder / 'data'}", f"-ip={LOCALHOST}", f"-ip.bind={LOCALHOST}",
-               "-master.telemetry=false", "-admin.ui=false", f"-metricsIp={LOCALHOST}", f"-s3.metricsIp={LOCALHOST}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0", *(f"-{k}={v}" for k, v in self.ports.items())]
-        log = self.folder / "weed.log"
-        with open(log, "ab") as f:
-            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True, cwd=self.folder)
-        _wait_writable(self.endpoint, self.proc, log, 60)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _kill_group(self.proc)
-            self.proc = None
-
-
 @pytest.fixture
 def restartable_seaweedfs(tmp_path, monkeypatch):
     if weed_binary() is None:
@@ -176,7 +122,7 @@ def restartable_seaweedfs(tmp_path, monkeypatch):
         monkeypatch.setenv(k, v)
     for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):  # SeaweedFS answers InvalidAccessKeyId to these
         monkeypatch.delenv(k)
-    server = RestartableSeaweedFS(tmp_path / "weed")
+    server = SeaweedFS(tmp_path / "weed")  # stopped and started again with its data by the test
     server.start()
     try:
         yield server
@@ -191,7 +137,7 @@ def test_server_stopped_mid_run_and_restarted(restartable_seaweedfs, tmp_path):
     fill_bucket(endpoint.boto3_client(), "photos", "", objects)
     journal = tmp_path / "journal.jsonl"
     slow = "import time, jpegshrink\n_c = jpegshrink.compress\njpegshrink.compress = lambda d, **k: (time.sleep(0.05), _c(d, **k))[1]\n"
-    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.migrate import main_migrate\n"
+    code = (f"import sys\n{slow}\nfrom jpegshrink_storage.jobs.migrate import main_migrate\n"
             f"sys.exit(main_migrate({_args(endpoint, journal, '--workers', '2', '--retry-seconds', '90')!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env(), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

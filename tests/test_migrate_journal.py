@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from jpegshrink_storage.journal import Journal, JournalError
+from jpegshrink_storage.jobs.journal import Journal, JournalError
 
 JOB = {"command": "migrate", "source": "s3://a/", "destination": "s3://a/"}
 

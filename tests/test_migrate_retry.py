@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from jpegshrink_storage.retry import is_transient, with_retries
+from jpegshrink_storage.jobs.retry import is_transient, with_retries
 
 
 def _client_error(code: str, status: int) -> ClientError:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 
 import pytest
 
 import jpegshrink
-from jpegshrink_storage.migrate import main_migrate
-from jpegshrink_storage.verify import main_verify
-from migrate_support import bucket_contents, fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
+from jpegshrink_storage.jobs.migrate import main_migrate
+from jpegshrink_storage.jobs.verify import main_verify
+from migrate_support import (KILL_AFTER, bucket_contents, fill_bucket, jpeg_keys, run_migrate_process, sample_objects,
+                             write_manifest)
 
 
 @pytest.fixture
@@ -73,3 +74,31 @@ def test_multipart_replace_is_conditional_on_seaweedfs(weed, tmp_path, monkeypat
     assert json.loads(report.read_text())["counts"] == {"changed": 1}
     assert bucket_contents(c, "photos").keys() == {"huge.jpg"}
     assert c.get_object(Bucket="photos", Key="huge.jpg")["Body"].read() == newer
+
+
+def test_killed_and_resumed_under_a_prefix_leaves_no_staging_folder(weed, tmp_path, capsys):
+    """SIGKILLed right after a source was replaced (its staging copy still there), then run again: every
+    original is recoverable, and the staging folder -- which SeaweedFS keeps, as a folder and as a
+    0-byte ``lib/.jpegshrink-staging/`` key, once its last object is gone -- is removed."""
+    everything = sample_objects()
+    top = sorted(everything)[:4]  # with what is in folders: JPEGs and other files, 8 objects
+    objects = {k: v for k, v in everything.items() if "/" in k or k in top}
+    c = weed.boto3_client()
+    fill_bucket(c, "photos", "lib/", objects)
+    args = ["s3://photos/lib", "s3://photos/lib", "--endpoint-url", weed.url, "--journal", str(tmp_path / "j"),
+            "--workers", "2", "--no-progress", "--json"]
+    killed = run_migrate_process(args, prelude=KILL_AFTER.format(cls="S3Store", name="put", match="data", nth=3))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert any(p["Prefix"] == "lib/.jpegshrink-staging/" for p in
+               c.list_objects_v2(Bucket="photos", Prefix="lib/", Delimiter="/").get("CommonPrefixes", []))
+    resumed = run_migrate_process(args)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["resumed_from_journal"] + report["processed_this_run"] == len(objects)
+    stored = bucket_contents(c, "photos", "lib/")
+    assert set(stored) == set(objects)
+    for key, original in objects.items():
+        data = stored[key]["data"]
+        assert (jpegshrink.decompress(data) if jpegshrink.is_container(data) else data) == original
+    folders = c.list_objects_v2(Bucket="photos", Prefix="lib/", Delimiter="/").get("CommonPrefixes", [])
+    assert sorted(p["Prefix"] for p in folders) == sorted({f"lib/{k.rsplit('/', 1)[0]}/" for k in objects if "/" in k})

@@ -1,9 +1,12 @@
 """The reusable S3 test servers start on 127.0.0.1, hold data, reset, and stop without leftovers."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from servers import S3Endpoint, moto_s3, moto_endpoint, seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
+from tools.s3servers import S3Endpoint
 
 
 @pytest.mark.parametrize("server", ["moto_s3", "seaweedfs_s3"])
@@ -17,3 +20,11 @@ def test_server_round_trip_and_reset(server, request):
     assert endpoint.boto3_client().get_object(Bucket="photos", Key="dir/a.bin")["Body"].read() == b"\xff\xd8hello"
     endpoint.reset()
     assert endpoint.boto3_client().list_buckets()["Buckets"] == []
+
+
+def test_seaweedfs_leaves_nothing_in_the_temp_folder(seaweedfs_s3):
+    """weed puts its unix sockets (seaweedfs-s3-<port>.sock, ...) and logs in /tmp unless told otherwise."""
+    port = seaweedfs_s3.url.rsplit(":", 1)[1]
+    leftovers = [p.name for folder in {Path("/tmp"), Path(tempfile.gettempdir())} if folder.is_dir()
+                 for p in folder.iterdir() if p.name.startswith("seaweedfs-") and p.name.endswith(f"-{port}.sock")]
+    assert leftovers == []

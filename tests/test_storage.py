@@ -24,8 +24,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 import jpegshrink
 from jpegshrink.errors import CorruptContainer
 from jpegshrink_storage import JpegShrinkFileSystem
-from jpegshrink_storage import fs as jss_fs
-from servers import moto_endpoint, moto_s3, moto_server, seaweedfs_endpoint, seaweedfs_s3  # noqa: F401
+from jpegshrink_storage.fs import filesystem as jss_fs
+from tools.s3servers import moto_server
 
 BUCKET = "photos"
 

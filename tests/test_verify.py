@@ -7,11 +7,10 @@ import json
 import pytest
 
 import jpegshrink
-from jpegshrink_storage import objectmeta as om
-from jpegshrink_storage.migrate import main_migrate
-from jpegshrink_storage.verify import in_sample, main_verify, read_manifest
+from jpegshrink_storage.jobs import metadata as om
+from jpegshrink_storage.jobs.migrate import main_migrate
+from jpegshrink_storage.jobs.verify import in_sample, main_verify, read_manifest
 from migrate_support import fill_bucket, jpeg_keys, sample_objects, write_manifest
-from servers import moto_endpoint, moto_s3  # noqa: F401
 
 
 def verify(endpoint, *args: str) -> int:

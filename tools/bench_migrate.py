@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 import jpegshrink  # noqa: E402
-from jpegshrink_storage.migrate import MigrateOptions, run_migration  # noqa: E402
-from jpegshrink_storage.objectstore import StoreConfig  # noqa: E402
-from jpegshrink_storage.verify import run_verify  # noqa: E402
-from servers import seaweedfs_server  # noqa: E402
+from jpegshrink_storage.jobs.migrate import MigrateOptions, run_migration  # noqa: E402
+from jpegshrink_storage.jobs.verify import run_verify  # noqa: E402
+from jpegshrink_storage.stores import StoreConfig  # noqa: E402
+from tools.s3servers import seaweedfs_server  # noqa: E402
 
 DEFAULT_FILES = Path("/work/corpus/public")
 

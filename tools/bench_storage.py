@@ -23,8 +23,8 @@ from pathlib import Path
 import jpegshrink
 from fsspec.implementations.local import LocalFileSystem
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import moto_server, seaweedfs_server, weed_binary  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from s3servers import moto_server, seaweedfs_server, weed_binary  # noqa: E402
 
 from jpegshrink_storage import JpegShrinkFileSystem  # noqa: E402
 

@@ -17,13 +17,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
+from jpegshrink_storage.errors import ClusterError, MissingDependency
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Task = Callable[[Any, Any], Any]
-
-
-class ClusterError(Exception):
-    """The Dask scheduler cannot be reached or has no workers."""
 
 
 def run_tasks(task: Task, job: Any, items: Sequence[Item], *, workers: int, dask_address: str | None,
@@ -54,7 +52,7 @@ def _on_threads(task: Task, job: Any, items: Iterable[Item], workers: int) -> It
 
 def check_cluster(address: str) -> int:
     """Connect once before the job writes anything; return the number of workers (waits up to 30 s for one)."""
-    from distributed import Client
+    Client = _distributed().Client
 
     _probe_tcp(address)
     try:
@@ -88,7 +86,8 @@ def run_range(task: Task, job: Any, items: list[Item]) -> list[Result]:
 
 def _on_dask(task: Task, job: Any, items: Sequence[Item], address: str,
              on_lost: Callable[[Item, BaseException], Result]) -> Iterator[Result]:
-    from distributed import Client, as_completed
+    distributed = _distributed()
+    Client, as_completed = distributed.Client, distributed.as_completed
 
     try:
         client = Client(address, timeout="15s")
@@ -108,6 +107,14 @@ def _on_dask(task: Task, job: Any, items: Sequence[Item], address: str,
             yield from results
     finally:
         client.close()
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError as e:
+        raise MissingDependency("--dask", "dask", e) from None
+    return distributed
 
 
 def partition(items: list[Item], n_workers: int, per_worker: int = 4, max_range: int = 200) -> list[list[Item]]:

@@ -7,6 +7,7 @@ or a throttled bucket needs tens of seconds, not milliseconds. Only errors that 
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,16 +21,22 @@ _TRANSIENT_CODES = {
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors that a later attempt can succeed after: throttling, 5xx, network trouble."""
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, ResponseStreamingError
-    from urllib3.exceptions import HTTPError as Urllib3Error
+    """True for errors that a later attempt can succeed after: throttling, 5xx, network trouble.
 
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return code in _TRANSIENT_CODES or status >= 500 or status == 429
-    return isinstance(exc, (ConnectionError, HTTPClientError, ResponseStreamingError, Urllib3Error,
-                            ConnectionResetError, TimeoutError))
+    botocore and urllib3 are looked at only when already imported (by the S3 store): an error cannot
+    be one of theirs otherwise, and local jobs must run without them."""
+    if isinstance(exc, (ConnectionResetError, TimeoutError)):
+        return True
+    boto = sys.modules.get("botocore.exceptions")
+    if boto is not None:
+        if isinstance(exc, boto.ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            return code in _TRANSIENT_CODES or status >= 500 or status == 429
+        if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError, boto.ResponseStreamingError)):
+            return True
+    urllib3 = sys.modules.get("urllib3.exceptions")
+    return urllib3 is not None and isinstance(exc, urllib3.HTTPError)
 
 
 def with_retries(step: Callable[[], T], *, budget_s: float, first_delay_s: float = 0.25,

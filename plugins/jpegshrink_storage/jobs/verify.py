@@ -24,14 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jpegshrink
-from jpegshrink_storage import objectmeta as om
-from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli, store_config
-from jpegshrink_storage.executors import check_cluster, run_tasks
-from jpegshrink_storage.objectstore import NotFound, ObjectRef, StoreConfig, cached_store, open_store
-from jpegshrink_storage.report import Report
-from jpegshrink_storage.retry import with_retries
+from jpegshrink_storage.errors import NotFound
+from jpegshrink_storage.jobs import metadata as om
+from jpegshrink_storage.jobs.cli import add_common_args, progress_bar, run_cli, store_config
+from jpegshrink_storage.jobs.executors import check_cluster, run_tasks
+from jpegshrink_storage.jobs.outcomes import VerifyStatus
+from jpegshrink_storage.jobs.report import Report
+from jpegshrink_storage.jobs.retry import with_retries
+from jpegshrink_storage.stores import ObjectRef, StoreConfig, cached_store, open_store
 
-PROBLEMS = ("corrupt", "undecodable", "mismatch", "missing", "failed")
+PROBLEMS = tuple(s for s in VerifyStatus if s.is_problem)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class VerifyItem:
 @dataclass
 class VerifyResult:
     key: str
-    status: str  #: ok | plain | corrupt | undecodable | mismatch | missing | failed
+    status: VerifyStatus
     original_size: int = 0
     stored_size: int = 0
     reason: str = ""
@@ -62,40 +64,40 @@ def verify_object(job: VerifyJob, item: VerifyItem) -> VerifyResult:
         store = cached_store(job.store)
         blob = with_retries(lambda: store.get(key), budget_s=job.retry_budget_s)
     except NotFound:
-        return VerifyResult(key, "missing", reason="deleted while the audit ran")
+        return VerifyResult(key, VerifyStatus.MISSING, reason="deleted while the audit ran")
     except Exception as e:
-        return VerifyResult(key, "failed", reason=f"cannot read: {type(e).__name__}: {e}")
+        return VerifyResult(key, VerifyStatus.FAILED, reason=f"cannot read: {type(e).__name__}: {e}")
     stored = len(blob.data)
     if not jpegshrink.is_container(blob.data):
         if om.ORIGINAL_SHA256 in blob.metadata:
-            return VerifyResult(key, "corrupt", stored, stored,
+            return VerifyResult(key, VerifyStatus.CORRUPT, stored, stored,
                                 "metadata says jpegshrink container, but the bytes are not one")
         sha = hashlib.sha256(blob.data).hexdigest()
         if item.expected_sha256 and sha != item.expected_sha256:
-            return VerifyResult(key, "mismatch", stored, stored,
+            return VerifyResult(key, VerifyStatus.MISMATCH, stored, stored,
                                 f"sha256 {sha} differs from the manifest's {item.expected_sha256}")
-        return VerifyResult(key, "plain", stored, stored)
+        return VerifyResult(key, VerifyStatus.PLAIN, stored, stored)
     try:
         original = jpegshrink.decompress(blob.data)
     except (jpegshrink.UnknownModel, jpegshrink.UnsupportedVersion) as e:  # intact, but needs a newer jpegshrink
-        return VerifyResult(key, "undecodable", 0, stored, f"{type(e).__name__}: {e}")
+        return VerifyResult(key, VerifyStatus.UNDECODABLE, 0, stored, f"{type(e).__name__}: {e}")
     except jpegshrink.ContainerError as e:
-        return VerifyResult(key, "corrupt", 0, stored, f"{type(e).__name__}: {e}")
+        return VerifyResult(key, VerifyStatus.CORRUPT, 0, stored, f"{type(e).__name__}: {e}")
     sha = hashlib.sha256(original).hexdigest()
     checks = [("metadata", blob.metadata.get(om.ORIGINAL_SHA256)), ("manifest", item.expected_sha256)]
     for source, expected in checks:
         if expected and expected != sha:
-            return VerifyResult(key, "mismatch", len(original), stored,
+            return VerifyResult(key, VerifyStatus.MISMATCH, len(original), stored,
                                 f"decoded sha256 {sha} differs from the {source}'s {expected}")
     meta_size = blob.metadata.get(om.ORIGINAL_SIZE)
     if meta_size and meta_size != str(len(original)):
-        return VerifyResult(key, "mismatch", len(original), stored,
+        return VerifyResult(key, VerifyStatus.MISMATCH, len(original), stored,
                             f"decoded size {len(original)} differs from the metadata's {meta_size}")
-    return VerifyResult(key, "ok", len(original), stored)
+    return VerifyResult(key, VerifyStatus.OK, len(original), stored)
 
 
 def lost_result(item: VerifyItem, exc: BaseException) -> VerifyResult:
-    return VerifyResult(item.ref.key, "failed", reason=f"worker lost: {type(exc).__name__}: {exc}")
+    return VerifyResult(item.ref.key, VerifyStatus.FAILED, reason=f"worker lost: {type(exc).__name__}: {exc}")
 
 
 def read_manifest(path: Path) -> dict[str, str]:
@@ -130,12 +132,13 @@ def run_verify(config: StoreConfig, *, sample: float = 1.0, seed: int = 0, manif
         check_cluster(dask)
     header = {"url": store.describe(), "sample": sample, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {dask}" if dask else f"{workers} threads"}
-    report = Report("verify", header, PROBLEMS, PROBLEMS)
+    report = Report("verify", header, PROBLEMS, PROBLEMS,
+                    sized=(VerifyStatus.OK, VerifyStatus.PLAIN))  # what does not decode has no known size
     listing = list(store.list())
     manifest = manifest or {}
     listed = {ref.key for ref in listing}
     for name in sorted(set(manifest) - listed):
-        report.add("missing", name, 0, 0, "named in the manifest, not in the store", now=False)
+        report.add(VerifyStatus.MISSING, name, 0, 0, "named in the manifest, not in the store")
     items = [VerifyItem(ref, manifest.get(ref.key)) for ref in listing if in_sample(ref.key, sample, seed)]
     header.update({"listed_objects": len(listing), "checked_objects": len(items),
                    "manifest_entries": len(manifest)})
@@ -144,7 +147,7 @@ def run_verify(config: StoreConfig, *, sample: float = 1.0, seed: int = 0, manif
         for r in run_tasks(verify_object, job, items, workers=workers, dask_address=dask, on_lost=lost_result):
             report.add(r.status, r.key, r.original_size, r.stored_size, r.reason)
             bar.update(1)
-            if r.status in PROBLEMS:
+            if r.status.is_problem:
                 bar.set_postfix_str(f"problems {sum(report.counts[p] for p in PROBLEMS)}", refresh=False)
     return report
 

@@ -25,6 +25,7 @@ class StoredHeader:
     original_size: int | None = None
     original_sha256: str | None = None
     error: str | None = None
+    lossy: bool = False  #: made by jpegshrink's lossy encoder: the source image is gone (product rule 1)
 
     @property
     def is_container(self) -> bool:
@@ -45,7 +46,7 @@ def describe(prefix: bytes, stored_size: int) -> StoredHeader:
     if header.container_length != stored_size:
         return StoredHeader(error=f"container header says {header.container_length} bytes, "
                                   f"the object has {stored_size}: truncated or extended")
-    return StoredHeader(header.original_length, header.original_sha256.hex())
+    return StoredHeader(header.original_length, header.original_sha256.hex(), lossy=header.mode.lossy)
 
 
 def encode_for_storage(data: bytes, compress: bool = True) -> bytes:

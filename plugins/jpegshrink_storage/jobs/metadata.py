@@ -5,6 +5,8 @@ audit tools (and ``verify``) cross-check without trusting one copy, and record w
 """
 from __future__ import annotations
 
+from enum import Enum
+
 import jpegshrink
 
 PREFIX = "jpegshrink-"
@@ -19,13 +21,21 @@ FALLBACK_REASON = PREFIX + "fallback-reason"
 CONTAINER_CONTENT_TYPE = "application/x-jpegshrink"
 
 
-def classify(prefix: bytes) -> str:
-    """``"container"``, ``"jpeg"`` (starts with SOI + a marker) or ``"other"``, from an object's first bytes."""
+class Kind(str, Enum):
+    """What an object is, from its first bytes."""
+
+    CONTAINER = "container"
+    JPEG = "jpeg"  #: starts with SOI and a marker
+    OTHER = "other"
+
+
+def classify(prefix: bytes) -> Kind:
+    """What an object is, from its first bytes (at least :data:`jpegshrink.HEADER_SIZE` of them)."""
     if jpegshrink.is_container(prefix):
-        return "container"
+        return Kind.CONTAINER
     if prefix[:3] == b"\xff\xd8\xff":
-        return "jpeg"
-    return "other"
+        return Kind.JPEG
+    return Kind.OTHER
 
 
 def container_metadata(info: jpegshrink.ContainerInfo, content_type: str, source_etag: str) -> dict[str, str]:

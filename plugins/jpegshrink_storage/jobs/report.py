@@ -4,21 +4,35 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 
+def _names(outcomes: Iterable[Enum | str]) -> tuple[str, ...]:
+    return tuple(o.value if isinstance(o, Enum) else o for o in outcomes)
+
+
 @dataclass
 class Report:
-    """Counts, bytes and the itemised problems of one job; ``problems`` lists the outcomes that make it fail."""
+    """Counts, bytes and the itemised problems of one job; ``problems`` lists the outcomes that make it fail.
+
+    Outcomes are enum members (jobs.outcomes); the report keys everything by their values.
+    ``sized``: the outcomes whose bytes enter the totals (None: all). verify leaves out objects it could
+    not decode: their original size is unknown, and counting their stored bytes alone would make the
+    saving negative.
+    """
 
     command: str
     header: dict[str, Any]
-    problems: tuple[str, ...]
-    itemised: tuple[str, ...]
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  #: totals over several outcomes
+    problems: tuple[Enum | str, ...]
+    itemised: tuple[Enum | str, ...]
+    groups: dict[str, tuple[Enum | str, ...]] = field(default_factory=dict)  #: totals over several outcomes
+    sized: tuple[Enum | str, ...] | None = None
     counts: Counter = field(default_factory=Counter)
+    counts_now: Counter = field(default_factory=Counter)
     bytes_before: int = 0
     bytes_after: int = 0
     items: dict[str, list[dict[str, str]]] = field(default_factory=dict)
@@ -26,17 +40,27 @@ class Report:
     bytes_processed_now: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def add(self, outcome: str, key: str, before: int, after: int, reason: str = "", *, now: bool = True,
+    def __post_init__(self) -> None:
+        self.problems, self.itemised = _names(self.problems), _names(self.itemised)
+        self.groups = {name: _names(outcomes) for name, outcomes in self.groups.items()}
+        self.sized = None if self.sized is None else _names(self.sized)
+
+    def add(self, outcome: Enum | str, key: str, before: int, after: int, reason: str = "", *, now: bool = True,
             extra_item: str | None = None) -> None:
-        """Count one object; ``now=False`` for results carried over from an earlier run's journal."""
-        self.counts[outcome] += 1
-        self.bytes_before += before
-        self.bytes_after += after
-        if now:
-            self.processed_now += 1
-            self.bytes_processed_now += before
-        for name in {outcome, extra_item} & set(self.itemised):
-            self.items.setdefault(name, []).append({"key": key, "reason": reason})
+        """Count one object; ``now=False`` for results carried over from an earlier run's journal
+        (counted in the totals, never itemised again: they were reported by the run that did them)."""
+        name = outcome.value if isinstance(outcome, Enum) else outcome
+        self.counts[name] += 1
+        if self.sized is None or name in self.sized:
+            self.bytes_before += before
+            self.bytes_after += after
+        if not now:
+            return
+        self.counts_now[name] += 1
+        self.processed_now += 1
+        self.bytes_processed_now += before
+        for item in {name, extra_item} & set(self.itemised):
+            self.items.setdefault(item, []).append({"key": key, "reason": reason})
 
     @property
     def failed(self) -> bool:
@@ -56,6 +80,7 @@ class Report:
             "reasons": {name: dict(Counter(i["reason"] for i in self.items[name]).most_common())
                         for name in self.itemised if self.items.get(name)},
             "processed_this_run": self.processed_now,
+            "counts_this_run": dict(sorted(self.counts_now.items())),
             "elapsed_s": round(elapsed, 3),
             "objects_per_s": round(self.processed_now / elapsed, 2) if elapsed else 0.0,
             "mb_per_s": round(self.bytes_processed_now / 1e6 / elapsed, 3) if elapsed else 0.0,
@@ -72,8 +97,15 @@ class Report:
             lines.append("  " + ", ".join(f"{name}: {d[name]}" for name in self.groups))
         lines.append(f"  bytes before: {d['bytes_before']:,}  after: {d['bytes_after']:,}  "
                      f"saved: {d['bytes_saved']:,} ({d['saved_percent']:.2f} %)")
-        lines.append(f"  this run: {d['processed_this_run']} objects in {d['elapsed_s']:.1f} s "
-                     f"({d['objects_per_s']} objects/s, {d['mb_per_s']} MB/s)")
+        done_before = d["objects"] - d["processed_this_run"]
+        if d["processed_this_run"]:
+            lines.append(f"  this run: {d['processed_this_run']} objects ("
+                         + ", ".join(f"{k} {v}" for k, v in d["counts_this_run"].items())
+                         + f") in {d['elapsed_s']:.1f} s ({d['objects_per_s']} objects/s, {d['mb_per_s']} MB/s)")
+        else:
+            lines.append("  this run: nothing to do")
+        if done_before:
+            lines.append(f"  done by earlier runs: {done_before} objects")
         for name in self.itemised:
             entries = d[name]
             if not entries:

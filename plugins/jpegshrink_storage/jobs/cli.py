@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 
-from jpegshrink_storage.executors import ClusterError
-from jpegshrink_storage.journal import JournalError
-from jpegshrink_storage.objectstore import StoreConfig, StoreError
+from jpegshrink_storage.errors import StorageError
+from jpegshrink_storage.stores import StoreConfig
 
 #: Exit status when the job could not run at all (nothing was written).
 EXIT_ERROR = 2
@@ -53,14 +52,12 @@ def progress_bar(total: int, enabled: bool, desc: str) -> Iterator[tqdm]:
 
 
 def run_cli(prog: str, run: Callable[[], int]) -> int:
-    """Run a command body; job-stopping errors become one clear stderr line and exit status 2."""
-    from botocore.exceptions import BotoCoreError
+    """Run a command body; job-stopping errors become one clear stderr line and exit status 2.
 
+    The stores turn boto's errors into StoreError, so this needs no boto: local jobs run without it."""
     try:
         return run()
-    except (StoreError, JournalError, ClusterError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-    except BotoCoreError as e:  # e.g. a profile that does not exist, a malformed endpoint URL
+    except StorageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)

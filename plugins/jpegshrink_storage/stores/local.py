@@ -1,4 +1,5 @@
-"""A local folder as an object store: atomic writes (temp file, fsync, rename), metadata in an xattr.
+"""A local folder as an object store: atomic writes (:func:`~jpegshrink_storage.atomic.write_atomic`),
+metadata in an xattr.
 
 The ETag is (inode, size, mtime): an atomic replace changes the inode, an in-place edit the others.
 Conditional replaces re-check it right before the rename (there is no server to do it atomically).
@@ -9,12 +10,13 @@ import errno
 import json
 import mimetypes
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from jpegshrink_storage.objectstore import (MISSING, STAGING_DIR, TMP_MARK, Blob, NotFound, ObjectRef,
-                                            PreconditionFailed, StoreConfig, StoreError, is_internal)
+from jpegshrink_storage.atomic import write_atomic
+from jpegshrink_storage.errors import NotFound, PreconditionFailed, StoreError
+from jpegshrink_storage.names import STAGING_DIR, is_internal
+from jpegshrink_storage.stores.base import MISSING, Blob, ObjectRef, Scope, StoreConfig, WriteGuard
 
 _XATTR = "user.jpegshrink.meta"
 
@@ -29,11 +31,30 @@ class LocalStore:
     def describe(self) -> str:
         return str(self.root)
 
-    def check_access(self) -> None:
+    def scope(self) -> Scope:
+        return Scope("local disk", str(self.root).rstrip("/") + "/")
+
+    def check_access(self, create: bool = False) -> None:
+        if create and not self.root.exists():
+            try:
+                self.root.mkdir(parents=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder {str(self.root)!r}: {e.strerror or e}") from None
         if not self.root.is_dir():
             raise StoreError(f"folder {str(self.root)!r} does not exist")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise StoreError(f"folder {str(self.root)!r} is not readable")
+        if create and not os.access(self.root, os.W_OK):
+            raise StoreError(f"folder {str(self.root)!r} is not writable")
+
+    def probe_write_guard(self) -> WriteGuard:
+        return WriteGuard("head-recheck", "head-recheck")  # no server: re-check, then an atomic rename
+
+    def remove_staging(self) -> None:
+        staging = self.root / STAGING_DIR
+        for folder in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True) if staging.is_dir() else []:
+            _rmdir_if_empty(folder)
+        _rmdir_if_empty(staging)
 
     def list(self) -> Iterator[ObjectRef]:
         for dirpath, dirnames, filenames in os.walk(self.root):
@@ -67,28 +88,27 @@ class LocalStore:
     def put(self, key: str, data: bytes, metadata: dict[str, str], content_type: str,
             if_match: str | None = None) -> str:
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_MARK, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+
+        def prepare(tmp: Path) -> None:
             if metadata:
-                _write_xattr(Path(tmp), metadata)
+                _write_xattr(tmp, metadata)
             if if_match is not None:
                 current = self.head(key)
                 if (current.etag if current else MISSING) != if_match:
                     raise PreconditionFailed(key)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+
+        write_atomic(path, data, make_parents=True, prepare=prepare)
         return _file_etag(path.stat())
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (something is still staged), or gone
+        pass
 
 
 def _file_etag(st: os.stat_result) -> str:
@@ -113,11 +133,3 @@ def _write_xattr(path: Path, metadata: dict[str, str]) -> None:
     except OSError as e:  # filesystems without user xattrs: the container header still holds size + sha256
         if e.errno not in (errno.ENOTSUP, errno.EPERM):
             raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

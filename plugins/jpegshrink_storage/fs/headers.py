@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Hashable
 
-from jpegshrink_storage.objects import StoredHeader
+from jpegshrink_storage.fs.objects import StoredHeader
 
 #: Keys that fsspec targets put in ``info()``/``ls()`` entries and that change when an object does.
 VERSION_KEYS = ("ETag", "etag", "VersionId", "LastModified", "last_modified", "mtime", "created",

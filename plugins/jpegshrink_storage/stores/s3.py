@@ -10,8 +10,15 @@ import io
 import uuid
 from collections.abc import Iterator
 
-from jpegshrink_storage.objectstore import (MISSING, STAGING_DIR, Blob, NotFound, ObjectRef, PreconditionFailed,
-                                            StoreConfig, StoreError, WriteGuard, is_internal)
+import boto3  # an ImportError here is the missing s3 extra (stores.open_store says so)
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                 NoCredentialsError, PartialCredentialsError, ProfileNotFound)
+
+from jpegshrink_storage.errors import NotFound, PreconditionFailed, StoreError
+from jpegshrink_storage.names import STAGING_DIR, is_internal
+from jpegshrink_storage.stores.base import MISSING, Blob, ObjectRef, Scope, StoreConfig, WriteGuard
 
 #: S3's smallest part (all but the last); s3transfer rounds up to it as well.
 MIN_PART_SIZE = 5 << 20
@@ -21,20 +28,20 @@ class S3Store:
     """``s3://bucket/prefix`` through boto3, with botocore's retries and multipart uploads for big objects."""
 
     def __init__(self, config: StoreConfig) -> None:
-        import boto3
-        from boto3.s3.transfer import TransferConfig
-        from botocore.config import Config
-
         self.config = config
         bucket, _, prefix = config.url.removeprefix("s3://").partition("/")
         if not bucket:
             raise StoreError(f"no bucket in {config.url!r}: use s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-        session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
-        self.client = session.client("s3", endpoint_url=config.endpoint_url, config=Config(
-            retries={"mode": "standard", "max_attempts": config.max_attempts},
-            max_pool_connections=config.max_connections, connect_timeout=10, read_timeout=120))
+        with _translated(self):  # a profile that does not exist, a malformed endpoint URL
+            session = boto3.session.Session(profile_name=config.profile, region_name=config.region)
+            try:
+                self.client = session.client("s3", endpoint_url=config.endpoint_url, config=Config(
+                    retries={"mode": "standard", "max_attempts": config.max_attempts},
+                    max_pool_connections=config.max_connections, connect_timeout=10, read_timeout=120))
+            except ValueError as e:  # botocore: "Invalid endpoint: ..."
+                raise StoreError(f"cannot use the S3 endpoint {config.endpoint_url!r}: {e}") from None
         self.transfer = TransferConfig(multipart_threshold=config.multipart_threshold,
                                        multipart_chunksize=config.multipart_chunksize, use_threads=False)
         self._session = session
@@ -43,23 +50,24 @@ class S3Store:
         where = f" at {self.config.endpoint_url}" if self.config.endpoint_url else ""
         return f"s3://{self.bucket}/{self.prefix}{where}"
 
-    def check_access(self) -> None:
-        """Fail fast with one clear message when the bucket cannot be listed (few retries, short timeouts)."""
-        from botocore.config import Config
+    def scope(self) -> Scope:
+        return Scope(f"s3 {self.config.endpoint_url or 'AWS'} {self.bucket}", self.prefix)
 
+    def check_access(self, create: bool = False) -> None:
+        """Fail fast with one clear message when the bucket cannot be listed (few retries, short timeouts).
+
+        ``create`` needs nothing here: a prefix exists as soon as an object is under it."""
         quick = self._session.client("s3", endpoint_url=self.config.endpoint_url, config=Config(
             retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20))
         with _translated(self):
             quick.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
 
-    def probe_conditional_writes(self) -> WriteGuard:
+    def probe_write_guard(self) -> WriteGuard:
         """Ask the server whether it honours ``If-Match`` on PutObject and CompleteMultipartUpload.
 
         Some servers ignore the header silently (moto 5.2 on multipart completes), so the probe writes a
         scratch object under the staging folder and expects 412 for a wrong ETag; it deletes it after.
         """
-        from botocore.exceptions import ClientError
-
         key = self._key(f"{STAGING_DIR}/probe-{uuid.uuid4().hex}")
         wrong = '"00000000000000000000000000000000"'
         c = self.client
@@ -84,6 +92,30 @@ class S3Store:
             c.delete_object(Bucket=self.bucket, Key=key)
         return WriteGuard(single, multipart)
 
+    def remove_staging(self) -> None:
+        """Delete the staging folder once nothing is staged in it any more.
+
+        Plain S3 has no folders, but folder-marker keys (``prefix/dir/``, 0 bytes) exist, and SeaweedFS
+        keeps every folder an object was ever written to as such a key (``prefix/.jpegshrink-staging/``
+        and ``.../sub/``), shown by listings, by s3fs and by a FUSE mount. They go deepest first."""
+        root = self._key(STAGING_DIR + "/")
+        folders = {root}
+        pending = [root]
+        with _translated(self):
+            while pending:
+                pages = self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=pending.pop(), Delimiter="/")
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        if not obj["Key"].endswith("/"):
+                            return  # a staging copy waits for the next run: keep it
+                        folders.add(obj["Key"])
+                    for sub in page.get("CommonPrefixes", []):
+                        folders.add(sub["Prefix"])
+                        pending.append(sub["Prefix"])
+            for folder in sorted(folders, key=lambda f: (-f.count("/"), f)):
+                self.client.delete_object(Bucket=self.bucket, Key=folder)
+
     def list(self) -> Iterator[ObjectRef]:
         paginator = self.client.get_paginator("list_objects_v2")
         with _translated(self):
@@ -94,8 +126,6 @@ class S3Store:
                         yield ObjectRef(key, obj["Size"], obj["ETag"])
 
     def get(self, key: str, first: int | None = None) -> Blob:
-        from botocore.exceptions import ClientError
-
         kwargs = {"Range": f"bytes=0-{first - 1}"} if first else {}
         try:
             r = self.client.get_object(Bucket=self.bucket, Key=self._key(key), **kwargs)
@@ -114,8 +144,6 @@ class S3Store:
         return Blob(data, r["ETag"], r.get("Metadata", {}), r.get("ContentType", ""), size)
 
     def head(self, key: str) -> Blob | None:
-        from botocore.exceptions import ClientError
-
         try:
             r = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as e:
@@ -126,8 +154,6 @@ class S3Store:
 
     def put(self, key: str, data: bytes, metadata: dict[str, str], content_type: str,
             if_match: str | None = None) -> str:
-        from botocore.exceptions import ClientError
-
         big = len(data) >= self.config.multipart_threshold
         mode = self.config.guard.multipart if big else self.config.guard.single
         if if_match is not None and mode != "if-match":
@@ -188,9 +214,6 @@ class _translated:
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
-        from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                         NoCredentialsError, PartialCredentialsError, ProfileNotFound)
-
         where = self.store.config.endpoint_url or "AWS"
         bucket = self.store.bucket
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError, ProfileNotFound)):
@@ -206,4 +229,6 @@ class _translated:
                         "ExpiredToken") or _status(exc) == 403:
                 raise StoreError(f"access to bucket {bucket!r} at {where} denied ({code}): check the "
                                  f"credentials and their permissions") from None
+        if isinstance(exc, BotoCoreError):  # e.g. a malformed endpoint URL
+            raise StoreError(f"cannot use the S3 endpoint {where}: {exc}") from None
         return False

@@ -18,21 +18,21 @@
    copy: the key is verified, restored from staging if damaged, and the staging copy deleted).
 
 Every function here takes a picklable :class:`MigrateJob` and returns an :class:`ObjectResult` (one
-journal line), never raising: the driver (migrate.py) owns the listing, journal and report.
+journal line), never raising: the driver (jobs/migrate.py) owns the listing, journal and report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import jpegshrink
-from jpegshrink_storage import objectmeta as om
-from jpegshrink_storage.objectstore import (Blob, NotFound, ObjectRef, PreconditionFailed, StoreConfig, cached_store,
-                                            staging_key)
-from jpegshrink_storage.retry import with_retries
-
-
-class VerifyError(Exception):
-    """What was read back is not what was written, or does not decode to the original."""
+from jpegshrink_storage.errors import NotFound, PreconditionFailed, VerifyError
+from jpegshrink_storage.jobs import metadata as om
+from jpegshrink_storage.jobs.metadata import Kind
+from jpegshrink_storage.jobs.outcomes import Outcome
+from jpegshrink_storage.jobs.retry import with_retries
+from jpegshrink_storage.names import staging_key
+from jpegshrink_storage.stores import Blob, ObjectRef, StoreConfig, cached_store
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ObjectResult:
     """What happened to one object; one journal line."""
 
     key: str
-    outcome: str
+    outcome: Outcome
     src_etag: str = ""
     dst_etag: str = ""
     bytes_before: int = 0
@@ -62,6 +62,15 @@ class ObjectResult:
     mode: str = ""  #: container mode ("jpeg" or "fallback") when a container was written
     model_id: str = ""
     reason: str = ""  #: fallback reason, why an object was kept or left, or what failed
+    done_earlier: bool = False  #: the work was found done (by a run whose journal is lost), not done now
+
+    def to_record(self) -> dict[str, Any]:
+        """The journal line (plain JSON types)."""
+        return {**asdict(self), "outcome": self.outcome.value}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ObjectResult:
+        return cls(**{"done_earlier": False, **record, "outcome": Outcome(record["outcome"])})
 
 
 # ------------------------------------------------------------------------------- one object (worker)
@@ -71,13 +80,13 @@ def migrate_object(job: MigrateJob, ref: ObjectRef) -> ObjectResult:
     try:
         return _Migration(job, ref).run()
     except NotFound:
-        return ObjectResult(ref.key, "vanished", ref.etag, "", ref.size, 0, reason="deleted by another client")
+        return ObjectResult(ref.key, Outcome.VANISHED, ref.etag, "", ref.size, 0, reason="deleted by another client")
     except Exception as e:
-        return ObjectResult(ref.key, "failed", ref.etag, "", ref.size, ref.size, reason=_describe(e))
+        return ObjectResult(ref.key, Outcome.FAILED, ref.etag, "", ref.size, ref.size, reason=_describe(e))
 
 
 def lost_result(ref: ObjectRef, exc: BaseException) -> ObjectResult:
-    return ObjectResult(ref.key, "failed", ref.etag, "", ref.size, ref.size,
+    return ObjectResult(ref.key, Outcome.FAILED, ref.etag, "", ref.size, ref.size,
                         reason=f"worker lost: {_describe(exc)}")
 
 
@@ -94,26 +103,26 @@ class _Migration:
         for _ in range(self.job.change_retries + 1):
             head = self.retry(lambda: self.src.get(self.key, first=jpegshrink.HEADER_SIZE))
             kind = om.classify(head.data)
-            if kind == "container":
+            if kind is Kind.CONTAINER:
                 return self.settle_container(head) if self.job.in_place else self.copy_verbatim(head, kind)
-            if kind == "other":
+            if kind is Kind.OTHER:
                 self.drop_stale_staging()
                 if self.job.in_place or self.job.other == "leave":
-                    return self.result("left", head, head.size, reason="not a JPEG")
+                    return self.result(Outcome.LEFT, head, head.size, reason="not a JPEG")
                 return self.copy_verbatim(head, kind)
             done = None if self.job.in_place else self.found_at_destination(head)
             if done:
                 return done
             blob = self.retry(lambda: self.src.get(self.key))
-            if om.classify(blob.data[:jpegshrink.HEADER_SIZE]) != "jpeg":
+            if om.classify(blob.data[:jpegshrink.HEADER_SIZE]) is not Kind.JPEG:
                 continue  # replaced between the two reads: classify again
             result = self.migrate_jpeg(blob)
             if result is not None:
                 return result
-        return ObjectResult(self.key, "changed", self.ref.etag, "", self.ref.size, self.ref.size,
+        return ObjectResult(self.key, Outcome.CHANGED, self.ref.etag, "", self.ref.size, self.ref.size,
                             reason="the object kept changing while it was migrated; the next run retries it")
 
-    def result(self, outcome: str, src: Blob, after: int, before: int | None = None, dst_etag: str = "",
+    def result(self, outcome: Outcome, src: Blob, after: int, before: int | None = None, dst_etag: str = "",
                **kw) -> ObjectResult:
         return ObjectResult(self.key, outcome, src.etag, dst_etag, src.size if before is None else before,
                             after, **kw)
@@ -126,14 +135,14 @@ class _Migration:
         if reason:
             if self.job.in_place:
                 self.drop_stale_staging()
-                return self.result("kept-original", blob, blob.size, reason=reason)
+                return self.result(Outcome.KEPT_ORIGINAL, blob, blob.size, reason=reason)
             etag = self.write_verified(self.key, blob.data, {om.SOURCE_ETAG: blob.etag}, blob.content_type)
-            return self.result("kept-original", blob, blob.size, dst_etag=etag, reason=reason)
+            return self.result(Outcome.KEPT_ORIGINAL, blob, blob.size, dst_etag=etag, reason=reason)
         meta = om.container_metadata(info, blob.content_type, blob.etag)
         done = dict(mode=info.mode, model_id=info.model_id, reason=info.reason)
         if not self.job.in_place:
             etag = self.write_verified(self.key, container, meta, om.CONTAINER_CONTENT_TYPE, blob.data)
-            return self.result("migrated", blob, len(container), dst_etag=etag, **done)
+            return self.result(Outcome.MIGRATED, blob, len(container), dst_etag=etag, **done)
         stage = staging_key(self.key)
         self.write_verified(stage, container, meta, om.CONTAINER_CONTENT_TYPE, blob.data)
         try:
@@ -147,7 +156,7 @@ class _Migration:
             self.restore(stage, blob)
             raise
         self.retry(lambda: self.dst.delete(stage))
-        return self.result("migrated", blob, len(container), dst_etag=etag, **done)
+        return self.result(Outcome.MIGRATED, blob, len(container), dst_etag=etag, **done)
 
     def drop_stale_staging(self) -> None:
         """A staging copy from an interrupted run whose source was since replaced by another writer."""
@@ -197,7 +206,7 @@ class _Migration:
         # after its worker died), so ask
         if self.key not in self.job.staged and self.retry(lambda: self.dst.head(stage)) is None:
             original = jpegshrink.read_header(head.data).original_length
-            return self.result("already-container", head, head.size, before=original)
+            return self.result(Outcome.ALREADY_CONTAINER, head, head.size, before=original)
         staged = self.retry(lambda: self.dst.get(stage))
         current = self.retry(lambda: self.dst.get(self.key))
         if not _decodes(current.data):
@@ -209,7 +218,7 @@ class _Migration:
             current = replace(current, data=staged.data, etag=etag)
         header = jpegshrink.read_header(current.data)
         self.retry(lambda: self.dst.delete(stage))
-        return self.result("recovered", current, len(current.data), before=header.original_length,
+        return self.result(Outcome.RECOVERED, current, len(current.data), before=header.original_length,
                            dst_etag=current.etag, reason="finished an interrupted in-place replace")
 
     def found_at_destination(self, head: Blob) -> ObjectResult | None:
@@ -218,16 +227,16 @@ class _Migration:
         if existing is None or existing.metadata.get(om.SOURCE_ETAG) != head.etag:
             return None
         stored = self.retry(lambda: self.dst.get(self.key))
-        if om.classify(stored.data[:jpegshrink.HEADER_SIZE]) != "container" or not _decodes(stored.data):
+        if om.classify(stored.data[:jpegshrink.HEADER_SIZE]) is not Kind.CONTAINER or not _decodes(stored.data):
             return None
         original = jpegshrink.read_header(stored.data).original_length
-        return self.result("migrated", head, len(stored.data), before=original, dst_etag=stored.etag,
-                           reason="found verified at the destination")
+        return self.result(Outcome.MIGRATED, head, len(stored.data), before=original, dst_etag=stored.etag,
+                           reason="found verified at the destination", done_earlier=True)
 
-    def copy_verbatim(self, head: Blob, kind: str) -> ObjectResult:
+    def copy_verbatim(self, head: Blob, kind: Kind) -> ObjectResult:
         """Copy mode: a non-JPEG or an existing container goes to DST byte for byte."""
-        outcome = "already-container" if kind == "container" else "copied"
-        before = jpegshrink.read_header(head.data).original_length if kind == "container" else head.size
+        outcome = Outcome.ALREADY_CONTAINER if kind is Kind.CONTAINER else Outcome.COPIED
+        before = jpegshrink.read_header(head.data).original_length if kind is Kind.CONTAINER else head.size
         existing = self.retry(lambda: self.dst.head(self.key))
         if existing is not None and existing.metadata.get(om.SOURCE_ETAG) == head.etag:
             return self.result(outcome, head, existing.size, before=before, dst_etag=existing.etag)
@@ -268,18 +277,18 @@ def estimate_object(job: MigrateJob, ref: ObjectRef) -> ObjectResult:
         store = cached_store(job.src)
         blob = with_retries(lambda: store.get(ref.key), budget_s=job.retry_budget_s)
         kind = om.classify(blob.data[:jpegshrink.HEADER_SIZE])
-        if kind == "container":
+        if kind is Kind.CONTAINER:
             original = jpegshrink.read_header(blob.data).original_length
-            return ObjectResult(ref.key, "already-container", blob.etag, "", original, blob.size)
-        if kind == "other":
-            return ObjectResult(ref.key, "left" if job.in_place or job.other == "leave" else "copied",
+            return ObjectResult(ref.key, Outcome.ALREADY_CONTAINER, blob.etag, "", original, blob.size)
+        if kind is Kind.OTHER:
+            return ObjectResult(ref.key, Outcome.LEFT if job.in_place or job.other == "leave" else Outcome.COPIED,
                                 blob.etag, "", blob.size, blob.size, reason="not a JPEG")
         container = jpegshrink.compress(blob.data)
         info = jpegshrink.inspect(container)
         reason = keep_reason(blob.size, info, job.fallbacks)
         if reason:
-            return ObjectResult(ref.key, "kept-original", blob.etag, "", blob.size, blob.size, reason=reason)
-        return ObjectResult(ref.key, "migrated", blob.etag, "", blob.size, len(container), info.mode,
+            return ObjectResult(ref.key, Outcome.KEPT_ORIGINAL, blob.etag, "", blob.size, blob.size, reason=reason)
+        return ObjectResult(ref.key, Outcome.MIGRATED, blob.etag, "", blob.size, len(container), info.mode,
                             info.model_id, info.reason)
     except Exception as e:
-        return ObjectResult(ref.key, "failed", ref.etag, "", ref.size, ref.size, reason=_describe(e))
+        return ObjectResult(ref.key, Outcome.FAILED, ref.etag, "", ref.size, ref.size, reason=_describe(e))

@@ -30,12 +30,14 @@ from typing import Any, TypeVar
 from fsspec import AbstractFileSystem, filesystem
 from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
+from fsspec.implementations.local import LocalFileSystem
 
-from jpegshrink import HEADER_SIZE, is_container
-from jpegshrink_storage.atomic import store_atomically
-from jpegshrink_storage.files import JpegShrinkReadFile, JpegShrinkWriteFile
-from jpegshrink_storage.headers import HeaderCache, object_version
-from jpegshrink_storage.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
+from jpegshrink import HEADER_SIZE, MIN_CONTAINER_SIZE, is_container
+from jpegshrink_storage.atomic import write_atomic
+from jpegshrink_storage.fs.files import JpegShrinkReadFile, JpegShrinkWriteFile
+from jpegshrink_storage.fs.headers import HeaderCache, object_version
+from jpegshrink_storage.fs.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
+from jpegshrink_storage.names import is_internal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,7 +99,10 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         """Write already-encoded bytes atomically; the old object stays intact if this raises."""
         path = self._strip_protocol(path)
         try:
-            store_atomically(self.fs, path, stored, exclusive)
+            if isinstance(self.fs, LocalFileSystem):  # temp file + fsync + rename (link for exclusive)
+                write_atomic(path, stored, exclusive=exclusive, make_parents=self.fs.auto_mkdir)
+            else:  # one PUT on S3 (multipart above 100 MiB, also published atomically), a dict entry in memory
+                self.fs.pipe_file(path, stored, mode="create" if exclusive else "overwrite")
         finally:
             self.headers.invalidate(path)
 
@@ -108,15 +113,15 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         return self._describe_entries([entry])[0]
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
-        entries = self.fs.ls(self._strip_protocol(path), detail=True, **kwargs)
+        path = self._strip_protocol(path)
+        entries = [e for e in self.fs.ls(path, detail=True, **kwargs) if not _hidden(e["name"], path)]
         if not detail:
             return [e["name"] for e in entries]
         return self._describe_entries(entries)
 
     def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False, detail: bool = False,
              **kwargs: Any):
-        found = self.fs.find(self._strip_protocol(path), maxdepth=maxdepth, withdirs=withdirs, detail=True,
-                             **kwargs)
+        found = self._target_find(path, maxdepth, withdirs, **kwargs)
         if not detail:
             return sorted(found)
         names = sorted(found)
@@ -125,10 +130,17 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def du(self, path: str, total: bool = True, maxdepth: int | None = None, withdirs: bool = False,
            stored: bool = False, **kwargs: Any):
         """Space used under ``path``: original sizes, or the bytes actually stored when ``stored=True``."""
-        if stored:
-            return self.fs.du(self._strip_protocol(path), total=total, maxdepth=maxdepth, withdirs=withdirs,
-                              **kwargs)
-        return super().du(path, total=total, maxdepth=maxdepth, withdirs=withdirs, **kwargs)
+        if not stored:
+            return super().du(path, total=total, maxdepth=maxdepth, withdirs=withdirs, **kwargs)
+        sizes = {name: entry.get("size") or 0
+                 for name, entry in self._target_find(path, maxdepth, withdirs, **kwargs).items()}
+        return sum(sizes.values()) if total else sizes
+
+    def _target_find(self, path: str, maxdepth: int | None, withdirs: bool, **kwargs: Any) -> dict[str, dict]:
+        """The target's ``find``, less what this layer hides (folder-marker keys, staging, temp files)."""
+        path = self._strip_protocol(path)
+        found = self.fs.find(path, maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs)
+        return {name: entry for name, entry in found.items() if not _hidden(name, path)}
 
     def _describe_entries(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Target listing entries -> this layer's entries (original ``size``, ``stored_size``)."""
@@ -144,6 +156,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
             if header.is_container:
                 described["size"] = header.original_size
                 described["original_sha256"] = header.original_sha256
+                described["lossy"] = header.lossy
             if header.error is not None:
                 described["container_error"] = header.error
             out.append(described)
@@ -155,8 +168,8 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         missing = []
         for entry in files:
             name, version = entry["name"], object_version(entry)
-            if (entry.get("size") or 0) < HEADER_SIZE:
-                result[name] = PASS_THROUGH  # too small to be a container
+            if (entry.get("size") or 0) < MIN_CONTAINER_SIZE:
+                result[name] = PASS_THROUGH  # too small to be a container (format v2 ones can be under 64 B)
             elif (cached := self.headers.get(name, version)) is not None:
                 result[name] = cached
             else:
@@ -377,3 +390,17 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def __repr__(self) -> str:
         return f"<JpegShrinkFileSystem over {type(self.fs).__name__} compress={self.compress}>"
 
+
+def _hidden(name: str, listed: str) -> bool:
+    """Entries a listing of ``listed`` leaves out.
+
+    * folder-marker keys (``prefix/dir/``, 0 bytes, made by S3 consoles and by SeaweedFS for its
+      folders): s3fs lists one as a *file* inside its own folder, so a FUSE mount showed ``dir/dir`` and
+      ``stat`` called the folder an empty file. The folder itself is listed by its parent;
+    * the layer's own names below ``listed`` (the migration's staging folder, temporary files of atomic
+      writes): copies, not data (listing such a folder by its own name still shows what is in it).
+    """
+    if name.endswith("/"):
+        return True
+    rel = name[len(listed):] if name.startswith(listed) else name
+    return is_internal(rel)

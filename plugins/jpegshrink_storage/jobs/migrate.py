@@ -2,8 +2,8 @@
 
 The driver: it checks access, probes how the server protects conditional replaces, opens the journal,
 lists the source, skips what the journal records as finished, runs :func:`~jpegshrink_storage.
-migrate_steps.migrate_object` on the rest (threads or Dask), journals each result as it arrives and
-builds the report. What happens to each object, and why nothing is lost, is in migrate_steps.py and
+jobs.migrate_object.migrate_object` on the rest (threads or Dask), journals each result as it arrives and
+builds the report. What happens to each object, and why nothing is lost, is in migrate_object.py and
 docs/migrate.md.
 """
 from __future__ import annotations
@@ -17,22 +17,21 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jpegshrink
-from jpegshrink_storage.cli_common import add_common_args, progress_bar, run_cli, store_config
-from jpegshrink_storage.executors import check_cluster, run_tasks
-from jpegshrink_storage.journal import Journal
-from jpegshrink_storage.migrate_steps import MigrateJob, ObjectResult, estimate_object, lost_result, migrate_object
-from jpegshrink_storage.objectstore import ObjectStore, StoreConfig, StoreError, WriteGuard, open_store, staging_key
-from jpegshrink_storage.s3store import S3Store
-from jpegshrink_storage.report import Report
+from jpegshrink_storage.errors import StoreError
+from jpegshrink_storage.jobs.cli import add_common_args, progress_bar, run_cli, store_config
+from jpegshrink_storage.jobs.executors import check_cluster, run_tasks
+from jpegshrink_storage.jobs.journal import Journal
+from jpegshrink_storage.jobs.migrate_object import (MigrateJob, ObjectResult, estimate_object, lost_result,
+                                                    migrate_object)
+from jpegshrink_storage.jobs.outcomes import OUTCOME_GROUPS, Outcome
+from jpegshrink_storage.jobs.report import Report
+from jpegshrink_storage.names import staging_key
+from jpegshrink_storage.stores import ObjectRef, ObjectStore, StoreConfig, WriteGuard, open_store
 
-#: Outcomes that are final: a later run with the journal does not look at these objects again.
-FINISHED = frozenset({"migrated", "recovered", "already-container", "kept-original", "copied", "left", "vanished"})
 #: Outcomes that make the job exit non-zero (the objects are retried by the next run).
-PROBLEMS = ("failed", "changed")
-#: Report totals: converted to containers, skipped (nothing to do or nothing to gain), problems.
-GROUPS = {"converted": ("migrated", "recovered"),
-          "skipped": ("already-container", "kept-original", "left", "copied", "vanished"),
-          "problems": PROBLEMS}
+PROBLEMS = OUTCOME_GROUPS["problems"]
+#: Itemised in the report, with their reasons.
+ITEMISED = (Outcome.FAILED, Outcome.CHANGED, "fallbacks", Outcome.KEPT_ORIGINAL)
 
 
 # ---------------------------------------------------------------------------------------- driver
@@ -59,13 +58,14 @@ def run_migration(opts: MigrateOptions) -> Report:
     """Run (or resume) a migration; raises StoreError/JournalError/ClusterError before writing anything."""
     src, dst = open_store(opts.src), open_store(opts.dst)
     src.check_access()
-    dst.check_access()
-    if opts.dask:
-        check_cluster(opts.dask)
     in_place = _same_location(src, dst)
     if not in_place and _nested(src, dst):
         raise StoreError(f"{dst.describe()} and {src.describe()} overlap: use the same location (in place) "
                          f"or two separate ones")
+    if not opts.dry_run:  # a dry run reads the source only
+        dst.check_access(create=True)  # a missing destination folder is made, as cp -r and rsync do
+    if opts.dask:
+        check_cluster(opts.dask)
     header = {"source": src.describe(), "destination": dst.describe(), "in_place": in_place,
               "dry_run": opts.dry_run, "jpegshrink": jpegshrink.__version__,
               "workers": f"dask {opts.dask}" if opts.dask else f"{opts.workers} threads"}
@@ -84,28 +84,46 @@ def run_migration(opts: MigrateOptions) -> Report:
         listing = list(src.list())
         staged = frozenset(_staged_keys(dst)) if in_place else frozenset()
         job = replace(job, staged=staged)
-        report = Report("migrate", header, PROBLEMS, ("failed", "changed", "fallbacks", "kept-original"), GROUPS)
+        report = Report("migrate", header, PROBLEMS, ITEMISED, OUTCOME_GROUPS)
+        # the journal says what was done; the stores say whether it still holds (another client may have
+        # put the original back, or deleted what was written): only both together let an object be skipped
+        at_destination = None if in_place else {ref.key: ref.etag for ref in dst.list()}
         todo = []
         for ref in listing:
             rec = journal.get(ref.key)
-            if rec and rec["outcome"] in FINISHED and ref.etag in (rec["src_etag"], rec["dst_etag"]):
-                _count(report, ObjectResult(**rec), now=False)
+            done = ObjectResult.from_record(rec) if rec else None
+            if done and still_holds(done, ref, at_destination):
+                _count(report, done, now=False)
             else:
                 todo.append(ref)
         header["resumed_from_journal"] = len(listing) - len(todo)
         with progress_bar(len(todo), opts.progress, "migrate") as bar:
             for result in run_tasks(migrate_object, job, todo, workers=opts.workers, dask_address=opts.dask,
                                     on_lost=lost_result):
-                journal.record(asdict(result))
-                _count(report, result)
+                journal.record(result.to_record())
+                _count(report, result, now=not result.done_earlier)
                 bar.update(1)
                 bar.set_postfix_str(f"saved {(report.bytes_before - report.bytes_after) / 1e6:.1f} MB",
                                     refresh=False)
+        dst.remove_staging()  # the probe's and this run's staging folders, unless a copy still waits there
     return report
 
 
+def still_holds(done: ObjectResult, ref: ObjectRef, at_destination: dict[str, str] | None) -> bool:
+    """Whether a journal record still describes the stores: the source is the version the record saw,
+    and the destination holds what the record wrote. ``at_destination``: key -> ETag listed at the
+    destination now, or None in place (where the listed object IS the destination)."""
+    if done.outcome.is_problem or done.outcome is Outcome.VANISHED:  # vanished, yet listed: it is back
+        return False
+    if at_destination is None:
+        return ref.etag == (done.dst_etag if done.outcome.wrote_destination else done.src_etag)
+    if ref.etag != done.src_etag:
+        return False
+    return not done.dst_etag or at_destination.get(ref.key) == done.dst_etag
+
+
 def _count(report: Report, r: ObjectResult, now: bool = True) -> None:
-    fallback = "fallbacks" if r.mode == "fallback" or r.outcome == "kept-original" else None
+    fallback = "fallbacks" if r.mode == "fallback" or r.outcome is Outcome.KEPT_ORIGINAL else None
     report.add(r.outcome, r.key, r.bytes_before, r.bytes_after, r.reason, now=now, extra_item=fallback)
 
 
@@ -113,7 +131,8 @@ def _dry_run(opts: MigrateOptions, job: MigrateJob, src: ObjectStore, header: di
     """Compress a random sample (reads only) and scale its saving to the whole listing."""
     listing = list(src.list())
     sample = sorted(random.Random(opts.seed).sample(listing, min(opts.sample, len(listing))), key=lambda r: r.key)
-    report = Report("migrate --dry-run", header, ("failed",), ("failed", "fallbacks", "kept-original"), GROUPS)
+    report = Report("migrate --dry-run", header, (Outcome.FAILED,),
+                    (Outcome.FAILED, "fallbacks", Outcome.KEPT_ORIGINAL), OUTCOME_GROUPS)
     with progress_bar(len(sample), opts.progress, "estimate") as bar:
         for result in run_tasks(estimate_object, job, sample, workers=opts.workers, dask_address=opts.dask,
                                 on_lost=lost_result):
@@ -128,10 +147,9 @@ def _dry_run(opts: MigrateOptions, job: MigrateJob, src: ObjectStore, header: di
 
 
 def _write_guard(store: ObjectStore, choice: str) -> WriteGuard:
-    if choice != "auto" or not isinstance(store, S3Store):
-        mode = "head-recheck" if choice == "auto" else choice
-        return WriteGuard(mode, mode)
-    return store.probe_conditional_writes()
+    if choice == "auto":
+        return store.probe_write_guard()
+    return WriteGuard(choice, choice)
 
 
 def _staged_keys(store: ObjectStore) -> set[str]:
@@ -144,17 +162,12 @@ def _staged_keys(store: ObjectStore) -> set[str]:
 
 
 def _same_location(a: ObjectStore, b: ObjectStore) -> bool:
-    return a.describe().rstrip("/") == b.describe().rstrip("/")
+    return a.scope() == b.scope()
 
 
 def _nested(a: ObjectStore, b: ObjectStore) -> bool:
     """One location inside the other: the job would list its own output as input."""
-    x, y = a.describe().rstrip("/") + "/", b.describe().rstrip("/") + "/"
-    if isinstance(a, S3Store) and isinstance(b, S3Store):
-        if a.config.endpoint_url != b.config.endpoint_url or a.bucket != b.bucket:
-            return False
-        x, y = a.prefix, b.prefix
-    return x.startswith(y) or y.startswith(x)
+    return a.scope().overlaps(b.scope())
 
 
 def default_journal_path(identity: dict) -> Path:

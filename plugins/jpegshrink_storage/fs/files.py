@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
 
-from jpegshrink_storage.objects import decode_stored
+from jpegshrink_storage.fs.objects import decode_stored
 
 if TYPE_CHECKING:
-    from jpegshrink_storage.fs import JpegShrinkFileSystem
+    from jpegshrink_storage.fs.filesystem import JpegShrinkFileSystem
 
 
 class JpegShrinkReadFile(AbstractBufferedFile):

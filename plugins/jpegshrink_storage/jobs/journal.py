@@ -15,9 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-class JournalError(Exception):
-    """The journal cannot be used for this job (locked by another run, or written by another job)."""
+from jpegshrink_storage.errors import JournalError
 
 
 class Journal:

@@ -4,7 +4,8 @@ Every model that ever wrote an archive stays registered, so old archives decode 
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from jpegshrink.errors import UnknownModel
 from jpegshrink.model.base import CoefficientModel, ComponentSpec
@@ -36,13 +37,29 @@ def get(model_id: str) -> CoefficientModel:
     return _INSTANCES[model_id]
 
 
-def known() -> list[str]:
-    """All model ids this version can decode."""
+def registered_ids() -> list[str]:
+    """All model ids this version can decode, sorted."""
     return sorted(_FACTORIES)
 
 
+#: Older name of :func:`registered_ids`.
+known = registered_ids
+
+
+@contextmanager
+def registered(model_id: str, factory: Callable[[], CoefficientModel]) -> Iterator[None]:
+    """Register ``model_id`` only inside a ``with`` block (experiments and tests that must not leave a model
+    behind, since every registered id needs golden files); the registry is as before afterwards."""
+    register(model_id, factory)
+    try:
+        yield
+    finally:
+        _FACTORIES.pop(model_id, None)
+        _INSTANCES.pop(model_id, None)
+
+
 def _adaptive_1() -> CoefficientModel:
-    from jpegshrink.model.adaptive import AdaptiveModel  # lazy: numba compiles on first use
+    from jpegshrink.model.adaptive import AdaptiveModel  # lazy: imported on first use
     return AdaptiveModel()
 
 
@@ -67,4 +84,5 @@ register("learned-6165e90d", _learned("learned-6165e90d"))
 register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 
 
-__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register"]
+__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register", "registered",
+           "registered_ids"]

@@ -100,7 +100,8 @@ def inspect(blob: bytes) -> ContainerInfo:
                          c.original_sha256.hex(), len(blob), c.reason)
 
 
-def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
+def component_specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
+    """What a coefficient model is told about each component of a parsed JPEG (the decoder knows it too)."""
     return [ComponentSpec(c.block_rows, c.block_cols, c.h_samp, c.v_samp, c.quant_table)
             for c in layout.components]
 
@@ -111,7 +112,7 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None) -> bytes:
         raise UnsupportedJpeg("no-model", "no coefficient model is registered")
     m = model.get(model_id)
     parts = jpeg.parse(data)
-    streams = m.encode(parts.coefficients, _specs(parts.layout))
+    streams = m.encode(parts.coefficients, component_specs(parts.layout))
     layout = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(parts.layout.to_bytes())
     return container.pack(Container(Mode.JPEG, len(data), sha, m.model_id, "", layout, streams))
 
@@ -122,7 +123,7 @@ def _decompress_jpeg(c: Container) -> bytes:
         layout = jpeg.JpegLayout.from_bytes(_unzstd(c.layout, None))
         if layout.total_length != c.original_length:  # refuse before the model allocates anything
             raise CorruptContainer(f"layout describes {layout.total_length} bytes, header {c.original_length}")
-        coefficients = m.decode(c.streams, _specs(layout))
+        coefficients = m.decode(c.streams, component_specs(layout))
         return jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
     except (UnknownModel, CorruptContainer):
         raise

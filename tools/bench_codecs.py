@@ -16,11 +16,11 @@ import importlib
 import os
 from importlib import metadata
 
-#: Environment for benchmark workers, set before any codec library is imported: numba, OpenMP (torch
+#: Environment for benchmark workers, set before any codec library is imported: OpenMP (torch
 #: reads it), BLAS-backed code (the jpegshrink model may use them) and rayon (Lepton's per-CPU pool)
 #: get one thread. Torch is not imported here: importing it alone adds ~190 MiB of RSS.
 SINGLE_THREAD_ENV = {
-    "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
 }
 

@@ -15,7 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jpegshrink import jpeg, model as registry  # noqa: E402
-from jpegshrink.codec import _specs  # noqa: E402
+from jpegshrink.codec import component_specs  # noqa: E402
 from jpegshrink.model.adaptive import AdaptiveModel  # noqa: E402
 
 
@@ -26,11 +26,11 @@ def main() -> None:
     t0 = time.perf_counter()
     parts = jpeg.parse(data)
     t_parse = time.perf_counter() - t0
-    specs = _specs(parts.layout)
+    specs = component_specs(parts.layout)
     learned = registry.get(model_id)
     base = AdaptiveModel(threads=1)
     plain = base.encode(parts.coefficients, specs)
-    base.decode(plain, specs)  # numba warm-up
+    base.decode(plain, specs)  # warm-up
     fn = learned.hint_function(specs)
     net_seconds = []
 

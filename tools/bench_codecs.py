@@ -49,7 +49,7 @@ class JpegShrink:
                 f"model {self.model_id or model.DEFAULT_MODEL_ID or '(none registered: all fallback)'}")
 
     def threads_note(self) -> str:
-        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+        return ("OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
                 "CPU %); encode includes verify-on-write")
 
     def encode(self, data: bytes) -> bytes:
@@ -71,7 +71,7 @@ class JpegShrinkNoVerify(JpegShrink):
     verify = False
 
     def threads_note(self) -> str:
-        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+        return ("OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
                 "CPU %); verify-on-write off")
 
 

@@ -1,10 +1,12 @@
 """Build of jpegshrink's compiled extensions (everything else is in pyproject.toml).
 
 Each extension is one entry of ``EXTENSIONS``, made with :func:`extension` so that all of them share the
-same compile flags: -O2 and no -march/-mtune flags, so the code (and, with integer-only kernels, the
-bytes it writes) does not depend on the build machine's CPU. ``JPEGSHRINK_SANITIZE=1`` builds with
+same compile flags: -O3 (measured a few per cent faster than -O2 on the model passes; the kernels are
+integer-only, so the optimisation level cannot change a byte) and no -march/-mtune flags, so the code
+does not depend on the build machine's CPU either. ``JPEGSHRINK_SANITIZE=1`` builds with
 AddressSanitizer and UndefinedBehaviorSanitizer for fuzzing (load it with
-``LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0``).
+``LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"``
+and ``ASAN_OPTIONS=detect_leaks=0``: libstdc++ too, or ASan cannot intercept C++ exceptions in a Python process).
 
     pip install -e .                          # builds in place
     python setup.py build_ext --inplace       # rebuild after editing jpegshrink/csrc
@@ -22,7 +24,7 @@ CSRC = Path("jpegshrink") / "csrc"
 
 def _flags() -> tuple[list[str], list[str]]:
     """(compile, link) flags shared by every extension."""
-    compile_args = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    compile_args = ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     link_args: list[str] = []
     if os.environ.get("JPEGSHRINK_SANITIZE") == "1":
         sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]

@@ -9,7 +9,7 @@ Anything else (another exception, a wrong answer) is a finding; under AddressSan
 memory error aborts the process, which is the finding the run is for.
 
     JPEGSHRINK_SANITIZE=1 python setup.py build_ext --inplace
-    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \\
         python3 tools/fuzz_core.py tests/data/sample /work/shared/extcorpus/files --inputs 5000
 """
 from __future__ import annotations

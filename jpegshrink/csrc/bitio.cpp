@@ -9,6 +9,7 @@ Unstuffed unstuff(const std::uint8_t* data, i64 size, const i64* starts, const i
         if (starts[i] < 0 || ends[i] > size) throw std::out_of_range("scan interval outside the data");
         total += ends[i] > starts[i] ? ends[i] - starts[i] : 0;
     }
+    if (total > size) throw std::out_of_range("scan intervals overlap");
     u.buf.assign(static_cast<std::size_t>(total + GUARD_BYTES), 0);
     u.starts.assign(static_cast<std::size_t>(n), 0);
     u.ends.assign(static_cast<std::size_t>(n), 0);
@@ -30,43 +31,41 @@ Unstuffed unstuff(const std::uint8_t* data, i64 size, const i64* starts, const i
     return u;
 }
 
-void BitReader::decode_slow(const DecodeTables& t, i64 slot, int& sym, int& length) const {
+std::uint8_t* grow_buffer(std::vector<std::uint8_t>& out, i64 need) {
+    const i64 grown = 2 * static_cast<i64>(out.size());
+    out.resize(static_cast<std::size_t>(grown > need ? grown : need));
+    return out.data();
+}
+
+std::int32_t decode_long_code(u64 acc, const DecodeTables& t, i64 slot) {
     for (int len = LOOKAHEAD + 1; len <= 16; ++len) {
         const i64 code = static_cast<i64>(acc >> (64 - len));
         if (code <= t.maxcode[slot * 18 + len]) {
             const i64 idx = t.valptr[slot * 17 + len] + code - t.mincode[slot * 17 + len];
-            if (idx < 0 || idx >= 256) break;  // only a table that is not a prefix code gets here
-            sym = t.huffval[slot * 256 + idx];
-            length = len;
-            return;
+            if (idx < 0 || idx >= 256) return 0;  // only a table that is not a prefix code gets here
+            return (len << 8) | (t.huffval[slot * 256 + idx] & 0xFF);
         }
     }
-    sym = 0;
-    length = 0;
+    return 0;
 }
 
+namespace {
+// Zig-zag index of the last non-zero coefficient of one block (0 when only DC may be set): a scan down
+// from the highest frequency, which stops early on the usual block whose top frequencies are zero.
+JSK_INLINE int last_nonzero_of(const std::int16_t* c) {
+    for (int k = 63; k > 0; --k)
+        if (c[ZIGZAG[k]] != 0) return k;
+    return 0;
+}
+}  // namespace
+
 void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
-    for (i64 blk = 0; blk < blocks; ++blk) {
-        const std::int16_t* c = coef + blk * 64;
-        int last = 0;
-        for (int j = 0; j < 64; ++j)
-            if (c[j] != 0 && ZIGZAG_RANK.rank[j] > last) last = ZIGZAG_RANK.rank[j];
-        out[blk] = last;
-    }
+    for (i64 blk = 0; blk < blocks; ++blk) out[blk] = last_nonzero_of(coef + blk * 64);
 }
 
 void gather_blocks(const std::int16_t* src, i64 n, std::int16_t* dst, i64 offset, i64* lastnz) {
-    for (i64 blk = 0; blk < n; ++blk) {
-        const std::int16_t* s = src + blk * 64;
-        std::int16_t* d = dst + (offset + blk) * 64;
-        int last = 0;
-        for (int j = 0; j < 64; ++j) {
-            const std::int16_t v = s[j];
-            d[j] = v;
-            if (v != 0 && ZIGZAG_RANK.rank[j] > last) last = ZIGZAG_RANK.rank[j];
-        }
-        lastnz[offset + blk] = last;
-    }
+    std::memcpy(dst + offset * 64, src, static_cast<std::size_t>(n) * 64 * sizeof(std::int16_t));
+    for (i64 blk = 0; blk < n; ++blk) lastnz[offset + blk] = last_nonzero_of(src + blk * 64);
 }
 
 }  // namespace jsk

@@ -86,6 +86,10 @@ struct Unstuffed {
 };
 Unstuffed unstuff(const std::uint8_t* data, i64 size, const i64* starts, const i64* ends, i64 n);
 
+// Codes longer than LOOKAHEAD bits: (length << 8 | symbol) of the code at the top of acc, 0 = bad code.
+// A free function of values, so that the reader's state never has its address taken.
+std::int32_t decode_long_code(u64 acc, const DecodeTables& t, i64 slot);
+
 struct BitReader {
     const std::uint8_t* buf;
     i64 size;  // bytes readable in buf; reads beyond it give zeros
@@ -118,33 +122,39 @@ struct BitReader {
 
     // (symbol, length) of the code at the top of acc (needs >= 16 bits); length 0 = bad code.
     JSK_INLINE void decode(const DecodeTables& t, i64 slot, int& sym, int& length) const {
-        const std::int32_t e = t.lookup[slot * (1 << LOOKAHEAD) + static_cast<i64>(acc >> (64 - LOOKAHEAD))];
-        if (JSK_LIKELY(e != 0)) {
-            sym = e & 0xFF;
-            length = e >> 8;
-            return;
-        }
-        decode_slow(t, slot, sym, length);
+        std::int32_t e = t.lookup[slot * (1 << LOOKAHEAD) + static_cast<i64>(acc >> (64 - LOOKAHEAD))];
+        if (JSK_UNLIKELY(e == 0)) e = decode_long_code(acc, t, slot);
+        sym = e & 0xFF;
+        length = e >> 8;
     }
-    void decode_slow(const DecodeTables& t, i64 slot, int& sym, int& length) const;
 };
 
 // JPEG's sign extension of an s-bit magnitude category value.
 JSK_INLINE i64 extend(i64 v, int s) { return v < (i64(1) << (s - 1)) ? v - (i64(1) << s) + 1 : v; }
 
-// Bit writer into a growing byte vector; every write checks the room it needs.
+// Resize ``out`` to hold at least ``need`` bytes (doubling); returns its new data pointer.
+std::uint8_t* grow_buffer(std::vector<std::uint8_t>& out, i64 need);
+
+// Bit writer into a growing byte vector; every write checks the room it needs. Meant to live in a local
+// variable of the coder (its state then stays in registers: no byte store can alias it).
 struct BitWriter {
-    std::vector<std::uint8_t> out;
+    std::vector<std::uint8_t>* vec;
+    std::uint8_t* buf;
+    i64 cap;
     i64 op = 0;
     u64 acc = 0;
     int nbits = 0;
 
-    explicit BitWriter(i64 capacity) : out(static_cast<std::size_t>(capacity < 1024 ? 1024 : capacity)) {}
+    BitWriter(std::vector<std::uint8_t>& out, i64 capacity) : vec(&out) {
+        out.assign(static_cast<std::size_t>(capacity < 1024 ? 1024 : capacity), 0);
+        buf = out.data();
+        cap = static_cast<i64>(out.size());
+    }
 
     JSK_INLINE void room(i64 need) {
-        if (JSK_UNLIKELY(op + need > static_cast<i64>(out.size()))) {
-            i64 grown = 2 * static_cast<i64>(out.size());
-            out.resize(static_cast<std::size_t>(grown > op + need ? grown : op + need));
+        if (JSK_UNLIKELY(op + need > cap)) {
+            buf = grow_buffer(*vec, op + need);
+            cap = static_cast<i64>(vec->size());
         }
     }
     // Append size (<= 32) bits; value must be masked to them.
@@ -156,7 +166,7 @@ struct BitWriter {
     // Write the accumulator's whole bytes, stuffing FF.
     JSK_INLINE void drain() {
         room(16);
-        std::uint8_t* o = out.data();
+        std::uint8_t* o = buf;
         while (nbits >= 8) {
             nbits -= 8;
             const std::uint8_t b = static_cast<std::uint8_t>(acc >> nbits);
@@ -173,8 +183,8 @@ struct BitWriter {
     }
     void marker(int code) {
         room(2);
-        out[op++] = 0xFF;
-        out[op++] = static_cast<std::uint8_t>(code);
+        buf[op++] = 0xFF;
+        buf[op++] = static_cast<std::uint8_t>(code);
     }
 };
 
@@ -204,9 +214,10 @@ struct IntervalOutputs {
 };
 
 struct EncodeResult {
-    BitWriter writer;
+    std::vector<std::uint8_t> out;  // the first ``length`` bytes are the scan
+    i64 length = 0;
     std::vector<i64> ends;  // output offset after each interval and its RST marker
-    int status;
+    int status = OK;
 };
 
 DecodeResult decode_sequential(const std::uint8_t* data, i64 size, const i64* starts, const i64* ends, i64 n,

@@ -28,6 +28,7 @@ T* checked(py::array& a, const char* name, std::initializer_list<i64> shape, boo
         throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
                              ", got " + std::string(py::str(a.dtype())));
     if (!(a.flags() & py::array::c_style)) fail(std::string(name) + ": array must be C-contiguous");
+    if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) fail(std::string(name) + ": array must be aligned");
     if (writable && !a.writeable()) fail(std::string(name) + ": array must be writable");
     if (static_cast<std::size_t>(a.ndim()) != shape.size())
         fail(std::string(name) + ": expected " + std::to_string(shape.size()) + " dimensions, got " +
@@ -56,16 +57,22 @@ ScanGeometry geometry(py::array& geo, i64 restart, i64 mcux, i64 nmcu, i64 block
     if (nb < 1 || nb > MAX_BLOCKS_PER_MCU) fail("geo: 1 to 10 blocks per MCU");
     if (mcux < 1 || nmcu < 0) fail("scan geometry: mcux must be >= 1 and nmcu >= 0");
     ScanGeometry sg{g, static_cast<int>(nb), restart, mcux, nmcu};
+    // The largest index, computed without overflow: every term is non-negative and grows with (my, mx),
+    // so when it fits the array, every index the coders compute fits (and fits int64).
+    auto block128 = [&](int b, __int128 my, __int128 mx) {
+        return __int128(sg.field(b, G_OFFSET)) + (my * sg.field(b, G_V) + sg.field(b, G_DY)) * sg.field(b, G_COLS) +
+               mx * sg.field(b, G_H) + sg.field(b, G_DX);
+    };
     for (int b = 0; b < nb; ++b) {
         for (int f = 0; f < GEO_FIELDS; ++f)
             if (sg.field(b, static_cast<GeoField>(f)) < 0 || sg.field(b, static_cast<GeoField>(f)) > (i64(1) << 40))
-                fail("geo: fields must be non-negative");
+                fail("geo: fields must be in [0, 2^40]");
         if (sg.field(b, G_PRED) > 3) fail("geo: predictor index must be < 4");
         if (sg.field(b, G_DC) >= N_SLOTS || sg.field(b, G_AC) >= N_SLOTS) fail("geo: Huffman slot must be < 8");
         if (nmcu == 0) continue;
         const i64 mymax = (nmcu - 1) / mcux;
-        i64 last = sg.block(b, mymax, (nmcu - 1) % mcux);
-        if (mymax > 0) last = std::max(last, sg.block(b, mymax - 1, mcux - 1));
+        __int128 last = block128(b, mymax, (nmcu - 1) % mcux);
+        if (mymax > 0) last = std::max(last, block128(b, mymax - 1, mcux - 1));
         if (last >= blocks) fail("geo: a block of the scan lies outside the coefficient array");
     }
     return sg;
@@ -116,11 +123,11 @@ ProgressiveParams progressive(int ss, int se, int ah, int al) {
 }
 
 py::tuple encode_result(EncodeResult&& r) {
-    py::array_t<std::uint8_t> out(r.writer.op);
-    std::memcpy(out.mutable_data(), r.writer.out.data(), static_cast<std::size_t>(r.writer.op));
+    py::array_t<std::uint8_t> out(r.length);
+    std::memcpy(out.mutable_data(), r.out.data(), static_cast<std::size_t>(r.length));
     py::array_t<i64> ends(static_cast<py::ssize_t>(r.ends.size()));
     std::memcpy(ends.mutable_data(), r.ends.data(), r.ends.size() * sizeof(i64));
-    return py::make_tuple(out, r.writer.op, ends, r.status);
+    return py::make_tuple(out, r.length, ends, r.status);
 }
 
 const std::uint8_t* byte_data(py::array& data, i64& size) {
@@ -237,7 +244,7 @@ PYBIND11_MODULE(_core, m) {
             if (n_intervals < 0) fail("n_intervals must be >= 0");
             const i64* pd = checked<i64>(pads, "pads", {n_intervals}, false);
             const i64* st = checked<i64>(stops, "stops", {n_intervals}, false);
-            EncodeResult r{BitWriter(0), {}, OK};
+            EncodeResult r;
             {
                 py::gil_scoped_release nogil;
                 r = encode_sequential(n_intervals, g, t, c, lz, pd, st, std::min<i64>(capacity, i64(1) << 30));
@@ -287,7 +294,7 @@ PYBIND11_MODULE(_core, m) {
             if (eob_cap < 1) fail("eob_cap must be >= 1");
             const i64* pd = checked<i64>(pads, "pads", {n_intervals}, false);
             const i64* st = checked<i64>(stops, "stops", {n_intervals}, false);
-            EncodeResult r{BitWriter(0), {}, OK};
+            EncodeResult r;
             {
                 py::gil_scoped_release nogil;
                 r = encode_progressive(n_intervals, g, t, c, lz, pp, eob_cap, pd, st,

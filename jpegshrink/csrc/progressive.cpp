@@ -210,7 +210,7 @@ namespace {
 
 // Encoder state of one progressive scan; the methods are the steps of libjpeg's jcphuff.c.
 struct ProgressiveEncoder {
-    BitWriter& w;
+    BitWriter w;
     const std::uint32_t* ehufco;
     const std::int32_t* ehufsi;
     u64 corr[QUEUE_WORDS] = {};  // queued correction bits (packed, MSB first): EOB-run part, then this block's
@@ -262,14 +262,16 @@ EncodeResult encode_progressive(i64 n_intervals, const ScanGeometry& g, const En
     const int nb = g.nb;
     const Mode mode = scan_mode(pp.ss, pp.ah);
     const int ss = pp.ss, se = pp.se, al = pp.al;
-    EncodeResult res{BitWriter(capacity), std::vector<i64>(static_cast<std::size_t>(n_intervals), 0), OK};
-    BitWriter& w = res.writer;
-    ProgressiveEncoder pe{w, t.ehufco, t.ehufsi};
+    EncodeResult res;
+    res.ends.assign(static_cast<std::size_t>(n_intervals), 0);
+    ProgressiveEncoder pe{BitWriter(res.out, capacity), t.ehufco, t.ehufsi};
+    BitWriter& w = pe.w;
     const std::uint32_t* co_ = t.ehufco;
     const std::int32_t* si_ = t.ehufsi;
 #define JSK_FAIL()              \
     do {                        \
         res.status = NO_SYMBOL; \
+        res.length = w.op;      \
         return res;             \
     } while (0)
     for (i64 i = 0; i < n_intervals; ++i) {
@@ -453,6 +455,7 @@ EncodeResult encode_progressive(i64 n_intervals, const ScanGeometry& g, const En
         res.ends[i] = w.op;
     }
 #undef JSK_FAIL
+    res.length = w.op;
     return res;
 }
 

@@ -95,8 +95,9 @@ DecodeResult decode_sequential(const std::uint8_t* data, i64 size, const i64* st
 EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const EncodeTables& t, Coefficients coef,
                                const i64* lastnz, const i64* pads, const i64* stops, i64 capacity) {
     const int nb = g.nb;
-    EncodeResult res{BitWriter(capacity), std::vector<i64>(static_cast<std::size_t>(n_intervals), 0), OK};
-    BitWriter& w = res.writer;
+    EncodeResult res;
+    res.ends.assign(static_cast<std::size_t>(n_intervals), 0);
+    BitWriter w(res.out, capacity);
     const std::uint32_t* co_ = t.ehufco;
     const std::int32_t* si_ = t.ehufsi;
     for (i64 i = 0; i < n_intervals; ++i) {
@@ -126,6 +127,7 @@ EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const Enc
                 int size = si_[dc + s];
                 if (size == 0) {
                     res.status = NO_SYMBOL;
+                    res.length = w.op;
                     return res;
                 }
                 i64 bits = (diff < 0 ? diff - 1 : diff) & ((i64(1) << s) - 1);
@@ -143,6 +145,7 @@ EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const Enc
                         size = si_[ac + 0xF0];
                         if (size == 0) {
                             res.status = NO_SYMBOL;
+                            res.length = w.op;
                             return res;
                         }
                         w.put(co_[ac + 0xF0], size);
@@ -153,6 +156,7 @@ EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const Enc
                     size = s > 15 ? 0 : si_[ac + sym];
                     if (size == 0) {
                         res.status = NO_SYMBOL;
+                        res.length = w.op;
                         return res;
                     }
                     bits = (v < 0 ? v - 1 : v) & ((i64(1) << s) - 1);
@@ -162,6 +166,7 @@ EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const Enc
                     size = si_[ac + 0];
                     if (size == 0) {
                         res.status = NO_SYMBOL;
+                        res.length = w.op;
                         return res;
                     }
                     w.put(co_[ac + 0], size);
@@ -172,6 +177,7 @@ EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const Enc
         if (i < n_intervals - 1) w.marker(0xD0 + (i & 7));
         res.ends[i] = w.op;
     }
+    res.length = w.op;
     return res;
 }
 

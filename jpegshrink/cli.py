@@ -138,15 +138,15 @@ def _add_transform_options(c: argparse.ArgumentParser) -> argparse.ArgumentParse
 def _add_compress_options(c: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``compress`` only; :func:`_compress_options` turns them into :class:`CompressOptions`."""
     c.add_argument("--model", help=f"coefficient model id (default: {model.DEFAULT_MODEL_ID}; "
-                                   f"known: {', '.join(model.known())})")
+                                   f"known: {', '.join(model.registered_ids())})")
     _add_lossy_arguments(c)
     return c
 
 
 def _compress_options(args: argparse.Namespace) -> CompressOptions:
     """Check ``compress``'s options before any work: a typo is a usage error, not a failure per file."""
-    if args.model is not None and args.model not in model.known():
-        raise ValueError(f"unknown model {args.model!r} (known: {', '.join(model.known())})")
+    if args.model is not None and args.model not in model.registered_ids():
+        raise ValueError(f"unknown model {args.model!r} (known: {', '.join(model.registered_ids())})")
     return CompressOptions(model_id=args.model, **_lossy_options(args))
 
 

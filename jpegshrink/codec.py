@@ -140,7 +140,8 @@ def store_lossy_jpeg(jpeg_bytes: bytes, info: dict, *, model_id: str | None = No
     return blob
 
 
-def _specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
+def component_specs(layout: jpeg.JpegLayout) -> list[ComponentSpec]:
+    """What a coefficient model is told about each component of a parsed JPEG (the decoder knows it too)."""
     return [ComponentSpec(c.block_rows, c.block_cols, c.h_samp, c.v_samp, c.quant_table)
             for c in layout.components]
 
@@ -151,7 +152,7 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode 
         raise UnsupportedJpeg("no-model", "no coefficient model is registered")
     m = model.get(model_id)
     parts = jpeg.parse(data)
-    streams = m.encode(parts.coefficients, _specs(parts.layout))
+    streams = m.encode(parts.coefficients, component_specs(parts.layout))
     layout = dictionary.compress_layout(parts.layout.to_bytes(), ZSTD_LEVEL)
     return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
@@ -162,7 +163,7 @@ def _decompress_jpeg(c: Container) -> bytes:
         layout = jpeg.JpegLayout.from_bytes(_unzstd(c.layout, None))
         if layout.total_length != c.original_length:  # refuse before the model allocates anything
             raise CorruptContainer(f"layout describes {layout.total_length} bytes, header {c.original_length}")
-        coefficients = m.decode(c.streams, _specs(layout))
+        coefficients = m.decode(c.streams, component_specs(layout))
         return jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
     except (UnknownModel, CorruptContainer):
         raise
@@ -191,8 +192,8 @@ def _check_model_id(model_id: str | None) -> str | None:
         return model.DEFAULT_MODEL_ID
     if not isinstance(model_id, str):
         raise TypeError(f"model_id must be a str, not {type(model_id).__name__}")
-    if model_id not in model.known():
-        raise UnknownModel(f"unknown model id {model_id!r}; known models: {', '.join(model.known())}")
+    if model_id not in model.registered_ids():
+        raise UnknownModel(f"unknown model id {model_id!r}; known models: {', '.join(model.registered_ids())}")
     return model_id
 
 

@@ -86,3 +86,16 @@ def seaweedfs_s3(seaweedfs_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
     seaweedfs_endpoint.reset()
     with dummy_aws_env():
         yield seaweedfs_endpoint
+#: Tests that take minutes (real S3 servers, process kills, Dask clusters, whole-codec benchmarks, the
+#: cross-configuration encode of the slowest model): ``pytest -m "not slow"`` is the fast subset for
+#: development; CI (``.ci/run``) runs everything. Listed here, by file or test, so the list is one place.
+SLOW_TESTS = (
+    "test_migrate.py", "test_migrate_dask.py", "test_migrate_faults.py", "test_migrate_seaweedfs.py",
+    "test_bench_tool.py", "test_fuse.py", "test_learned_determinism.py::test_encode_conservative_decode_default",
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.nodeid.rsplit("/", 1)[-1].startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -44,7 +44,7 @@ def _roundtrip(arrays, specs, hints=None) -> list[bytes]:
 
 
 def test_registered_forever():
-    assert "adaptive-1" in registry.known()
+    assert "adaptive-1" in registry.registered_ids()
     assert registry.get("adaptive-1").model_id == "adaptive-1"
 
 

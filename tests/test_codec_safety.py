@@ -58,7 +58,7 @@ def test_a_model_that_lies_or_raises_ends_in_a_fallback_that_decodes(photo, doub
     info = jpegshrink.inspect(blob)
     assert (info.mode in ("fallback", "stored"), info.model_id, info.reason) == (True, "", reason)
     assert jpegshrink.decompress(blob) == photo
-    assert double.model_id not in model.known()
+    assert double.model_id not in model.registered_ids()
 
 
 def test_an_unknown_model_id_is_the_callers_error_not_a_fallback(photo):
@@ -89,4 +89,4 @@ def test_registered_is_scoped_and_refuses_a_taken_id():
     with pytest.raises(ValueError, match="registered twice"):
         with model.registered("adaptive-1", _LyingModel):
             pass
-    assert "adaptive-1" in model.known()
+    assert "adaptive-1" in model.registered_ids()

@@ -17,7 +17,7 @@ INDEX = json.loads((GOLDEN / "index.json").read_text())
 def test_every_registered_model_has_golden_files():
     from jpegshrink import model
     covered = {row["model_id"] for row in INDEX}
-    assert set(model.known()) <= covered, "run tools/make_golden.py for the new model"
+    assert set(model.registered_ids()) <= covered, "run tools/make_golden.py for the new model"
 
 
 def test_every_mode_of_the_current_format_has_golden_files():

@@ -24,7 +24,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ
 
 
 @pytest.fixture(scope="module", autouse=True)
-def warm_jit():
+def warm_up():
     for data in FILES:
         try:
             jpeg.parse(data)

@@ -283,7 +283,7 @@ def test_corpus_roundtrip(corpus_dir):
     assert not failures
 
 
-def test_codec_round_trip_through_the_layer(monkeypatch):
+def test_codec_round_trip_through_the_layer():
     """The codec's contract with this layer: layout blob + coefficient arrays in, the same bytes out."""
     import hashlib
 
@@ -302,12 +302,11 @@ def test_codec_round_trip_through_the_layer(monkeypatch):
                     for s, sp in zip(streams, specs)]
 
     # registered for this test only: other tests (golden files) see the real registry
-    monkeypatch.setattr(model, "_FACTORIES", dict(model._FACTORIES))
-    monkeypatch.setattr(model, "_INSTANCES", dict(model._INSTANCES))
-    model.register(RawModel.model_id, RawModel)
-    for name in ("v08_jpegtran-progressive.jpg", "x02_truncated-70pct.jpg", "x01_cmyk-pillow-q90.jpg"):
-        data = (SAMPLE / name).read_bytes()
-        # the coefficient path itself (compress() would pick its zstd fallback: raw coefficients are big)
-        blob = codec._compress_jpeg(data, hashlib.sha256(data).digest(), RawModel.model_id)
-        assert codec.inspect(blob).mode == "jpeg"
-        assert codec.decompress(blob) == data
+    with model.registered(RawModel.model_id, RawModel):
+        for name in ("v08_jpegtran-progressive.jpg", "x02_truncated-70pct.jpg", "x01_cmyk-pillow-q90.jpg"):
+            data = (SAMPLE / name).read_bytes()
+            # the coefficient path itself (compress() would pick its zstd fallback: raw coefficients are big)
+            blob = codec._compress_jpeg(data, hashlib.sha256(data).digest(), RawModel.model_id)
+            assert codec.inspect(blob).mode == "jpeg"
+            assert codec.decompress(blob) == data
+    assert RawModel.model_id not in model.registered_ids()

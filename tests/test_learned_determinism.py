@@ -20,7 +20,7 @@ from jpegshrink import model as registry
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ["scikit-learn__china.jpg", "scratch__brick-wall1.jpg", "v08_cjpeg-q50-420.jpg", "v08_cjpeg-q95-444.jpg"]
-LEARNED = [m for m in registry.known() if m.startswith("learned-")]
+LEARNED = [m for m in registry.registered_ids() if m.startswith("learned-")]
 
 CONSERVATIVE = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
                 "OPENBLAS_CORETYPE": "Prescott", "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512_SKX AVX2 FMA3 AVX",
@@ -33,14 +33,14 @@ CHILD = r"""
 import hashlib, json, sys
 import numpy as np
 from jpegshrink import jpeg, model as registry
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs
 mode, model_id, folder = sys.argv[1], sys.argv[2], sys.argv[3]
 names = sys.argv[4:]
 m = registry.get(model_id)
 out = {}
 for name in names:
     parts = jpeg.parse(open(f"{folder}/{name}", "rb").read())
-    specs = _specs(parts.layout)
+    specs = component_specs(parts.layout)
     if mode == "encode":
         out[name] = [s.hex() for s in m.encode(parts.coefficients, specs)]
     # hints of every hinted pass, from the true coefficients (what the decoder reconstructs pass by pass)
@@ -61,7 +61,7 @@ DECODE_CHILD = r"""
 import hashlib, json, sys
 import numpy as np
 from jpegshrink import jpeg, model as registry
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs
 model_id, folder, streams_file = sys.argv[1], sys.argv[2], sys.argv[3]
 m = registry.get(model_id)
 encoded = json.load(open(streams_file))
@@ -70,7 +70,7 @@ for name, hexes in encoded.items():
     if name.endswith("#hints"):
         continue
     parts = jpeg.parse(open(f"{folder}/{name}", "rb").read())
-    decoded = m.decode([bytes.fromhex(s) for s in hexes], _specs(parts.layout))
+    decoded = m.decode([bytes.fromhex(s) for s in hexes], component_specs(parts.layout))
     out[name] = all(np.array_equal(a, b) for a, b in zip(decoded, parts.coefficients))
 print(json.dumps(out))
 """
@@ -103,10 +103,10 @@ def test_encode_conservative_decode_default(model_id: str, tmp_path: Path, sampl
 def test_hints_depend_on_the_network(sample_files) -> None:
     """Guard against a vacuous determinism test: the hints vary across blocks and passes."""
     from jpegshrink import jpeg
-    from jpegshrink.codec import _specs
+    from jpegshrink.codec import component_specs
     m = registry.get(LEARNED[0])
     parts = jpeg.parse((sample_files[0].parent / PHOTOS[0]).read_bytes())
-    co, spec = parts.coefficients[0], _specs(parts.layout)[0]
+    co, spec = parts.coefficients[0], component_specs(parts.layout)[0]
     counts = (co[:, :, m.interior] != 0).sum(-1)
     p = max(m.passes)
     hint = m.pass_hints(0, p, co, counts, spec.quant_table)

@@ -14,11 +14,11 @@ import pytest
 import jpegshrink
 from jpegshrink import jpeg
 from jpegshrink import model as registry
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs
 from jpegshrink.model.priors import PriorsModel, coarseness, prior_set
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORS = [m for m in registry.known() if m.startswith("learned2-")]
+PRIORS = [m for m in registry.registered_ids() if m.startswith("learned2-")]
 SMALL = ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg", "scratch__brick-wall1.jpg",
          "libjxl-testdata__1x1_exif_xmp.jpg", "crop-flower.png.im_q85_asymmetric.jpg"]
 
@@ -41,7 +41,7 @@ def test_small_files_roundtrip_and_beat_adaptive_1(model_id, sample_files):
     total_ours = total_plain = 0
     for name in SMALL:
         parts = _parts(sample_files, name)
-        specs = _specs(parts.layout)
+        specs = component_specs(parts.layout)
         streams = ours.encode(parts.coefficients, specs)
         for a, b in zip(ours.decode(streams, specs), parts.coefficients):
             np.testing.assert_array_equal(a, b)
@@ -54,10 +54,10 @@ def test_small_files_roundtrip_and_beat_adaptive_1(model_id, sample_files):
 def test_statistics_are_not_carried_from_one_image_to_the_next(model_id, sample_files):
     m = registry.get(model_id)
     parts = _parts(sample_files, "scikit-learn__china.jpg")
-    specs = _specs(parts.layout)
+    specs = component_specs(parts.layout)
     first = m.encode(parts.coefficients, specs)
     m.encode(_parts(sample_files, "v08_cjpeg-q50-gray.jpg").coefficients,
-             _specs(_parts(sample_files, "v08_cjpeg-q50-gray.jpg").layout))
+             component_specs(_parts(sample_files, "v08_cjpeg-q50-gray.jpg").layout))
     assert m.encode(parts.coefficients, specs) == first
 
 
@@ -87,12 +87,12 @@ def test_codec_writes_the_default_model(sample_files):
 ENCODE_CHILD = r"""
 import json, sys
 from jpegshrink import jpeg, model as registry
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs
 m = registry.get(sys.argv[1])
 out = {}
 for path in sys.argv[2:]:
     parts = jpeg.parse(open(path, "rb").read())
-    out[path] = [s.hex() for s in m.encode(parts.coefficients, _specs(parts.layout))]
+    out[path] = [s.hex() for s in m.encode(parts.coefficients, component_specs(parts.layout))]
 print(json.dumps(out))
 """
 
@@ -111,7 +111,7 @@ def test_streams_do_not_depend_on_cpu_features_or_threads(model_id, sample_files
     m = registry.get(model_id)
     for path in paths:
         parts = jpeg.parse(Path(path).read_bytes())
-        specs = _specs(parts.layout)
+        specs = component_specs(parts.layout)
         streams = [bytes.fromhex(s) for s in encoded[path]]
         assert streams == m.encode(parts.coefficients, specs)
         for a, b in zip(m.decode(streams, specs), parts.coefficients):

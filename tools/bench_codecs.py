@@ -16,11 +16,11 @@ import importlib
 import os
 from importlib import metadata
 
-#: Environment for benchmark workers, set before any codec library is imported: numba, OpenMP (torch
+#: Environment for benchmark workers, set before any codec library is imported: OpenMP (torch
 #: reads it), BLAS-backed code (the jpegshrink model may use them) and rayon (Lepton's per-CPU pool)
 #: get one thread. Torch is not imported here: importing it alone adds ~190 MiB of RSS.
 SINGLE_THREAD_ENV = {
-    "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1", "RAYON_NUM_THREADS": "1",
 }
 
@@ -49,7 +49,7 @@ class JpegShrink:
                 f"model {self.model_id or model.DEFAULT_MODEL_ID or '(none registered: all fallback)'}")
 
     def threads_note(self) -> str:
-        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+        return ("OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
                 "CPU %); encode includes verify-on-write")
 
     def encode(self, data: bytes) -> bytes:
@@ -71,7 +71,7 @@ class JpegShrinkNoVerify(JpegShrink):
     verify = False
 
     def threads_note(self) -> str:
-        return ("NUMBA/OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
+        return ("OMP/MKL/OPENBLAS_NUM_THREADS=1, but the model may run its own threads (see off-thread "
                 "CPU %); verify-on-write off")
 
 

@@ -37,7 +37,7 @@ def codec_description() -> str:
 
     default = model.DEFAULT_MODEL_ID
     return (f"jpegshrink {jpegshrink.__version__}, default model {default or 'none (every container is a zstd fallback)'}"
-            f", models known: {', '.join(model.known()) or 'none'}")
+            f", models known: {', '.join(model.registered_ids()) or 'none'}")
 
 
 def run_config(endpoint, files: list[Path], name: str, workers: int, dask: str | None) -> dict:

@@ -99,7 +99,7 @@ def coefficients(path: Path) -> tuple[list[np.ndarray], list[ComponentSpec]]:
 def measure_model(model, path: Path, data: bytes, zc, warm: bool) -> tuple[int, float, float]:
     """Model streams + zstd of the non-scan bytes; encode and decode CPU seconds."""
     arrays, specs = coefficients(path)
-    if not warm:  # numba compiles on first use
+    if not warm:  # first use: loads weights and touches the counter pages
         model.decode(model.encode(arrays, specs), specs)
     t0 = time.thread_time()
     streams = model.encode(arrays, specs)

@@ -2,7 +2,7 @@
 
     python3 tools/time_split.py /tmp/photo24mp.jpg [--model learned2-c4d8c4e8] [--threads 1]
 
-Runs ``jpegshrink.compress`` and ``jpegshrink.decompress`` on the file once to warm up (numba caches,
+Runs ``jpegshrink.compress`` and ``jpegshrink.decompress`` on the file once to warm up (caches,
 weights), then times the parts of a decode separately: container unpack + layout (zstd, sha256 of the
 container body), coefficient model (entropy decoding, and the network for hinted models), JPEG rebuild,
 and the final sha256 check. Peak RSS is the process's high-water mark (VmHWM) after both calls, so it
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     import jpegshrink
     import zstandard
     from jpegshrink import jpeg, model as registry
-    from jpegshrink.codec import _specs
+    from jpegshrink.codec import component_specs
     from jpegshrink.coding import container
 
     data = args.file.read_bytes()
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     c = container.unpack(blob)
     layout = jpeg.JpegLayout.from_bytes(zstandard.ZstdDecompressor().decompress(c.layout))
     t.append(time.perf_counter())
-    coefs = registry.get(c.model_id).decode(c.streams, _specs(layout))
+    coefs = registry.get(c.model_id).decode(c.streams, component_specs(layout))
     t.append(time.perf_counter())
     out = jpeg.rebuild(jpeg.JpegParts(layout, coefs))
     t.append(time.perf_counter())

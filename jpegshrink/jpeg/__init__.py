@@ -3,7 +3,7 @@
 ``rebuild(parse(x)) == x`` for every ``x`` that :func:`parse` accepts: parse re-encodes every scan from
 the final coefficients and refuses (``UnsupportedJpeg("non-canonical")``) anything it cannot reproduce.
 Modules: :mod:`.headers` (marker segments), :mod:`.huffman` (tables), :mod:`.bitio`,
-:mod:`.sequential` and :mod:`.progressive` (numba scan coders), :mod:`.scan` (intervals, overrides),
+:mod:`.scan` (intervals, overrides; the scan coders are in the compiled core, ``jpegshrink/csrc``),
 :mod:`.layout` (serialisation), :mod:`.limits`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import gather_blocks, last_nonzero
+from jpegshrink._native import core
 from jpegshrink.jpeg.headers import HeaderWalker
 from jpegshrink.jpeg.layout import ComponentInfo, JpegLayout
 from jpegshrink.jpeg.limits import DEFAULT_LIMITS, Limits
@@ -75,7 +75,7 @@ def _parse(data: bytes, limits: Limits) -> JpegParts:
         raise CorruptJpeg("no image data: the file has no complete scan header")
     chunks.append(data[chunk_start:])
     if not walker.frame.progressive:  # progressive decoding kept lastnz up to date
-        lastnz = last_nonzero(coef)
+        lastnz = core.scan.last_nonzero(coef)
     records = [record_scan(arr, spec, walker.frame, iv, coef, lastnz, *decoded) for spec, iv, decoded in scans]
     verbatim = sum(len(o.tail) for r in records for o in r.overrides)
     if verbatim > 64 + len(data) * MAX_VERBATIM_SCAN_FRACTION:
@@ -103,7 +103,7 @@ def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tu
     coef = np.empty((layout.frame.total_blocks, 64), np.int16)
     lastnz = np.empty(layout.frame.total_blocks, np.int64)
     for c, a in zip(comps, coefficients):
-        gather_blocks(a.reshape(-1, 64), coef, c.offset, lastnz)
+        core.scan.gather_blocks(a.reshape(-1, 64), coef, c.offset, lastnz)
     return coef, lastnz
 
 

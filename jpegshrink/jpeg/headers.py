@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import ZIGZAG
+from jpegshrink.blocks import ZIGZAG
 from jpegshrink.jpeg.huffman import STANDARD_TABLES, CoderTables, HuffmanTable, build_coder_tables, parse_dht
 from jpegshrink.jpeg.limits import Limits
 
@@ -66,7 +66,7 @@ class ScanSpec:
     al: int
     restart: int
     tables: CoderTables
-    geo: np.ndarray = field(repr=False, default=None)   # see jpegshrink.jpeg.sequential
+    geo: np.ndarray = field(repr=False, default=None)   # int64 [blocks per MCU, 9], see csrc/bitio.h ScanGeometry
     mcux: int = 0
     nmcu: int = 0
 

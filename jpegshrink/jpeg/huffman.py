@@ -1,4 +1,4 @@
-"""Huffman tables: DHT payloads -> canonical codes -> array tables for the numba scan coders.
+"""Huffman tables: DHT payloads -> canonical codes -> array tables for the compiled scan coders.
 
 Tables are addressed by slot: 0..3 are DC tables 0..3, 4..7 are AC tables 0..3 (``Tc * 4 + Th``).
 """
@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jpegshrink._native import core
 from jpegshrink.errors import CorruptJpeg
 
 #: Bits of look-ahead resolved by one table lookup; longer codes take the slow path.
-LOOKAHEAD = 12
-N_SLOTS = 8
+LOOKAHEAD = core.scan.LOOKAHEAD
+N_SLOTS = core.scan.N_SLOTS
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ STANDARD_TABLES: dict[int, HuffmanTable] = {
 
 @dataclass
 class CoderTables:
-    """Array form of up to eight tables, as the numba decoder and encoder take them."""
+    """Array form of up to eight tables, as the compiled decoder and encoder take them."""
 
     lookup: np.ndarray    # int32 [8, 2**LOOKAHEAD]: (length << 8 | symbol) for short codes, 0 = slow path
     maxcode: np.ndarray   # int64 [8, 18]: largest code of each length, -1 if none

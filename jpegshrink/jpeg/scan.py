@@ -11,17 +11,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jpegshrink._native import core
 from jpegshrink.errors import CorruptJpeg, UnsupportedJpeg
-from jpegshrink.jpeg.bitio import OK
 from jpegshrink.jpeg.headers import Frame, ScanSpec
-from jpegshrink.jpeg.progressive import decode_progressive, encode_progressive
-from jpegshrink.jpeg.sequential import decode_sequential, encode_sequential
+
+OK = core.scan.OK
 
 #: libjpeg flushes an end-of-band run when it reaches this length.
 LIBJPEG_EOB_CAP = 0x7FFF
 
-_ERRORS = {1: "invalid Huffman code", 2: "coefficient run past the end of the block",
-           3: "symbol missing from the Huffman table", 4: "refinement coefficient larger than 1"}
+_ERRORS = {core.scan.BAD_CODE: "invalid Huffman code", core.scan.BAD_INDEX: "coefficient run past the end of the block",
+           core.scan.NO_SYMBOL: "symbol missing from the Huffman table",
+           core.scan.BAD_REFINEMENT: "refinement coefficient larger than 1"}
 
 
 @dataclass
@@ -105,10 +106,10 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     args = (arr, iv.starts, iv.data_ends, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.lookup, t.maxcode,
             t.valptr, t.mincode, t.huffval, coef)
     if frame.progressive:
-        status, where, longest_run = decode_progressive(*args, lastnz, spec.ss, spec.se, spec.ah, spec.al, pads,
+        status, where, longest_run = core.scan.decode_progressive(*args, lastnz, spec.ss, spec.se, spec.ah, spec.al, pads,
                                                         padbits, truncated)
     else:
-        status, where = decode_sequential(*args, pads, padbits, truncated)
+        status, where = core.scan.decode_sequential(*args, pads, padbits, truncated)
         longest_run = 0
     if status != OK:
         raise CorruptJpeg(f"scan data: {_ERRORS.get(status, 'error')}", int(where))
@@ -192,7 +193,7 @@ def _differences(arr, spec, frame, iv, coef, lastnz, pads, truncated, eob_cap) -
 def _encode(spec, frame, n, pads, stops, coef, lastnz, eob_cap, capacity):
     t = spec.tables
     if frame.progressive:
-        return encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
+        return core.scan.encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
                                   spec.ss, spec.se, spec.ah, spec.al, eob_cap, pads, stops, capacity)
-    return encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
+    return core.scan.encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
                              pads, stops, capacity)

@@ -52,13 +52,13 @@ def get(model_id: str) -> CoefficientModel:
     return _INSTANCES[model_id]
 
 
-def known() -> list[str]:
-    """All model ids this version can decode."""
+def registered_ids() -> list[str]:
+    """All model ids this version can decode, sorted."""
     return sorted(_FACTORIES)
 
 
 def _adaptive_1() -> CoefficientModel:
-    from jpegshrink.model.adaptive import AdaptiveModel  # lazy: numba compiles on first use
+    from jpegshrink.model.adaptive import AdaptiveModel  # lazy: imported on first use
     return AdaptiveModel()
 
 
@@ -83,4 +83,5 @@ register("learned-6165e90d", _learned("learned-6165e90d"))
 register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 
 
-__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "known", "register", "registered"]
+__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "register", "registered",
+           "registered_ids"]

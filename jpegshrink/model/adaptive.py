@@ -48,26 +48,30 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from jpegshrink._native import core
+from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.coding import binary_arith as ba
-from jpegshrink.model import _adaptive_kernels as kern
 from jpegshrink.model.base import ComponentSpec
 
-N_HINTS = kern.N_HINTS
-INTERIOR_GROUPS = ((0, 3), (3, 10), (10, 21), (21, 49))    # ranges into kern.INTERIOR (zigzag order)
-PASS_NAMES = ("counts",) + tuple(f"interior{i}" for i in range(len(INTERIOR_GROUPS))) + ("edges", "dc")
+#: The passes are compiled code (jpegshrink/csrc/adaptive_model.h: one template per pass, shared by
+#: encoder and decoder); their table is read from there.
+_kern = core.adaptive
+N_HINTS = _kern.N_HINTS
+INTERIOR_GROUPS: tuple[tuple[int, int], ...] = tuple(_kern.INTERIOR_GROUPS)  # ranges into blocks.INTERIOR
+PASS_NAMES: tuple[str, ...] = tuple(_kern.PASS_NAMES)
 PASS_COEFS: tuple[tuple[int, ...], ...] = (
     ((),)
-    + tuple(tuple(int(n) for n in kern.INTERIOR[a:b]) for a, b in INTERIOR_GROUPS)
-    + (tuple(int(n) for n in kern.EDGES), (0,)))
-PASS_HINT_WIDTH = tuple(max(1, len(c)) for c in PASS_COEFS)
+    + tuple(tuple(int(n) for n in INTERIOR[a:b]) for a, b in INTERIOR_GROUPS)
+    + (tuple(int(n) for n in EDGES), (0,)))
+PASS_HINT_WIDTH: tuple[int, ...] = tuple(_kern.PASS_HINT_WIDTH)
 N_PASSES = len(PASS_COEFS)
+assert PASS_HINT_WIDTH == tuple(max(1, len(c)) for c in PASS_COEFS) and len(PASS_NAMES) == N_PASSES
 
 HintFn = Callable[[int, int, np.ndarray, np.ndarray], Optional[np.ndarray]]
 #: ``initial_counters(component, spec)``: the counter array (int32[N_COUNTERS], binary_arith's packed
 #: form) a component's coding starts from; None starts every context fresh (that is ``adaptive-1``).
 InitFn = Callable[[int, ComponentSpec], np.ndarray]
-N_COUNTERS = kern.N_COUNTERS
-_NO_HINT = np.zeros((1, 1, 1), dtype=np.uint8)
+N_COUNTERS = _kern.N_COUNTERS
 
 
 class AdaptiveModel:
@@ -100,10 +104,10 @@ class AdaptiveModel:
 
     def _counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         if self._initial is None:
-            return ba.new_counters(kern.N_COUNTERS)
+            return ba.new_counters(N_COUNTERS)
         t = np.array(self._initial(component, spec), dtype=np.int32)  # a private copy: coding mutates it
-        if t.shape != (kern.N_COUNTERS,):
-            raise ValueError(f"initial counters must be int32[{kern.N_COUNTERS}], got {t.shape}")
+        if t.shape != (N_COUNTERS,):
+            raise ValueError(f"initial counters must be int32[{N_COUNTERS}], got {t.shape}")
         return t
 
     def _map(self, fn, jobs):
@@ -142,62 +146,47 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
-def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, bool]:
+def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
     h = hints(pass_index, _read_only(so_far), _read_only(counts))
     if h is None:
-        return _NO_HINT, False
+        return None
     h = np.asarray(h)
     shape = (so_far.shape[0], so_far.shape[1], PASS_HINT_WIDTH[pass_index])
     if h.shape != shape or h.dtype != np.uint8:
         raise ValueError(f"hint for pass {pass_index} must be uint8 {shape}, got {h.dtype} {h.shape}")
     if h.size and int(h.max()) >= N_HINTS:
         raise ValueError(f"hint values must be < {N_HINTS}, got {int(h.max())}")
-    return np.ascontiguousarray(h), True
-
-
-def _run_pass(enc: bool, p: int, co, q, nz7, nzrem, hint, has_hint, T, st, buf):
-    if p == 0:
-        return kern.count_pass(enc, co, nz7, nzrem, hint, has_hint, T, st, buf)
-    if p <= len(INTERIOR_GROUPS):
-        z0, z1 = INTERIOR_GROUPS[p - 1]
-        return kern.interior_pass(enc, co, z0, z1, nzrem, hint, has_hint, T, st, buf)
-    if PASS_NAMES[p] == "edges":
-        return kern.edge_pass(enc, co, q, nz7, hint, has_hint, T, st, buf)
-    return kern.dc_pass(enc, co, q, hint, has_hint, T, st, buf)
+    return np.ascontiguousarray(h)
 
 
 def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> bytes:
     """One component's stream, starting from counters ``T`` (int32[N_COUNTERS]), which it leaves in
     their final state (what training of initial counters reads)."""
     R, C = co.shape[0], co.shape[1]
-    st = ba.new_state()
-    buf = np.empty(R * C * 8 + 2 * kern.MARGIN, dtype=np.uint8)
+    coder = ba.BinaryEncoder()
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)
     so_far = np.zeros_like(co) if hints is not None else None
     for p in range(N_PASSES):
-        hint, has_hint = _hint_for(hints, p, so_far, nz7) if hints is not None else (_NO_HINT, False)
-        buf = _run_pass(True, p, co, q, nz7, nzrem, hint, has_hint, T, st, buf)
+        hint = _hint_for(hints, p, so_far, nz7) if hints is not None else None
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, hint, T)
         if so_far is not None and PASS_COEFS[p]:
             idx = list(PASS_COEFS[p])
             so_far[:, :, idx] = co[:, :, idx]
-    n = ba.finish_encoder(st, buf)
-    return buf[:n].tobytes()
+    return coder.finish()
 
 
 def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray) -> np.ndarray:
     R, C = spec.block_rows, spec.block_cols
     q = _quant(spec)
     co = np.zeros((R, C, 64), dtype=np.int16)
-    src = np.frombuffer(data, dtype=np.uint8).copy()  # writable: the kernels are shared with the encoder
-    st = ba.new_state()
-    ba.start_decoder(st, src)
+    coder = ba.BinaryDecoder(data)
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)
     for p in range(N_PASSES):
-        hint, has_hint = _hint_for(hints, p, co, nz7) if hints is not None else (_NO_HINT, False)
-        _run_pass(False, p, co, q, nz7, nzrem, hint, has_hint, T, st, src)
-        if st[ba.ERR] or ba.overrun(st, len(data)) > 0:
+        hint = _hint_for(hints, p, co, nz7) if hints is not None else None
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, hint, T)
+        if coder.damaged or coder.overrun > 0:
             raise ValueError(f"coefficient stream is damaged (pass {PASS_NAMES[p]})")
         if p == len(INTERIOR_GROUPS) and nzrem.any():
             raise ValueError("coefficient stream is damaged (nonzero counts do not match)")

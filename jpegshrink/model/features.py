@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: ZIGZAG[k] is the natural (row-major) index of the k-th coefficient in zigzag order.
-ZIGZAG = np.array([
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,
-    7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
-    39, 46, 53, 60, 61, 54, 47, 55, 62, 63], dtype=np.int64)
+from jpegshrink.blocks import INTERIOR, ZIGZAG, ZIGZAG_RANK
+
 #: ZIGZAG_POS[n] is the zigzag position of natural index n.
-ZIGZAG_POS = np.argsort(ZIGZAG)
+ZIGZAG_POS = ZIGZAG_RANK
 
 #: Number of magnitude classes the network is trained to predict (bit lengths 0..6, then 7+).
 N_CLASSES = 8
@@ -55,8 +52,6 @@ def block_features(coefficients: np.ndarray, quant_table: np.ndarray) -> np.ndar
     return features
 
 
-#: Natural indices of the 49 interior coefficients (both frequencies >= 1), in zigzag order.
-INTERIOR = np.array([n for n in ZIGZAG if n // 8 >= 1 and n % 8 >= 1], dtype=np.int64)
 COUNT_CHANNEL = 64
 
 

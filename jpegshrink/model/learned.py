@@ -19,16 +19,16 @@ from typing import Sequence
 
 import numpy as np
 
+from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.model import adaptive
 from jpegshrink.model.base import ComponentSpec
-from jpegshrink.model.features import COUNT_CHANNEL, INTERIOR, network_inputs, quant_classes
+from jpegshrink.model.features import COUNT_CHANNEL, network_inputs, quant_classes
 from jpegshrink.model.network import ExactNetwork
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-EDGES = (1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56)
 #: the adaptive-1 passes the network was trained for (pass index -> coefficients it codes)
 STAGE_CODES = {1: tuple(INTERIOR[0:3]), 2: tuple(INTERIOR[3:10]), 3: tuple(INTERIOR[10:21]),
-               4: tuple(INTERIOR[21:49]), 5: EDGES}
+               4: tuple(INTERIOR[21:49]), 5: tuple(EDGES)}
 
 
 def _check_pass_layout() -> None:

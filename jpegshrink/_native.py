@@ -1,0 +1,12 @@
+"""The compiled core (``jpegshrink._core``, C++ sources in ``jpegshrink/csrc``), with a clear message if
+it is missing: the extension is built by ``pip install`` (or ``pip install -e .`` in a checkout), so a
+missing module means a source tree that was never installed or built."""
+from __future__ import annotations
+
+try:
+    from jpegshrink import _core as core
+except ImportError as e:  # pragma: no cover - depends on how the package was installed
+    raise ImportError("jpegshrink's compiled core (jpegshrink._core) is not built: run `pip install -e .` in the "
+                      "source tree (or `python setup.py build_ext --inplace` after editing jpegshrink/csrc)") from e
+
+__all__ = ["core"]

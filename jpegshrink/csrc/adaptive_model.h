@@ -1,0 +1,74 @@
+// The passes of the adaptive coefficient model (``adaptive-1`` and the models built on it): one
+// template per kind of pass, shared by encoder and decoder (the Coder policy of binary_arith.h).
+//
+// Each pass walks all blocks of one component in raster order and codes (encoder) or decodes (decoder)
+// the symbols of its pass. All counters live in one int32 array whose layout is declared below as named
+// grids. jpegshrink/model/adaptive.py describes the model itself; its format is frozen by golden files.
+#pragma once
+
+#include "binary_arith.h"
+
+namespace jsk {
+namespace adaptive {
+
+constexpr int N_HINTS = 8;
+constexpr int LIMIT = 255;       // counters stop slowing down after this many hits
+constexpr int NZ_BINS = 10;      // remaining-nonzero bins for the 7x7 interior (0..49 -> 0..9)
+constexpr int NZ_CTX = 51;       // count contexts: neighbours' mean count 0..49 + "no neighbour"
+constexpr int PRIOR_BINS = 12;   // bit length of a magnitude prediction, capped
+constexpr int EXP_N = 17;        // unary exponent branches (values up to 2^17 - 1: DC residuals)
+constexpr int NB_BINS = 4;       // bit length (capped) of the same edge coefficient in the neighbours
+constexpr int MANT_EXPS = 18;    // exponents 0..17 of the mantissa contexts
+constexpr int MANT_BITS = 17;
+
+// Counter layout, in order; the first dimension of a hinted grid is the hint.
+using CountTree = Grid<0, N_HINTS, NZ_CTX, 64>;                                              // [hint][ctx][tree node]
+using InteriorExp = Grid<CountTree::end, N_HINTS, NZ_BINS, N_INTERIOR, PRIOR_BINS, EXP_N>;   // [hint][nz bin][k][prior][exp]
+using InteriorSign = Grid<InteriorExp::end, N_INTERIOR, 3, 3>;                               // [k][sign above][sign left]
+using Mantissa = Grid<InteriorSign::end, 64, MANT_EXPS, MANT_BITS>;                          // [pos][exp][bit]
+using EdgeCount = Grid<Mantissa::end, N_HINTS, 2, 8, 8, 8>;                                  // [hint][dir][eob][nz bin][node]
+using EdgeExp = Grid<EdgeCount::end, N_HINTS, 7, N_EDGES, PRIOR_BINS, NB_BINS, EXP_N>;       // [hint][rem-1][idx][prior][nb][exp]
+using EdgeSign = Grid<EdgeExp::end, N_EDGES, 3, PRIOR_BINS>;                                 // [idx][pred sign][prior]
+using DcExp = Grid<EdgeSign::end, N_HINTS, PRIOR_BINS, PRIOR_BINS, EXP_N>;                   // [hint][u1][u2][exp]
+using DcSign = Grid<DcExp::end, PRIOR_BINS, PRIOR_BINS>;                                     // [u1][u2]
+using EdgeTop = Grid<DcSign::end, N_EDGES, PRIOR_BINS, EXP_N>;                               // [idx][prior][exp]: top mantissa bit
+using InteriorParent = Grid<EdgeTop::end, N_INTERIOR, PRIOR_BINS, EXP_N>;                    // [k][prior][exp]: parents of InteriorExp
+using EdgeParent = Grid<InteriorParent::end, N_EDGES, PRIOR_BINS, EXP_N>;                    // [idx][prior][exp]: parents of EdgeExp
+constexpr i64 N_COUNTERS = EdgeParent::end;
+
+// The passes, in coding order: counts, four interior groups (ranges into INTERIOR), edges, DC.
+enum PassKind { COUNTS, INTERIOR_GROUP, EDGE_PASS, DC_PASS };
+struct PassSpec {
+    const char* name;
+    PassKind kind;
+    int z0, z1;  // INTERIOR[z0:z1] for interior groups
+};
+constexpr PassSpec PASSES[] = {
+    {"counts", COUNTS, 0, 0},           {"interior0", INTERIOR_GROUP, 0, 3},  {"interior1", INTERIOR_GROUP, 3, 10},
+    {"interior2", INTERIOR_GROUP, 10, 21}, {"interior3", INTERIOR_GROUP, 21, 49}, {"edges", EDGE_PASS, 0, 0},
+    {"dc", DC_PASS, 0, 0},
+};
+constexpr int N_PASSES = sizeof(PASSES) / sizeof(PASSES[0]);
+// Hint values per block of a pass: one per coefficient it codes (counts and DC: one).
+constexpr int hint_width(int pass) {
+    return PASSES[pass].kind == INTERIOR_GROUP ? PASSES[pass].z1 - PASSES[pass].z0
+                                               : (PASSES[pass].kind == EDGE_PASS ? N_EDGES : 1);
+}
+
+// One component's arrays, borrowed: coefficients int16 [R][C][64], quantisation table int64 [64],
+// per-block nonzero interior counts and the counts still to be coded (int64 [R][C]), optional hints
+// uint8 [R][C][hint_width] (null: none).
+struct Component {
+    std::int16_t* co;
+    const i64* q;
+    i64* nz7;
+    i64* nzrem;
+    const std::uint8_t* hint;
+    i64 R, C;
+};
+
+void run_pass(BinaryEncoder& coder, int pass, const Component& comp, const Counters& T);
+void run_pass(BinaryDecoder& coder, int pass, const Component& comp, const Counters& T);
+
+}  // namespace adaptive
+}  // namespace jsk

@@ -1,0 +1,416 @@
+// Python bindings of the compiled core (pybind11): jpegshrink._core.
+//
+// The kernels take raw pointers; this file is the only place that sees Python objects. Every array is
+// checked here (dtype, C order, shape, writability, and the value ranges that the kernels use as
+// indices) before the GIL is released, so a caller's mistake is a TypeError/ValueError and never a
+// stray memory access. Data errors inside the kernels come back as status codes (scan coders) or as a
+// "damaged" flag (model decoders), which the Python layers turn into jpegshrink.errors types.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "adaptive_model.h"
+#include "bitio.h"
+
+namespace py = pybind11;
+using namespace jsk;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+// Check an array argument and return its data pointer. ``shape`` entries of -1 accept any size.
+template <class T>
+T* checked(py::array& a, const char* name, std::initializer_list<i64> shape, bool writable) {
+    if (!py::isinstance<py::array_t<T>>(a))
+        throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
+                             ", got " + std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style)) fail(std::string(name) + ": array must be C-contiguous");
+    if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) fail(std::string(name) + ": array must be aligned");
+    if (writable && !a.writeable()) fail(std::string(name) + ": array must be writable");
+    if (static_cast<std::size_t>(a.ndim()) != shape.size())
+        fail(std::string(name) + ": expected " + std::to_string(shape.size()) + " dimensions, got " +
+             std::to_string(a.ndim()));
+    int d = 0;
+    for (i64 s : shape) {
+        if (s >= 0 && a.shape(d) != s)
+            fail(std::string(name) + ": dimension " + std::to_string(d) + " is " + std::to_string(a.shape(d)) +
+                 ", expected " + std::to_string(s));
+        ++d;
+    }
+    return static_cast<T*>(writable ? a.mutable_data() : const_cast<void*>(a.data()));
+}
+
+void check_range(const i64* v, i64 n, i64 lo, i64 hi, const char* name) {
+    for (i64 i = 0; i < n; ++i)
+        if (v[i] < lo || v[i] > hi)
+            fail(std::string(name) + "[" + std::to_string(i) + "] = " + std::to_string(v[i]) + " is outside [" +
+                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+// Scan geometry, checked so that every block index the coders compute lies in [0, blocks).
+ScanGeometry geometry(py::array& geo, i64 restart, i64 mcux, i64 nmcu, i64 blocks) {
+    const i64* g = checked<i64>(geo, "geo", {-1, GEO_FIELDS}, false);
+    const i64 nb = geo.shape(0);
+    if (nb < 1 || nb > MAX_BLOCKS_PER_MCU) fail("geo: 1 to 10 blocks per MCU");
+    if (mcux < 1 || nmcu < 0) fail("scan geometry: mcux must be >= 1 and nmcu >= 0");
+    ScanGeometry sg{g, static_cast<int>(nb), restart, mcux, nmcu};
+    // The largest index, computed without overflow: every term is non-negative and grows with (my, mx),
+    // so when it fits the array, every index the coders compute fits (and fits int64).
+    auto block128 = [&](int b, __int128 my, __int128 mx) {
+        return __int128(sg.field(b, G_OFFSET)) + (my * sg.field(b, G_V) + sg.field(b, G_DY)) * sg.field(b, G_COLS) +
+               mx * sg.field(b, G_H) + sg.field(b, G_DX);
+    };
+    for (int b = 0; b < nb; ++b) {
+        for (int f = 0; f < GEO_FIELDS; ++f)
+            if (sg.field(b, static_cast<GeoField>(f)) < 0 || sg.field(b, static_cast<GeoField>(f)) > (i64(1) << 40))
+                fail("geo: fields must be in [0, 2^40]");
+        if (sg.field(b, G_PRED) > 3) fail("geo: predictor index must be < 4");
+        if (sg.field(b, G_DC) >= N_SLOTS || sg.field(b, G_AC) >= N_SLOTS) fail("geo: Huffman slot must be < 8");
+        if (nmcu == 0) continue;
+        const i64 mymax = (nmcu - 1) / mcux;
+        __int128 last = block128(b, mymax, (nmcu - 1) % mcux);
+        if (mymax > 0) last = std::max(last, block128(b, mymax - 1, mcux - 1));
+        if (last >= blocks) fail("geo: a block of the scan lies outside the coefficient array");
+    }
+    return sg;
+}
+
+DecodeTables decode_tables(py::array& lookup, py::array& maxcode, py::array& valptr, py::array& mincode,
+                           py::array& huffval) {
+    return DecodeTables{checked<std::int32_t>(lookup, "lookup", {N_SLOTS, 1 << LOOKAHEAD}, false),
+                        checked<i64>(maxcode, "maxcode", {N_SLOTS, 18}, false),
+                        checked<i64>(valptr, "valptr", {N_SLOTS, 17}, false),
+                        checked<i64>(mincode, "mincode", {N_SLOTS, 17}, false),
+                        checked<std::int32_t>(huffval, "huffval", {N_SLOTS, 256}, false)};
+}
+
+EncodeTables encode_tables(py::array& ehufco, py::array& ehufsi) {
+    EncodeTables t{checked<std::uint32_t>(ehufco, "ehufco", {N_SLOTS, 256}, false),
+                   checked<std::int32_t>(ehufsi, "ehufsi", {N_SLOTS, 256}, false)};
+    for (int i = 0; i < N_SLOTS * 256; ++i)
+        if (t.ehufsi[i] < 0 || t.ehufsi[i] > 16 || t.ehufco[i] >= (1u << t.ehufsi[i]))
+            fail("ehufco/ehufsi: code lengths must be 0..16 and codes fit their length");
+    return t;
+}
+
+Coefficients coefficients(py::array& coef, bool writable) {
+    return Coefficients{checked<std::int16_t>(coef, "coef", {-1, 64}, writable), static_cast<i64>(coef.shape(0))};
+}
+
+struct Intervals {
+    const i64* starts;
+    const i64* ends;
+    i64 n;
+};
+Intervals intervals(py::array& starts, py::array& ends) {
+    Intervals iv{checked<i64>(starts, "starts", {-1}, false), nullptr, static_cast<i64>(starts.shape(0))};
+    iv.ends = checked<i64>(ends, "ends", {iv.n}, false);
+    return iv;
+}
+
+IntervalOutputs interval_outputs(py::array& pads, py::array& padbits, py::array& truncated, i64 n) {
+    return IntervalOutputs{checked<i64>(pads, "pads", {n}, true), checked<i64>(padbits, "padbits", {n}, true),
+                           checked<i64>(truncated, "truncated", {n}, true)};
+}
+
+ProgressiveParams progressive(int ss, int se, int ah, int al) {
+    if (ss < 0 || se < ss || se > 63 || ah < 0 || ah > 15 || al < 0 || al > 15)
+        fail("progressive scan parameters out of range");
+    return ProgressiveParams{ss, se, ah, al};
+}
+
+py::tuple encode_result(EncodeResult&& r) {
+    py::array_t<std::uint8_t> out(r.length);
+    std::memcpy(out.mutable_data(), r.out.data(), static_cast<std::size_t>(r.length));
+    py::array_t<i64> ends(static_cast<py::ssize_t>(r.ends.size()));
+    std::memcpy(ends.mutable_data(), r.ends.data(), r.ends.size() * sizeof(i64));
+    return py::make_tuple(out, r.length, ends, r.status);
+}
+
+const std::uint8_t* byte_data(py::array& data, i64& size) {
+    const std::uint8_t* p = checked<std::uint8_t>(data, "data", {-1}, false);
+    size = static_cast<i64>(data.shape(0));
+    return p;
+}
+
+template <class T>
+py::array_t<T> table(const T* values, std::size_t n) {
+    py::array_t<T> a(static_cast<py::ssize_t>(n));
+    std::memcpy(a.mutable_data(), values, n * sizeof(T));
+    a.attr("setflags")(py::arg("write") = false);
+    return a;
+}
+
+// Arrays of one component for an adaptive pass, checked.
+adaptive::Component component(int pass, py::array& co, py::array& q, py::array& nz7, py::array& nzrem,
+                              py::object hint, bool decoding) {
+    if (pass < 0 || pass >= adaptive::N_PASSES) fail("no such adaptive pass: " + std::to_string(pass));
+    adaptive::Component c{};
+    c.co = checked<std::int16_t>(co, "coefficients", {-1, -1, 64}, decoding);
+    c.R = co.shape(0);
+    c.C = co.shape(1);
+    c.q = checked<i64>(q, "quant", {64}, false);
+    c.nz7 = checked<i64>(nz7, "nz7", {c.R, c.C}, true);
+    c.nzrem = checked<i64>(nzrem, "nzrem", {c.R, c.C}, true);
+    const i64 n = c.R * c.C;
+    check_range(c.q, 64, 0, 65535, "quant");
+    check_range(c.nz7, n, 0, N_INTERIOR, "nz7");
+    check_range(c.nzrem, n, 0, N_INTERIOR, "nzrem");
+    if (!hint.is_none()) {
+        py::array h = hint.cast<py::array>();
+        c.hint = checked<std::uint8_t>(h, "hint", {c.R, c.C, adaptive::hint_width(pass)}, false);
+        const i64 total = n * adaptive::hint_width(pass);
+        for (i64 i = 0; i < total; ++i)
+            if (c.hint[i] >= adaptive::N_HINTS) fail("hint values must be < 8");
+    }
+    return c;
+}
+
+Counters counters(py::array& T) {
+    return Counters{checked<std::int32_t>(T, "counters", {adaptive::N_COUNTERS}, true), adaptive::N_COUNTERS};
+}
+
+template <class Coder>
+void adaptive_pass(Coder& coder, int pass, py::array co, py::array q, py::array nz7, py::array nzrem, py::object hint,
+                   py::array T) {
+    const adaptive::Component c = component(pass, co, q, nz7, nzrem, hint, !Coder::encoding);
+    const Counters t = counters(T);
+    py::gil_scoped_release nogil;
+    adaptive::run_pass(coder, pass, c, t);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "jpegshrink's compiled core: Huffman scan coders, the binary arithmetic coder, model passes";
+
+    // ---- 8x8 block tables (the one definition; jpegshrink.blocks re-exports them)
+    {
+        std::int64_t zz[64], rank[64], interior[N_INTERIOR], edges[N_EDGES];
+        for (int k = 0; k < 64; ++k) zz[k] = ZIGZAG[k], rank[k] = ZIGZAG_RANK.rank[k];
+        for (int k = 0; k < N_INTERIOR; ++k) interior[k] = INTERIOR.pos[k];
+        for (int k = 0; k < N_EDGES; ++k) edges[k] = EDGES[k];
+        m.attr("ZIGZAG") = table(zz, 64);
+        m.attr("ZIGZAG_RANK") = table(rank, 64);
+        m.attr("INTERIOR") = table(interior, N_INTERIOR);
+        m.attr("EDGES") = table(edges, N_EDGES);
+    }
+
+    // ---- JPEG scan coders
+    py::module_ scan = m.def_submodule("scan", "Huffman scan coders (sequential and progressive) and bit I/O");
+    scan.attr("LOOKAHEAD") = LOOKAHEAD;
+    scan.attr("N_SLOTS") = N_SLOTS;
+    scan.attr("OK") = int(OK);
+    scan.attr("BAD_CODE") = int(BAD_CODE);
+    scan.attr("BAD_INDEX") = int(BAD_INDEX);
+    scan.attr("NO_SYMBOL") = int(NO_SYMBOL);
+    scan.attr("BAD_REFINEMENT") = int(BAD_REFINEMENT);
+
+    scan.def(
+        "decode_sequential",
+        [](py::array data, py::array starts, py::array ends, i64 restart, i64 mcux, i64 nmcu, py::array geo,
+           py::array lookup, py::array maxcode, py::array valptr, py::array mincode, py::array huffval, py::array coef,
+           py::array pads, py::array padbits, py::array truncated) {
+            i64 size;
+            const std::uint8_t* d = byte_data(data, size);
+            const Intervals iv = intervals(starts, ends);
+            const Coefficients c = coefficients(coef, true);
+            const ScanGeometry g = geometry(geo, restart, mcux, nmcu, c.blocks);
+            const DecodeTables t = decode_tables(lookup, maxcode, valptr, mincode, huffval);
+            const IntervalOutputs io = interval_outputs(pads, padbits, truncated, iv.n);
+            DecodeResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = decode_sequential(d, size, iv.starts, iv.ends, iv.n, g, t, c, io);
+            }
+            return py::make_tuple(r.status, r.where);
+        },
+        "Decode every interval into coef; returns (status, byte offset of an error). Per interval it records "
+        "the pad bits after the last MCU (pads/padbits) or, when the data runs out first, truncated[i] = the "
+        "MCU it ran out in (else -1); MCUs from the cut on stay zero.");
+
+    scan.def(
+        "encode_sequential",
+        [](i64 n_intervals, i64 restart, i64 mcux, i64 nmcu, py::array geo, py::array ehufco, py::array ehufsi,
+           py::array coef, py::array lastnz, py::array pads, py::array stops, i64 capacity) {
+            const Coefficients c = coefficients(coef, false);
+            const ScanGeometry g = geometry(geo, restart, mcux, nmcu, c.blocks);
+            const EncodeTables t = encode_tables(ehufco, ehufsi);
+            const i64* lz = checked<i64>(lastnz, "lastnz", {c.blocks}, false);
+            check_range(lz, c.blocks, 0, 63, "lastnz");
+            if (n_intervals < 0) fail("n_intervals must be >= 0");
+            const i64* pd = checked<i64>(pads, "pads", {n_intervals}, false);
+            const i64* st = checked<i64>(stops, "stops", {n_intervals}, false);
+            EncodeResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = encode_sequential(n_intervals, g, t, c, lz, pd, st, std::min<i64>(capacity, i64(1) << 30));
+            }
+            return encode_result(std::move(r));
+        },
+        "Encode intervals 0..n_intervals-1; returns (out, length, interval_ends, status). Each interval is "
+        "padded with its recorded pad bits and followed by its restart marker (except the last).");
+
+    scan.def(
+        "decode_progressive",
+        [](py::array data, py::array starts, py::array ends, i64 restart, i64 mcux, i64 nmcu, py::array geo,
+           py::array lookup, py::array maxcode, py::array valptr, py::array mincode, py::array huffval, py::array coef,
+           py::array lastnz, int ss, int se, int ah, int al, py::array pads, py::array padbits, py::array truncated) {
+            i64 size;
+            const std::uint8_t* d = byte_data(data, size);
+            const Intervals iv = intervals(starts, ends);
+            const Coefficients c = coefficients(coef, true);
+            const ScanGeometry g = geometry(geo, restart, mcux, nmcu, c.blocks);
+            const DecodeTables t = decode_tables(lookup, maxcode, valptr, mincode, huffval);
+            i64* lz = checked<i64>(lastnz, "lastnz", {c.blocks}, true);
+            check_range(lz, c.blocks, 0, 63, "lastnz");
+            const ProgressiveParams pp = progressive(ss, se, ah, al);
+            const IntervalOutputs io = interval_outputs(pads, padbits, truncated, iv.n);
+            DecodeResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = decode_progressive(d, size, iv.starts, iv.ends, iv.n, g, t, c, lz, pp, io);
+            }
+            return py::make_tuple(r.status, r.where, r.longest_run);
+        },
+        "Decode one progressive scan into coef; returns (status, error offset, longest EOB run). lastnz (per "
+        "block, kept up to date across scans) bounds the refinement of end-of-band blocks.");
+
+    scan.def(
+        "encode_progressive",
+        [](i64 n_intervals, i64 restart, i64 mcux, i64 nmcu, py::array geo, py::array ehufco, py::array ehufsi,
+           py::array coef, py::array lastnz, int ss, int se, int ah, int al, i64 eob_cap, py::array pads,
+           py::array stops, i64 capacity) {
+            const Coefficients c = coefficients(coef, false);
+            const ScanGeometry g = geometry(geo, restart, mcux, nmcu, c.blocks);
+            const EncodeTables t = encode_tables(ehufco, ehufsi);
+            const i64* lz = checked<i64>(lastnz, "lastnz", {c.blocks}, false);
+            check_range(lz, c.blocks, 0, 63, "lastnz");
+            const ProgressiveParams pp = progressive(ss, se, ah, al);
+            if (n_intervals < 0) fail("n_intervals must be >= 0");
+            if (eob_cap < 1) fail("eob_cap must be >= 1");
+            const i64* pd = checked<i64>(pads, "pads", {n_intervals}, false);
+            const i64* st = checked<i64>(stops, "stops", {n_intervals}, false);
+            EncodeResult r;
+            {
+                py::gil_scoped_release nogil;
+                r = encode_progressive(n_intervals, g, t, c, lz, pp, eob_cap, pd, st,
+                                       std::min<i64>(capacity, i64(1) << 30));
+            }
+            return encode_result(std::move(r));
+        },
+        "Encode one progressive scan as libjpeg would; outputs as encode_sequential. eob_cap is the longest "
+        "EOB run written (libjpeg: 0x7FFF; an encoder that never merges end-of-band blocks is reproduced with 1).");
+
+    scan.def(
+        "last_nonzero",
+        [](py::array coef) {
+            const Coefficients c = coefficients(coef, false);
+            py::array_t<i64> out(c.blocks);
+            i64* o = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                last_nonzero(c.coef, c.blocks, o);
+            }
+            return out;
+        },
+        "Per block of coef [n, 64], the zig-zag index of its last non-zero coefficient (0 if only DC may be set).");
+
+    scan.def(
+        "gather_blocks",
+        [](py::array src, py::array dst, i64 offset, py::array lastnz) {
+            const std::int16_t* s = checked<std::int16_t>(src, "src", {-1, 64}, false);
+            const i64 n = src.shape(0);
+            std::int16_t* d = checked<std::int16_t>(dst, "dst", {-1, 64}, true);
+            i64* lz = checked<i64>(lastnz, "lastnz", {dst.shape(0)}, true);
+            if (offset < 0 || offset + n > dst.shape(0)) fail("gather_blocks: blocks do not fit dst at offset");
+            py::gil_scoped_release nogil;
+            gather_blocks(s, n, d, offset, lz);
+        },
+        "Copy blocks src [n, 64] to dst[offset:offset + n] and fill lastnz for them (one pass).");
+
+    // ---- binary arithmetic coder
+    py::module_ arith = m.def_submodule("arith", "Adaptive binary arithmetic coder");
+    arith.attr("P_MIN") = P_MIN;
+    arith.attr("COUNTER_INIT") = COUNTER_INIT;
+    arith.attr("BACKOFF_N") = BACKOFF_N;
+
+    py::class_<BinaryEncoder>(arith, "BinaryEncoder", "Encoder state; one per independent stream")
+        .def(py::init<>())
+        .def(
+            "finish",
+            [](BinaryEncoder& e) {
+                const std::vector<std::uint8_t> out = e.finish();
+                return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+            },
+            "Flush and return the stream (idempotent).")
+        .def(
+            "code_bits",
+            [](BinaryEncoder& e, py::array counters_, py::array ctxs, py::array bits, int limit) {
+                if (e.finished()) fail("encoder is finished");
+                if (limit < 0 || limit > 1023) fail("limit must be 0..1023");
+                const i64* cx = checked<i64>(ctxs, "ctxs", {-1}, false);
+                const i64 n = ctxs.shape(0);
+                const std::uint8_t* b = checked<std::uint8_t>(bits, "bits", {n}, false);
+                const Counters T{checked<std::int32_t>(counters_, "counters", {-1}, true),
+                                 static_cast<i64>(counters_.shape(0))};
+                py::gil_scoped_release nogil;
+                for (i64 i = 0; i < n; ++i) code_bit(e, T, cx[i], b[i] != 0, limit);
+            },
+            "Code bits[i] with adaptive counter ctxs[i] (int32 counters, hit counts capped at limit).");
+
+    py::class_<BinaryDecoder>(arith, "BinaryDecoder", "Decoder state over one stream")
+        .def(py::init([](py::bytes data) {
+            const std::string s = data;
+            return BinaryDecoder(std::vector<std::uint8_t>(s.begin(), s.end()));
+        }))
+        .def_property_readonly("damaged", &BinaryDecoder::damaged,
+                               "A model decoded something a valid stream never codes.")
+        .def_property_readonly("overrun", &BinaryDecoder::overrun,
+                               "Bytes read past the end beyond the 3 a valid stream reads; > 0: truncated.")
+        .def(
+            "code_bits",
+            [](BinaryDecoder& d, py::array counters_, py::array ctxs, int limit) {
+                if (limit < 0 || limit > 1023) fail("limit must be 0..1023");
+                const i64* cx = checked<i64>(ctxs, "ctxs", {-1}, false);
+                const i64 n = ctxs.shape(0);
+                const Counters T{checked<std::int32_t>(counters_, "counters", {-1}, true),
+                                 static_cast<i64>(counters_.shape(0))};
+                py::array_t<std::uint8_t> out(n);
+                std::uint8_t* o = out.mutable_data();
+                {
+                    py::gil_scoped_release nogil;
+                    for (i64 i = 0; i < n; ++i) o[i] = static_cast<std::uint8_t>(code_bit(d, T, cx[i], 0, limit));
+                }
+                return out;
+            },
+            "Decode len(ctxs) bits, inverse of BinaryEncoder.code_bits.");
+
+    // ---- adaptive model passes
+    py::module_ am = m.def_submodule("adaptive", "Passes of the adaptive coefficient model");
+    am.attr("N_COUNTERS") = adaptive::N_COUNTERS;
+    am.attr("N_HINTS") = adaptive::N_HINTS;
+    {
+        py::list names, groups, widths;
+        for (int p = 0; p < adaptive::N_PASSES; ++p) {
+            names.append(adaptive::PASSES[p].name);
+            widths.append(adaptive::hint_width(p));
+            if (adaptive::PASSES[p].kind == adaptive::INTERIOR_GROUP)
+                groups.append(py::make_tuple(adaptive::PASSES[p].z0, adaptive::PASSES[p].z1));
+        }
+        am.attr("PASS_NAMES") = py::tuple(names);
+        am.attr("INTERIOR_GROUPS") = py::tuple(groups);
+        am.attr("PASS_HINT_WIDTH") = py::tuple(widths);
+    }
+    const char* pass_doc =
+        "Code (encoder) or decode (decoder) pass ``pass_index`` of one component: coefficients int16 [R, C, 64], "
+        "quant int64 [64], nz7/nzrem int64 [R, C], hint uint8 [R, C, PASS_HINT_WIDTH[pass]] or None, counters "
+        "int32 [N_COUNTERS] (updated in place). Releases the GIL.";
+    am.def("run_pass", &adaptive_pass<BinaryEncoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
+           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+    am.def("run_pass", &adaptive_pass<BinaryDecoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
+           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+}

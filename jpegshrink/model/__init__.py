@@ -60,6 +60,13 @@ def _priors(model_id: str):
     return factory
 
 
+def _mix3(model_id: str):
+    def factory() -> CoefficientModel:
+        from jpegshrink.model.mix3 import load  # lazy: needs the compiled kernel, loads the weights
+        return load(model_id)
+    return factory
+
+
 register("adaptive-1", _adaptive_1)
 #: adaptive-1 with hints from a trained network; the id names its weights file (sha256 prefix).
 register("learned-6165e90d", _learned("learned-6165e90d"))

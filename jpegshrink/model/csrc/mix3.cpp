@@ -140,6 +140,8 @@ static inline int bitlen(uint64_t a) {
   return n;
 }
 static inline int64_t iabs(int64_t a) { return a < 0 ? -a : a; }
+//: a / b truncated (C++ semantics), b > 0, skipping the division when the quotient is 0 (most are).
+static inline int64_t tdiv(int64_t a, int64_t b) { return (a < b && a > -b) ? 0 : a / b; }
 static inline int64_t floordiv(int64_t a, int64_t b) {  // b > 0
   int64_t q = a / b;
   if ((a % b) != 0 && (a < 0)) --q;
@@ -527,7 +529,7 @@ class Kernel {
         const int n = ZIGZAG[k], v = n >> 3, u = n & 7;
         const int64_t d = cp.q[n];
         const bool hN = N && u > 0, hW = W && v > 0;
-        int64_t pN = hN ? sumU[u] / (BW[v] * d) : 0, pW = hW ? sumV[v] / (BW[u] * d) : 0;
+        int64_t pN = hN ? tdiv(sumU[u], BW[v] * d) : 0, pW = hW ? tdiv(sumV[v], BW[u] * d) : 0;
         int64_t pB = (hN && hW) ? (pN + pW) / 2 : (hN ? pN : pW);
         nzpred += pB != 0;
       }
@@ -579,8 +581,8 @@ class Kernel {
       int64_t pN = 0, pW = 0;
       // Column 0 (row 0) would need this block's DC, which is coded last: only the other side.
       const bool hN = N && u > 0, hW = W && v > 0;
-      if (hN) pN = sumU[u] / (BW[v] * den);
-      if (hW) pW = sumV[v] / (BW[u] * den);
+      if (hN) pN = tdiv(sumU[u], BW[v] * den);
+      if (hW) pW = tdiv(sumV[v], BW[u] * den);
       int64_t pB = (hN && hW) ? (pN + pW) / 2 : (hN ? pN : pW);
       const bool adv = !(flags_ & NO_ADVPRED);
       int sN = hN ? sqlog(pN) : 0, sW = hW ? sqlog(pW) : 0, sB = (hN || hW) ? sqlog(pB) : 0;
@@ -591,8 +593,8 @@ class Kernel {
       // Intra-block neighbours rescaled by the quantiser ratio.
       int lc0 = 99, lc1 = 99;
       // (The DC is coded after the AC, so it is never an intra-block neighbour.)
-      if (u > 0 && n - 1 != 0) lc0 = sqlog(X[n - 1] * cp.q[n - 1] / den);
-      if (v > 0 && n - 8 != 0) lc1 = sqlog(X[n - 8] * cp.q[n - 8] / den);
+      if (u > 0 && n - 1 != 0) lc0 = sqlog(tdiv(X[n - 1] * cp.q[n - 1], den));
+      if (v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
       const int rb = rem_bin(rem);
       auto sm3 = [](const int16_t* b, int i) -> int {
         if (!b) return 7;

@@ -64,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
         c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
         if name == "compress":
-            c.add_argument("--model", help="coefficient model id (default: the newest)")
+            level = c.add_mutually_exclusive_group()
+            level.add_argument("--model", help="coefficient model id (default: the newest)")
+            level.add_argument("--level", choices=("default", "dense"),
+                               help="dense: the denser, slower model for cold archives (mix3); "
+                                    "default: the read-speed default")
     i = sub.add_parser("inspect", help="describe containers (format, model, sizes, fallback reason)")
     i.add_argument("paths", type=Path, nargs="+")
     i.add_argument("--json", action="store_true")
@@ -98,7 +102,11 @@ def _transform(args: argparse.Namespace) -> int:
         print(f"jpegshrink: {e}", file=sys.stderr)
         return 2
     work = _compress_one if compressing else _decompress_one
-    results = _run(work, jobs, args.force, getattr(args, "model", None), args.workers, args.quiet or args.json)
+    model_id = getattr(args, "model", None)
+    if getattr(args, "level", None) == "dense":
+        from jpegshrink import model
+        model_id = model.DENSE_MODEL_ID
+    results = _run(work, jobs, args.force, model_id, args.workers, args.quiet or args.json)
     _report(results, args.json)
     return 1 if any(r.status == "failed" for r in results) else 0
 

@@ -170,3 +170,15 @@ def test_streams_do_not_depend_on_how_the_kernel_was_compiled(model_id, sample_f
         parts = jpeg.parse(Path(path).read_bytes())
         streams = [bytes.fromhex(s) for s in encoded[path]]
         assert streams == m.encode(parts.coefficients, _specs(parts.layout))
+
+
+def test_cli_dense_level_writes_the_dense_model(tmp_path, sample_files):
+    import jpegshrink
+    from jpegshrink.cli import main
+    photo = next(p for p in sample_files if p.name == "v08_cjpeg-q75-420.jpg")
+    src = tmp_path / photo.name
+    src.write_bytes(photo.read_bytes())
+    assert main(["compress", str(src), "--level", "dense", "-o", str(tmp_path / "a.jsk"), "-q"]) == 0
+    assert jpegshrink.inspect((tmp_path / "a.jsk").read_bytes()).model_id == registry.DENSE_MODEL_ID
+    assert main(["decompress", str(tmp_path / "a.jsk"), "-o", str(tmp_path / "b.jpg"), "-q"]) == 0
+    assert (tmp_path / "b.jpg").read_bytes() == photo.read_bytes()

@@ -23,7 +23,7 @@ from jpegshrink.codec import _specs  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import _mix3, get  # noqa: E402
 from jpegshrink.model.mix3 import WEIGHTS_DIR, Mix3Model  # noqa: E402
-from train_data import VAL_PACKAGES  # noqa: E402
+from train_priors import VAL_PACKAGES  # noqa: E402
 
 F = _mix3.FLAGS
 VARIANTS = [

@@ -135,7 +135,7 @@ def fit(args) -> None:
 
 def _val_packages():
     sys.path.insert(0, str(ROOT / "tools"))
-    from train_data import VAL_PACKAGES
+    from train_priors import VAL_PACKAGES
     return VAL_PACKAGES
 
 

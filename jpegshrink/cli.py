@@ -137,8 +137,12 @@ def _add_transform_options(c: argparse.ArgumentParser) -> argparse.ArgumentParse
 
 def _add_compress_options(c: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Options of ``compress`` only; :func:`_compress_options` turns them into :class:`CompressOptions`."""
-    c.add_argument("--model", help=f"coefficient model id (default: {model.DEFAULT_MODEL_ID}; "
-                                   f"known: {', '.join(model.registered_ids())})")
+    level = c.add_mutually_exclusive_group()
+    level.add_argument("--model", help=f"coefficient model id (default: {model.DEFAULT_MODEL_ID}; "
+                                       f"known: {', '.join(model.registered_ids())})")
+    level.add_argument("--level", choices=("default", "dense"),
+                       help=f"dense: the denser, slower model for cold archives ({model.DENSE_MODEL_ID}); "
+                            f"default: the read-speed default")
     _add_lossy_arguments(c)
     return c
 
@@ -147,7 +151,8 @@ def _compress_options(args: argparse.Namespace) -> CompressOptions:
     """Check ``compress``'s options before any work: a typo is a usage error, not a failure per file."""
     if args.model is not None and args.model not in model.registered_ids():
         raise ValueError(f"unknown model {args.model!r} (known: {', '.join(model.registered_ids())})")
-    return CompressOptions(model_id=args.model, **_lossy_options(args))
+    model_id = model.DENSE_MODEL_ID if args.level == "dense" else args.model
+    return CompressOptions(model_id=model_id, **_lossy_options(args))
 
 
 def _run_storage_command(name: str, argv: list[str]) -> int:

@@ -102,6 +102,17 @@ class Lepton:
         return self._lep.decompress_bytes(blob, dict(self._CONFIG))
 
 
+class LeptonDensest(Lepton):
+    """Lepton at its densest setting: one partition (``max_partitions=1``), single-thread pool. Lepton's
+    default splits an image into partitions for threads and loses ~4-5 % of its saving doing so."""
+
+    name = "lepton1"
+    _CONFIG = {"threads": "single", "max_partitions": 1}
+
+    def threads_note(self) -> str:
+        return "config threads='single', max_partitions=1 (densest)"
+
+
 class JpegXL:
     """libjxl lossless JPEG transcode via imagecodecs, default effort (7), numthreads=1."""
 
@@ -149,7 +160,7 @@ class Zstd:
         return self._d.decompress(blob)
 
 
-CODECS = {c.name: c for c in (JpegShrink, JpegShrinkNoVerify, Lepton, JpegXL, Zstd)}
+CODECS = {c.name: c for c in (JpegShrink, JpegShrinkNoVerify, Lepton, LeptonDensest, JpegXL, Zstd)}
 DEFAULT_CODECS = ("jpegshrink", "lepton", "jpegxl", "zstd")
 
 

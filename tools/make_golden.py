@@ -34,10 +34,10 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
     cases = []
     first = SOURCES[0]
     for model_id in model.registered_ids():
-        # Every layout case with the default model; one file each for the others, whose decoders the
-        # golden files of the format version they were current in already pin case by case (and a
-        # retired model's decoder is slow: CI time goes where it finds something).
-        names = SOURCES if model_id == model.DEFAULT_MODEL_ID else [first]
+        # Every layout case with the default and the dense model; one file each for the others, whose
+        # decoders the golden files of the format version they were current in already pin case by case
+        # (and a retired model's decoder is slow: CI time goes where it finds something).
+        names = SOURCES if model_id in (model.DEFAULT_MODEL_ID, model.DENSE_MODEL_ID) else [first]
         cases += [(model_id, name, (sample / name).read_bytes(), model_id) for name in names]
     # One per remaining mode is enough: they do not depend on the model.
     cases.append(("fallback", first, b"not a jpeg: " + (sample / first).read_bytes() * 2, None))

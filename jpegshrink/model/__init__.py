@@ -76,12 +76,24 @@ def _priors(model_id: str):
     return factory
 
 
+def _mix3_model(model_id: str):
+    def factory() -> CoefficientModel:
+        from jpegshrink.model.mix3 import load  # lazy: needs the compiled kernel, loads the weights
+        return load(model_id)
+    return factory
+
+
 register("adaptive-1", _adaptive_1)
 #: adaptive-1 with hints from a trained network; the id names its weights file (sha256 prefix).
 register("learned-6165e90d", _learned("learned-6165e90d"))
 #: adaptive-1 started from trained statistics (tools/train_priors.py); the id names its file (sha256 prefix).
 register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
+#: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
+#: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).
+register("mix3-48305388", _mix3_model("mix3-48305388"))
+#: The denser level ("cold archive"): what `--level dense` picks.
+DENSE_MODEL_ID: str = "mix3-48305388"
 
 
-__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "get", "register", "registered",
-           "registered_ids"]
+__all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "DENSE_MODEL_ID", "get", "register",
+           "registered", "registered_ids"]

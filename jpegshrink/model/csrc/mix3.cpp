@@ -1,0 +1,870 @@
+// mix3: the coefficient model v3 kernel (jpegshrink.model._mix3). One template, instantiated for the
+// encoder and the decoder, codes one stripe (a range of MCU rows) of every component of an image.
+//
+// Why it is built this way (see jpegshrink/model/mix3.py for the format description):
+//  * every binary decision is predicted by several adaptive counters selected by different contexts
+//    (Lepton-class neighbour contexts, a DCT-domain prediction of every coefficient from the
+//    dequantised north/west blocks, intra-block neighbours rescaled by the quantiser ratio, zero-run
+//    and position, and cross-channel contexts), combined by an integer logistic mixer whose weight set
+//    is chosen by a small context, then refined by two APM/SSE stages;
+//  * everything is integer (shifts of negative numbers are arithmetic: gcc/clang guarantee it, and
+//    C++20 defines it) so every machine computes the same bits;
+//  * one stripe is one independent stream with its own model state, so stripes decode in parallel and
+//    the bytes do not depend on how many threads run them;
+//  * anything read from a stream is range-checked before it is used as an index or stored.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace mix3 {
+
+// ------------------------------------------------------------------------------------------------
+// Fixed tables: squash/stretch of the paq family (12-bit probabilities, stretch domain +-2047).
+static int16_t STRETCH[4096];
+static int32_t RATE[1024];  // counter step 65536 / (n + 1.5)
+//: Mixer learning rate (error x input x MIX_LR >> 13) and the final blend of the mixer output with
+//: the two APM outputs (eighths); measured on held-out-free training files, fixed by the format.
+static const int MIX_LR = 5, MIX_P = 2, MIX_A1 = 3, MIX_A2 = 3;
+
+static int squash(int d) {
+  static const int t[33] = {1,    2,    3,    6,    10,   16,   27,   45,   73,   120,  194,
+                            310,  488,  747,  1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785,
+                            3901, 3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094};
+  if (d > 2047) d = 2047;
+  if (d < -2047) d = -2047;
+  int w = d & 127;
+  int i = (d >> 7) + 16;
+  return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
+}
+
+static int16_t SQUASH[4095];  // SQUASH[d + 2047]
+
+static bool init_tables() {
+  for (int d = -2047; d <= 2047; ++d) SQUASH[d + 2047] = (int16_t)squash(d);
+  int pi = 0;
+  for (int x = -2047; x <= 2047; ++x) {
+    int v = squash(x);
+    for (int i = pi; i <= v; ++i) STRETCH[i] = (int16_t)x;
+    pi = v + 1;
+  }
+  for (int i = pi; i < 4096; ++i) STRETCH[i] = 2047;
+  for (int n = 0; n < 1024; ++n) RATE[n] = 131072 / (2 * n + 3);
+  return true;
+}
+static const bool TABLES_READY = init_tables();
+
+static inline int sq12(int d) {
+  if (d > 2047) d = 2047;
+  if (d < -2047) d = -2047;
+  return SQUASH[d + 2047];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Layout constants: the sizes of every table. Changing any of them changes the format (new model id).
+enum : int {
+  AC_SLOTS = 9,        // contexts per AC decision (see ac_contexts)
+  AC_TBITS = 21,       // counters per AC slot table: 2^21 (blocks of 32)
+  CNT_SLOTS = 4,       // contexts per nonzero-count decision
+  CNT_TBITS = 17,      // blocks of 64 (tree nodes)
+  DC_SLOTS = 4,        // contexts per DC decision
+  DC_TBITS = 16,       // blocks of 64
+  AC_BLOCK = 32,       // counters per AC context: exponent bits 0..11, sign, mantissa tops, long exps
+  DC_BLOCK = 64,       // counters per DC context: exponent bits 0..17, sign, mantissa tops
+  N_CLASSES = 2,       // luma (component 0), chroma (the others)
+  AC_TYPES = 8,        // decision types for weight sets/APMs: exponent bit 0..5+, sign, mantissa top
+  K_BANDS = 5,
+  AC_INPUTS = AC_SLOTS + 1,   // + bias
+  CNT_INPUTS = CNT_SLOTS + 1,
+  DC_INPUTS = DC_SLOTS + 1,
+  AC_SETS = N_CLASSES * AC_TYPES * K_BANDS,
+  CNT_SETS = N_CLASSES * 6,
+  DC_SETS = N_CLASSES * AC_TYPES,
+  W_AC = 0,
+  W_CNT = W_AC + AC_SETS * AC_INPUTS,
+  W_DC = W_CNT + CNT_SETS * CNT_INPUTS,
+  // second mixer: weight sets selected by another context (AC: remaining count; count: neighbours'
+  // count; DC: side disagreement); the two outputs are averaged in the stretch domain
+  W2_AC = W_DC + DC_SETS * DC_INPUTS,
+  W2_CNT = W2_AC + N_CLASSES * AC_TYPES * 10 * AC_INPUTS,
+  W2_DC = W2_CNT + N_CLASSES * 6 * 9 * CNT_INPUTS,
+  N_WEIGHTS = W2_DC + N_CLASSES * AC_TYPES * 12 * DC_INPUTS,
+  // slot 0 of each kind is directly indexed and starts from trained counters (the learned init)
+  D_AC = 0,
+  D_CNT = D_AC + N_CLASSES * 64 * 10 * 12 * AC_BLOCK,
+  D_DC = D_CNT + N_CLASSES * 65 * 64,
+  N_DIRECT = D_DC + N_CLASSES * 12 * 12 * DC_BLOCK,
+  SQ_MAX = 20,         // signed log predictions are clamped to +-SQ_MAX
+  APM_AC1 = N_CLASSES * AC_TYPES * 64,
+  APM_AC2 = N_CLASSES * AC_TYPES * (2 * SQ_MAX + 1),
+  APM_CNT = N_CLASSES * 64,
+  APM_DC = N_CLASSES * AC_TYPES * 12,
+  MANT_SIZE = N_CLASSES * 64 * 20 * 20,
+  LIMIT = 255,
+  MAX_COMPONENTS = 4,
+};
+
+//: Ablation switches (never set by a registered model id: they exist for tools/ablate_mix3.py).
+enum Flags : uint32_t {
+  NO_ADVPRED = 1, NO_INTRA = 2, NO_CROSS = 4, NO_SSE = 8, NO_MIXER = 16, NO_RUN = 32,
+};
+
+static const int ZIGZAG[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+                               12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+                               35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                               58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+//: Integer DCT basis (as adaptive-1): K[u][x] = round(2048 sqrt(2) C(u) cos((2x + 1) u pi / 16)).
+static const int64_t K[8][8] = {{2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048},
+                                {2841, 2408, 1609, 565, -565, -1609, -2408, -2841},
+                                {2676, 1108, -1108, -2676, -2676, -1108, 1108, 2676},
+                                {2408, -565, -2841, -1609, 1609, 2841, 565, -2408},
+                                {2048, -2048, -2048, 2048, 2048, -2048, -2048, 2048},
+                                {1609, -2841, 565, 2408, -2408, -565, 2841, -1609},
+                                {1108, -2676, 2676, -1108, -1108, 2676, -2676, 1108},
+                                {565, -1609, 2408, -2841, 2841, -2408, 1609, -565}};
+//: Boundary weight of frequency v in the DCT-domain neighbour prediction (value of the basis function
+//: at the block edge, x256, with the slight high-frequency boost paq8px found useful).
+static const int64_t BW[8] = {181, 272, 288, 304, 320, 336, 352, 368};
+
+static inline int bitlen(uint64_t a) {
+  int n = 0;
+  while (a) { ++n; a >>= 1; }
+  return n;
+}
+static inline int64_t iabs(int64_t a) { return a < 0 ? -a : a; }
+//: a / b truncated (C++ semantics), b > 0, skipping the division when the quotient is 0 (most are).
+static inline int64_t tdiv(int64_t a, int64_t b) { return (a < b && a > -b) ? 0 : a / b; }
+static inline int64_t floordiv(int64_t a, int64_t b) {  // b > 0
+  int64_t q = a / b;
+  if ((a % b) != 0 && (a < 0)) --q;
+  return q;
+}
+//: Half-octave log of a magnitude: 0,1,2,3,4,4,5,5,6,6,6,6,7,...
+static inline int qlog(int64_t x) {
+  if (x < 4) return (int)x;
+  int b = bitlen((uint64_t)x);
+  return 2 * b + (int)((x >> (b - 2)) & 1) - 2;
+}
+//: Signed half-octave log, clamped to [-SQ_MAX, SQ_MAX].
+static inline int sqlog(int64_t x) {
+  int m = qlog(iabs(x));
+  if (m > SQ_MAX) m = SQ_MAX;
+  return x < 0 ? -m : m;
+}
+static inline int rem_bin(int r) {
+  if (r < 4) return r;
+  if (r < 6) return 4;
+  if (r < 8) return 5;
+  if (r < 12) return 6;
+  if (r < 20) return 7;
+  if (r < 32) return 8;
+  return 9;
+}
+static inline int k_band(int k) {
+  if (k == 1) return 0;
+  if (k < 6) return 1;
+  if (k < 15) return 2;
+  if (k < 28) return 3;
+  return 4;
+}
+static inline uint64_t hash(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0, uint64_t e = 0) {
+  uint64_t h = a * 0x9E3779B97F4A7C15ull;
+  h = (h ^ (h >> 29)) + b * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 32)) + c * 0x94D049BB133111EBull;
+  h = (h ^ (h >> 29)) + d * 0xD6E8FEB86659FD93ull;
+  h = (h ^ (h >> 32)) + e * 0xA0761D6478BD642Full;
+  return h ^ (h >> 31);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Adaptive counter: 22-bit probability and 10-bit hit count in one uint32, stored XOR 0x80000000 so
+// that an all-zero (calloc'ed, lazily mapped) table starts every context at p = 1/2, n = 0.
+static inline int ctr_p12(uint32_t s) { return (int)((s ^ 0x80000000u) >> 20); }
+static inline void ctr_update(uint32_t& s, int y, int limit) {
+  uint32_t v = s ^ 0x80000000u;
+  int32_t p = (int32_t)(v >> 10);
+  int n = (int)(v & 1023);
+  int32_t target = y ? (1 << 22) - 1 : 0;
+  p += (int32_t)(((int64_t)(target - p) * RATE[n]) >> 16);
+  if (n < limit) ++n;
+  s = (((uint32_t)p << 10) | (uint32_t)n) ^ 0x80000000u;
+}
+
+struct ZeroTable {  // calloc: pages an image never touches cost nothing
+  uint32_t* p = nullptr;
+  explicit ZeroTable(size_t n) {
+    p = static_cast<uint32_t*>(std::calloc(n, sizeof(uint32_t)));
+    if (!p) throw std::bad_alloc();
+  }
+  ~ZeroTable() { std::free(p); }
+  ZeroTable(const ZeroTable&) = delete;
+  ZeroTable& operator=(const ZeroTable&) = delete;
+};
+
+// APM / SSE stage (paq8): 33 interpolation buckets over the stretched input per context.
+struct APM {
+  std::vector<uint16_t> t;
+  int idx = 0;
+  explicit APM(int n) : t((size_t)n * 33) {
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < 33; ++j) t[(size_t)i * 33 + j] = (uint16_t)(sq12((j - 16) * 128) * 16);
+  }
+  int pp(int pr, int cx) {
+    int s = STRETCH[pr] + 2048;  // 1..4095
+    int lo = s >> 7, w = s & 127;
+    idx = cx * 33 + lo;
+    int p = ((int)t[idx] * (128 - w) + (int)t[idx + 1] * w) >> 11;
+    if (w >= 64) ++idx;
+    return std::min(4095, std::max(1, p));
+  }
+  void update(int y) {
+    int g = (y << 16) + (y << 7) - y - y;
+    t[idx] = (uint16_t)(t[idx] + ((g - (int)t[idx]) >> 7));
+  }
+};
+
+// ------------------------------------------------------------------------------------------------
+// Binary arithmetic coder: the carry-less 32-bit coder of the paq/lpaq family (same as
+// jpegshrink.coding.binary_arith), P(bit = 1) given in units of 2^-16.
+struct Encoder {
+  uint32_t x1 = 0, x2 = 0xFFFFFFFFu;
+  std::vector<uint8_t> out;
+  int code(int bit, int p16) {
+    uint32_t xmid = x1 + (uint32_t)(((uint64_t)(x2 - x1) * (uint32_t)p16) >> 16);
+    if (bit) x2 = xmid; else x1 = xmid + 1;
+    while (((x1 ^ x2) & 0xFF000000u) == 0) {
+      out.push_back((uint8_t)(x2 >> 24));
+      x1 <<= 8;
+      x2 = (x2 << 8) | 255;
+    }
+    return bit;
+  }
+  void flush() { out.push_back((uint8_t)(x1 >> 24)); }
+};
+
+struct Decoder {
+  const uint8_t* d = nullptr;
+  size_t n = 0, pos = 0;
+  uint32_t x1 = 0, x2 = 0xFFFFFFFFu, x = 0;
+  void start(const uint8_t* data, size_t len) {
+    d = data; n = len; pos = 0;
+    for (int i = 0; i < 4; ++i) x = (x << 8) | next();
+  }
+  uint32_t next() {
+    uint32_t b = pos < n ? d[pos] : 255u;
+    ++pos;
+    return b;
+  }
+  int code(int, int p16) {
+    uint32_t xmid = x1 + (uint32_t)(((uint64_t)(x2 - x1) * (uint32_t)p16) >> 16);
+    int y = x <= xmid;
+    if (y) x2 = xmid; else x1 = xmid + 1;
+    while (((x1 ^ x2) & 0xFF000000u) == 0) {
+      x1 <<= 8;
+      x2 = (x2 << 8) | 255;
+      x = (x << 8) | next();
+    }
+    return y;
+  }
+  bool overrun() const { return pos > n + 4; }
+};
+
+// ------------------------------------------------------------------------------------------------
+struct Component {
+  int16_t* co = nullptr;  // [R][C][64], natural order
+  int R = 0, C = 0, hs = 1, vs = 1;
+  int64_t q[64];
+  int r0 = 0, r1 = 0;                  // this stripe's block rows
+  std::vector<uint8_t> nz;             // [R][C] nonzero AC count (rows r0..r1 valid)
+  std::vector<int32_t> dcres;          // [R][C] DC prediction residual, clamped
+  std::vector<int64_t> grad;           // [2][C][4][8] edge gradients, previous / current row
+  const int16_t* blk(int r, int c) const { return co + ((size_t)r * C + c) * 64; }
+  int16_t* blk_w(int r, int c) { return co + ((size_t)r * C + c) * 64; }
+};
+
+//: Where the co-located block of another component is, if it is coded before this one in this stripe.
+static bool colocated(const Component& from, const Component& to, int by, int bx, int& ry, int& rx) {
+  ry = (int)((int64_t)by * to.vs / std::max(1, from.vs));
+  rx = (int)((int64_t)bx * to.hs / std::max(1, from.hs));
+  return ry >= to.r0 && ry < to.r1 && rx >= 0 && rx < to.C;
+}
+
+//: Where one decision's mixer weight sets and APM contexts are, for decision type t:
+//: set = w + t * ws (first mixer), w2 + t * ws2 (second), APM contexts a1 + t * as1 and a2 + t * as2.
+struct Sel {
+  int w, ws, w2, ws2, a1, as1, a2, as2;
+  APM* A1;
+  APM* A2;
+};
+
+template <class Coder, bool ENC>
+class Kernel {
+ public:
+  Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags)
+      : comps_(comps), flags_(flags),
+        ac_(size_t(AC_SLOTS) << AC_TBITS), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
+        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE),
+        apm_ac1_(APM_AC1), apm_ac2_(APM_AC2), apm_cnt_(APM_CNT), apm_dc_(APM_DC), w_(N_WEIGHTS),
+        direct_(N_DIRECT, 0) {
+    if (init) {
+      std::memcpy(w_.data(), init, sizeof(int32_t) * N_WEIGHTS);
+    } else {
+      // About 1.2 in total per weight set: the slots mostly agree at first.
+      for (int i = 0; i < N_WEIGHTS; ++i) w_[i] = 19000;
+      for (int i = W_AC; i < W_CNT; ++i) w_[i] = 8700;
+      for (int i = W2_AC; i < W2_CNT; ++i) w_[i] = 8700;
+      for (int i = W_AC; i < N_WEIGHTS; ++i) {
+        int in = i < W_CNT ? (i - W_AC) % AC_INPUTS == AC_SLOTS
+               : i < W_DC ? (i - W_CNT) % CNT_INPUTS == CNT_SLOTS
+               : i < W2_AC ? (i - W_DC) % DC_INPUTS == DC_SLOTS
+               : i < W2_CNT ? (i - W2_AC) % AC_INPUTS == AC_SLOTS
+               : i < W2_DC ? (i - W2_CNT) % CNT_INPUTS == CNT_SLOTS
+               : (i - W2_DC) % DC_INPUTS == DC_SLOTS;
+        if (in) w_[i] = 0;  // bias inputs start at 0
+      }
+    }
+    if (direct) std::memcpy(direct_.data(), direct, sizeof(uint32_t) * N_DIRECT);
+  }
+
+  Coder coder;
+  bool err = false;
+  std::vector<int32_t>& weights() { return w_; }
+  std::vector<uint32_t>& direct() { return direct_; }
+
+  void run() {
+    for (size_t ci = 0; ci < comps_.size(); ++ci) {
+      Component& cp = comps_[ci];
+      cp.grad.assign((size_t)2 * cp.C * 32, 0);
+      for (int by = cp.r0; by < cp.r1 && !err; ++by) {
+        for (int bx = 0; bx < cp.C && !err; ++bx) code_block((int)ci, by, bx);
+        std::swap_ranges(cp.grad.begin(), cp.grad.begin() + (size_t)cp.C * 32,
+                         cp.grad.begin() + (size_t)cp.C * 32);
+      }
+    }
+  }
+
+ private:
+  std::vector<Component>& comps_;
+  uint32_t flags_;
+  ZeroTable ac_, cnt_, dc_, mant_;
+  APM apm_ac1_, apm_ac2_, apm_cnt_, apm_dc_;
+  std::vector<int32_t> w_;
+  std::vector<uint32_t> direct_;
+  int32_t x_[16];
+  uint32_t* slot_[16];
+
+  // One mixed binary decision of type t: counters slot_[i][off], two mixers, two APMs.
+  int mixed_bit(int y, int nslots, int off, const Sel& s, int t) {
+    int p, p1 = 2048, p2 = 2048;
+    int32_t* w1 = &w_[s.w + t * s.ws];
+    int32_t* w2 = &w_[s.w2 + t * s.ws2];
+    if (flags_ & NO_MIXER) {
+      p = std::min(4095, std::max(1, ctr_p12(slot_[0][off])));
+    } else {
+      int64_t dot1 = 0, dot2 = 0;
+      for (int i = 0; i < nslots; ++i) {
+        x_[i] = slot_[i] ? STRETCH[ctr_p12(slot_[i][off])] : 0;
+        dot1 += (int64_t)x_[i] * w1[i];
+        dot2 += (int64_t)x_[i] * w2[i];
+      }
+      x_[nslots] = 256;
+      dot1 += (int64_t)256 * w1[nslots];
+      dot2 += (int64_t)256 * w2[nslots];
+      int d1 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot1 >> 16));
+      int d2 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot2 >> 16));
+      p1 = sq12(d1);
+      p2 = sq12(d2);
+      p = sq12((d1 + d2) >> 1);
+    }
+    int pf = p;
+    if (!(flags_ & NO_SSE)) {
+      int pa = s.A1->pp(p, s.a1 + t * s.as1);
+      int pb = s.A2 ? s.A2->pp(p, s.a2 + t * s.as2) : pa;
+      pf = (MIX_P * p + MIX_A1 * pa + MIX_A2 * pb + 4) >> 3;
+    }
+    int p16 = pf * 16 + 8;
+    if (p16 < 32) p16 = 32;
+    if (p16 > 65504) p16 = 65504;
+    int bit = coder.code(y, p16);
+    if (!(flags_ & NO_SSE)) {
+      s.A1->update(bit);
+      if (s.A2) s.A2->update(bit);
+    }
+    if (!(flags_ & NO_MIXER)) {
+      int e1 = ((bit << 12) - p1) * MIX_LR;
+      int e2 = ((bit << 12) - p2) * MIX_LR;
+      for (int i = 0; i <= nslots; ++i) {
+        w1[i] += (x_[i] * e1) >> 13;
+        w2[i] += (x_[i] * e2) >> 13;
+      }
+    }
+    for (int i = 0; i < nslots; ++i)
+      if (slot_[i]) ctr_update(slot_[i][off], bit, LIMIT);
+    return bit;
+  }
+
+  uint32_t* ac_slot(int i, uint64_t h) {
+    return ac_.p + ((size_t)i << AC_TBITS) + ((h >> (64 - AC_TBITS + 5)) << 5);
+  }
+  uint32_t* cnt_slot(int i, uint64_t h) {
+    return cnt_.p + ((size_t)i << CNT_TBITS) + ((h >> (64 - CNT_TBITS + 6)) << 6);
+  }
+  uint32_t* dc_slot(int i, uint64_t h) {
+    return dc_.p + ((size_t)i << DC_TBITS) + ((h >> (64 - DC_TBITS + 6)) << 6);
+  }
+
+  // Exp-Golomb-style binarisation of one value: exponent (bit length) in unary, sign, mantissa bits.
+  // The exponent bits, the sign and the top mantissa bit are mixed decisions (types 0..5, 6, 7); the
+  // lower mantissa bits use one counter per (class, position, exponent, bit).
+  int64_t code_value(int64_t v, int max_exp, int nslots, int block_sz, int cls, int k, const Sel& s) {
+    int64_t a = v < 0 ? -v : v;
+    int e = ENC ? bitlen((uint64_t)a) : 0;
+    int n = 0;
+    const int exp_slots = block_sz == AC_BLOCK ? 12 : 18;
+    while (n < max_exp) {
+      int off = n < exp_slots ? n : (block_sz == AC_BLOCK ? 25 + std::min(n - 12, 6) : 40 + std::min(n - 18, 6));
+      int b = mixed_bit(ENC ? (e > n) : 0, nslots, off, s, std::min(n, 5));
+      if (!b) break;
+      ++n;
+    }
+    if (n == 0) return 0;
+    int sign_off = block_sz == AC_BLOCK ? 12 : 18;
+    int neg = mixed_bit(ENC ? (v < 0) : 0, nslots, sign_off, s, 6);
+    int64_t r = 1;
+    if (n >= 2) {
+      int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
+      int b = mixed_bit(ENC ? (int)((a >> (n - 2)) & 1) : 0, nslots, top_off, s, 7);
+      r = (r << 1) | b;
+      uint32_t* m = mant_.p + (((size_t)cls * 64 + k) * 20 + std::min(n, 19)) * 20;
+      for (int i = n - 3; i >= 0; --i) {
+        uint32_t& c = m[std::min(i, 19)];
+        int p16 = ctr_p12(c) * 16 + 8;
+        p16 = std::min(65504, std::max(32, p16));
+        int bit = coder.code(ENC ? (int)((a >> i) & 1) : 0, p16);
+        ctr_update(c, bit, LIMIT);
+        r = (r << 1) | bit;
+      }
+    }
+    return neg ? -r : r;
+  }
+
+  void code_block(int ci, int by, int bx) {
+    Component& cp = comps_[ci];
+    const int cls = ci == 0 ? 0 : 1;
+    const bool haveN = by > cp.r0, haveW = bx > 0;
+    const int16_t* N = haveN ? cp.blk(by - 1, bx) : nullptr;
+    const int16_t* W = haveW ? cp.blk(by, bx - 1) : nullptr;
+    const int16_t* NW = (haveN && haveW) ? cp.blk(by - 1, bx - 1) : nullptr;
+    const int16_t* NE = (haveN && bx + 1 < cp.C) ? cp.blk(by - 1, bx + 1) : nullptr;
+    // The block as coded so far: contexts read only this, never the encoder's input (which already
+    // holds the coefficients the decoder has not decoded yet), so encoder and decoder cannot drift.
+    int16_t* const B = cp.blk_w(by, bx);
+    int16_t X[64] = {0};
+    const bool cross = !(flags_ & NO_CROSS);
+
+    // Cross-channel sources: luma (component 0) for every chroma component, the previous chroma
+    // component for the third and later ones. Only blocks already coded in this stripe are used.
+    const int16_t* L = nullptr;  // co-located luma block
+    int lnz = -1;                // its nonzero AC count (average over the blocks it covers)
+    int64_t lq[64];
+    int lny = 1, lnx = 1, lry = 0, lrx = 0;
+    const int16_t* P = nullptr;  // co-located block of the previous chroma component
+    int pnz = -1;
+    const int64_t* pqt = nullptr;
+    int32_t ldcres = 0, pdcres = 0;
+    if (ci > 0 && cross) {
+      Component& lc = comps_[0];
+      if (colocated(cp, lc, by, bx, lry, lrx)) {
+        lny = std::max(1, lc.vs / std::max(1, cp.vs));
+        lnx = std::max(1, lc.hs / std::max(1, cp.hs));
+        if (lry + lny > lc.r1) lny = lc.r1 - lry;
+        if (lrx + lnx > lc.C) lnx = lc.C - lrx;
+        L = lc.blk(lry, lrx);
+        int s = 0;
+        for (int y = 0; y < lny; ++y)
+          for (int x = 0; x < lnx; ++x) s += lc.nz[(size_t)(lry + y) * lc.C + lrx + x];
+        lnz = s / (lny * lnx);
+        ldcres = lc.dcres[(size_t)lry * lc.C + lrx];
+        for (int i = 0; i < 64; ++i) lq[i] = lc.q[i];
+      }
+      if (ci > 1) {
+        Component& pc = comps_[ci - 1];
+        int py, px;
+        if (colocated(cp, pc, by, bx, py, px)) {
+          P = pc.blk(py, px);
+          pnz = pc.nz[(size_t)py * pc.C + px];
+          pqt = pc.q;
+          pdcres = pc.dcres[(size_t)py * pc.C + px];
+        }
+      }
+    }
+
+    // ---- DCT-domain neighbour predictions (used by the count and by every AC coefficient)
+    // sumU[u]: what the north block says the top boundary of column u should be (x q x boundary
+    // weight), minus what this block's coded coefficients of that column already contribute;
+    // sumV[v] likewise from the west block for row v.
+    int64_t sumU[8] = {0}, sumV[8] = {0};
+    if (N)
+      for (int n = 0; n < 64; ++n) {
+        int v = n >> 3, u = n & 7;
+        sumU[u] += ((v & 1) ? -1 : 1) * BW[v] * cp.q[n] * N[n];
+      }
+    if (W)
+      for (int n = 0; n < 64; ++n) {
+        int v = n >> 3, u = n & 7;
+        sumV[v] += ((u & 1) ? -1 : 1) * BW[u] * cp.q[n] * W[n];
+      }
+    // How many coefficients the neighbours predict to be nonzero: a context for the count.
+    int nzpred = 0;
+    if (N || W) {
+      for (int k = 1; k < 64; ++k) {
+        const int n = ZIGZAG[k], v = n >> 3, u = n & 7;
+        const int64_t d = cp.q[n];
+        const bool hN = N && u > 0, hW = W && v > 0;
+        int64_t pN = hN ? tdiv(sumU[u], BW[v] * d) : 0, pW = hW ? tdiv(sumV[v], BW[u] * d) : 0;
+        int64_t pB = (hN && hW) ? (pN + pW) / 2 : (hN ? pN : pW);
+        nzpred += pB != 0;
+      }
+    } else {
+      nzpred = 64;
+    }
+    // ---- nonzero count of the 63 AC coefficients: 6-bit binary tree
+    int nzN = haveN ? cp.nz[(size_t)(by - 1) * cp.C + bx] : -1;
+    int nzW = haveW ? cp.nz[(size_t)by * cp.C + bx - 1] : -1;
+    int nzNW = NW ? cp.nz[(size_t)(by - 1) * cp.C + bx - 1] : -1;
+    int nzNE = NE ? cp.nz[(size_t)(by - 1) * cp.C + bx + 1] : -1;
+    int total = 0;
+    if (ENC) for (int i = 1; i < 64; ++i) total += B[i] != 0;
+    {
+      int avg;
+      if (nzN >= 0 && nzW >= 0) avg = (2 * nzN + 2 * nzW + std::max(nzNW, 0) + std::max(nzNE, nzN) + 3) / 6;
+      else if (nzN >= 0) avg = nzN;
+      else if (nzW >= 0) avg = nzW;
+      else avg = 64;
+      slot_[0] = &direct_[D_CNT + (size_t)(cls * 65 + avg) * 64];
+      slot_[1] = cnt_slot(1, hash(2, cls, (flags_ & NO_ADVPRED) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
+      if (cls == 1 && cross) {
+        slot_[2] = cnt_slot(2, hash(3, cls, lnz + 1, avg / 4));
+        slot_[3] = cnt_slot(3, hash(4, ci, pnz + 1, (lnz + 1) / 4));
+      } else {
+        slot_[2] = cnt_slot(2, hash(3, cls, (nzNW + 1) / 2, (nzNE + 1) / 4, avg / 8));
+        slot_[3] = cnt_slot(3, hash(4, cls, ci, avg / 2, by == cp.r0 ? 1 : 0));
+      }
+      int node = 1;
+      for (int i = 5; i >= 0; --i) {
+        int d = 5 - i;
+        const Sel sel{W_CNT + cls * 6 * CNT_INPUTS, CNT_INPUTS,
+                      W2_CNT + (cls * 6 * 9 + std::min(avg, 64) / 8) * CNT_INPUTS, 9 * CNT_INPUTS,
+                      cls * 64 + node, 0, 0, 0, &apm_cnt_, nullptr};
+        int b = mixed_bit(ENC ? (total >> i) & 1 : 0, CNT_SLOTS, node, sel, d);
+        node = (node << 1) | b;
+      }
+      total = node - 64;
+      cp.nz[(size_t)by * cp.C + bx] = (uint8_t)total;
+    }
+
+    int rem = total;
+    int run = 0, ssum = 0;
+    for (int k = 1; k < 64 && rem > 0; ++k) {
+      const int n = ZIGZAG[k];
+      const int v = n >> 3, u = n & 7;
+      // DCT-domain predictions of this coefficient from the north and west blocks.
+      int64_t den = std::max<int64_t>(cp.q[n], 1);
+      int64_t pN = 0, pW = 0;
+      // Column 0 (row 0) would need this block's DC, which is coded last: only the other side.
+      const bool hN = N && u > 0, hW = W && v > 0;
+      if (hN) pN = tdiv(sumU[u], BW[v] * den);
+      if (hW) pW = tdiv(sumV[v], BW[u] * den);
+      int64_t pB = (hN && hW) ? (pN + pW) / 2 : (hN ? pN : pW);
+      const bool adv = !(flags_ & NO_ADVPRED);
+      int sN = hN ? sqlog(pN) : 0, sW = hW ? sqlog(pW) : 0, sB = (hN || hW) ? sqlog(pB) : 0;
+      // Lepton's neighbour prior.
+      int64_t a = N ? iabs(N[n]) : 0, l = W ? iabs(W[n]) : 0, al = NW ? iabs(NW[n]) : 0;
+      int64_t prior = (N && W) ? (13 * (a + l) + 6 * al + 16) >> 5 : (N ? a : l);
+      int pb = std::min(11, bitlen((uint64_t)prior));
+      // Intra-block neighbours rescaled by the quantiser ratio.
+      int lc0 = 99, lc1 = 99;
+      // (The DC is coded after the AC, so it is never an intra-block neighbour.)
+      if (u > 0 && n - 1 != 0) lc0 = sqlog(tdiv(X[n - 1] * cp.q[n - 1], den));
+      if (v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
+      const int rb = rem_bin(rem);
+      auto sm3 = [](const int16_t* b, int i) -> int {
+        if (!b) return 7;
+        int x = b[i];
+        return x == 0 ? 0 : (x > 0 ? std::min(x, 3) : 3 + std::min(-x, 3));
+      };
+      const uint64_t kc = (uint64_t)(cls * 64 + k);
+      slot_[0] = &direct_[D_AC + ((size_t)(kc * 10 + rb) * 12 + pb) * AC_BLOCK];
+      if (adv) {
+        slot_[1] = ac_slot(1, hash(12, kc, sN + 32 + 64 * hN, sW + 32 + 64 * hW));
+        slot_[2] = ac_slot(2, hash(13, kc, sN + 32, std::min(rb, 3), hN));
+        slot_[3] = ac_slot(3, hash(14, kc, sW + 32, std::min(rb, 3), hW));
+      } else {
+        slot_[1] = slot_[2] = slot_[3] = nullptr;
+      }
+      slot_[4] = (flags_ & NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
+      slot_[5] = (flags_ & NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
+      slot_[6] = ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      if (cls == 1 && L) {
+        int64_t lsum = 0;
+        const Component& lc = comps_[0];
+        for (int y = 0; y < lny; ++y)
+          for (int x = 0; x < lnx; ++x) lsum += lc.blk(lry + y, lrx + x)[n];
+        int64_t lres = lsum * lq[n] / (den * lny * lnx);
+        slot_[7] = ac_slot(7, hash(18, kc, sqlog(lres) + 32, rem_bin(lnz < 0 ? 0 : lnz)));
+        if (P) {
+          int64_t pres = (int64_t)P[n] * pqt[n] / den;
+          slot_[8] = ac_slot(8, hash(19, kc, sqlog(pres) + 32, sqlog(lres) + 32));
+        } else {
+          slot_[8] = ac_slot(8, hash(20, kc, sqlog(lres) + 32, adv ? sB + 32 : 0));
+        }
+      } else {
+        slot_[7] = ac_slot(7, hash(21, kc, adv ? sB + 32 : 0, lc0 + 128, std::min(rb, 4)));
+        slot_[8] = ac_slot(8, hash(22, kc, adv ? sB + 32 : 0, pb, std::min(ssum, 24) / 3));
+      }
+      const Sel sel{W_AC + (cls * AC_TYPES * K_BANDS + k_band(k)) * AC_INPUTS, K_BANDS * AC_INPUTS,
+                    W2_AC + (cls * AC_TYPES * 10 + rb) * AC_INPUTS, 10 * AC_INPUTS,
+                    (cls * AC_TYPES) * 64 + k, 64,
+                    (cls * AC_TYPES) * (2 * SQ_MAX + 1) + (adv ? sB : 0) + SQ_MAX, 2 * SQ_MAX + 1,
+                    &apm_ac1_, &apm_ac2_};
+      int64_t val = code_value(ENC ? B[n] : 0, 16, AC_SLOTS, AC_BLOCK, cls, k, sel);
+      if (!ENC) {
+        if (val < -32768 || val > 32767) { err = true; val = 0; }
+        B[n] = (int16_t)val;
+      }
+      X[n] = (int16_t)val;
+      if (val != 0) {
+        --rem;
+        run = 0;
+        ssum += bitlen((uint64_t)iabs(val));
+        sumU[u] -= BW[v] * cp.q[n] * val;
+        sumV[v] -= BW[u] * cp.q[n] * val;
+      } else {
+        ++run;
+      }
+    }
+    if (rem != 0) err = true;
+
+    // ---- DC, predicted from this block's AC and the neighbours' pixels (as adaptive-1)
+    code_dc(ci, cls, by, bx, B, X, total, L ? 1 : 0, ldcres, P ? 1 : 0, pdcres);
+  }
+
+  static void edge_gradients(const int16_t* blk, const int64_t* q, int64_t* g /*[4][8]*/) {
+    static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
+                                  3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
+    int64_t sums[4][8] = {{0}};
+    bool any = false;
+    for (int pos = 1; pos < 64; ++pos) {
+      int64_t f = blk[pos];
+      if (!f) continue;
+      any = true;
+      int64_t fq = f * q[pos];
+      int v = pos >> 3, u = pos & 7;
+      sums[v & 1][u] += KG[v] * fq;
+      sums[2 + (u & 1)][v] += KG[u] * fq;
+    }
+    if (!any) {
+      for (int i = 0; i < 32; ++i) g[i] = 0;
+      return;
+    }
+    for (int j = 0; j < 2; ++j) {
+      int e = 2 * j;
+      for (int x = 0; x < 4; ++x) {
+        int64_t ev_n = 0, od_n = 0, ev_f = 0, od_f = 0;
+        for (int u = 0; u < 8; u += 2) {
+          ev_n += K[u][x] * ((sums[e][u] + sums[e + 1][u]) >> 4);
+          ev_f += K[u][x] * ((sums[e][u] - sums[e + 1][u]) >> 4);
+        }
+        for (int u = 1; u < 8; u += 2) {
+          od_n += K[u][x] * ((sums[e][u] + sums[e + 1][u]) >> 4);
+          od_f += K[u][x] * ((sums[e][u] - sums[e + 1][u]) >> 4);
+        }
+        g[e * 8 + x] = (ev_n + od_n) >> 6;
+        g[e * 8 + 7 - x] = (ev_n - od_n) >> 6;
+        g[(e + 1) * 8 + x] = (ev_f + od_f) >> 6;
+        g[(e + 1) * 8 + 7 - x] = (ev_f - od_f) >> 6;
+      }
+    }
+  }
+
+  void code_dc(int ci, int cls, int by, int bx, int16_t* B, const int16_t* X, int total, int haveL, int32_t ldcres, int haveP,
+               int32_t pdcres) {
+    Component& cp = comps_[ci];
+    const size_t row = (size_t)cp.C * 32;
+    int64_t* prev = cp.grad.data();
+    int64_t* cur = cp.grad.data() + row;
+    int64_t* g = cur + (size_t)bx * 32;
+    edge_gradients(X, cp.q, g);
+    const int64_t q0 = std::max<int64_t>(cp.q[0], 1);
+    const int64_t unit = 2 * q0 * 4096;
+    int n = 0;
+    int64_t lo = INT64_MAX, hi = INT64_MIN, sum_a = 0, sum_l = 0;
+    const bool haveN = by > cp.r0, haveW = bx > 0;
+    if (haveN) {
+      int64_t dca = (int64_t)cp.blk(by - 1, bx)[0] * q0 * 8192;
+      const int64_t* pg = prev + (size_t)bx * 32;
+      for (int x = 0; x < 8; ++x) {
+        int64_t e = pg[8 + x] + dca - g[x];
+        sum_a += e; lo = std::min(lo, e); hi = std::max(hi, e);
+      }
+      n += 8;
+    }
+    if (haveW) {
+      int64_t dcl = (int64_t)cp.blk(by, bx - 1)[0] * q0 * 8192;
+      const int64_t* wg = cur + (size_t)(bx - 1) * 32;
+      for (int y = 0; y < 8; ++y) {
+        int64_t e = wg[24 + y] + dcl - g[16 + y];
+        sum_l += e; lo = std::min(lo, e); hi = std::max(hi, e);
+      }
+      n += 8;
+    }
+    int64_t pred;
+    int u1, u2;
+    if (n > 0) {
+      int64_t tot = sum_a + sum_l - lo - hi;
+      int64_t d = (n - 2) * unit;
+      pred = floordiv(2 * tot + d, 2 * d);
+      u1 = std::min(11, bitlen((uint64_t)((hi - lo) / unit)));
+      u2 = n == 16 ? std::min(11, bitlen((uint64_t)(iabs(sum_a - sum_l) / (8 * unit))) + 1) : 0;
+    } else {
+      pred = 0; u1 = 11; u2 = 11;
+    }
+    pred = std::max<int64_t>(-32768, std::min<int64_t>(32767, pred));
+    int dN = haveN ? cp.dcres[(size_t)(by - 1) * cp.C + bx] : 0;
+    int dW = haveW ? cp.dcres[(size_t)by * cp.C + bx - 1] : 0;
+    slot_[0] = &direct_[D_DC + (size_t)((cls * 12 + u1) * 12 + u2) * DC_BLOCK];
+    slot_[1] = dc_slot(1, hash(32, cls, u1, std::min(total, 40) / 2));
+    slot_[2] = dc_slot(2, hash(33, cls, sqlog(dN) + 32, sqlog(dW) + 32, std::min(u1, 6)));
+    if (cls == 1 && !(flags_ & NO_CROSS))
+      slot_[3] = dc_slot(3, hash(34, ci, haveL ? sqlog(ldcres) + 32 : 99, haveP ? sqlog(pdcres) + 32 : 99, u1 / 2));
+    else
+      slot_[3] = dc_slot(3, hash(35, cls, u1, std::min(bitlen((uint64_t)iabs(dN)), 8), std::min(bitlen((uint64_t)iabs(dW)), 8)));
+    int64_t r = ENC ? (int64_t)B[0] - pred : 0;
+    const Sel sel{W_DC + cls * AC_TYPES * DC_INPUTS, DC_INPUTS, W2_DC + (cls * AC_TYPES * 12 + u2) * DC_INPUTS,
+                  12 * DC_INPUTS, (cls * AC_TYPES) * 12 + u1, 12, 0, 0, &apm_dc_, nullptr};
+    r = code_value(r, 17, DC_SLOTS, DC_BLOCK, cls, 0, sel);
+    int64_t dc = pred + r;
+    if (!ENC) {
+      if (dc < -32768 || dc > 32767) { err = true; dc = 0; }
+      B[0] = (int16_t)dc;
+    }
+    cp.dcres[(size_t)by * cp.C + bx] = (int32_t)std::max<int64_t>(-1000000, std::min<int64_t>(1000000, r));
+  }
+};
+
+}  // namespace mix3
+
+// ------------------------------------------------------------------------------------------------
+// Python binding: code_stripe(encode, coefficients, quant_tables, sampling, rows, data, init, flags,
+// want_weights) -> (bytes | None, weights | None)
+
+using namespace mix3;
+
+static std::vector<Component> make_components(py::list coefs, py::list quants, py::list samp, py::list rows,
+                                              bool writable) {
+  size_t nc = coefs.size();
+  if (nc < 1 || nc > MAX_COMPONENTS || quants.size() != nc || samp.size() != nc || rows.size() != nc)
+    throw std::invalid_argument("mix3: 1 to 4 components, one quant table, sampling pair and row range each");
+  std::vector<Component> comps(nc);
+  for (size_t i = 0; i < nc; ++i) {
+    auto a = coefs[i].cast<py::array>();
+    if (!py::isinstance<py::array_t<int16_t>>(a) || a.ndim() != 3 || a.shape(2) != 64 ||
+        !(a.flags() & py::array::c_style))
+      throw std::invalid_argument("mix3: coefficients must be C-contiguous int16 [rows, cols, 64]");
+    if (writable && !a.writeable()) throw std::invalid_argument("mix3: decode needs writable arrays");
+    Component& c = comps[i];
+    c.co = static_cast<int16_t*>(a.mutable_data());
+    c.R = (int)a.shape(0);
+    c.C = (int)a.shape(1);
+    auto q = quants[i].cast<py::array_t<int64_t, py::array::c_style | py::array::forcecast>>();
+    if (q.size() != 64) throw std::invalid_argument("mix3: quant tables have 64 entries");
+    for (int j = 0; j < 64; ++j) {
+      int64_t v = q.data()[j];
+      if (v < 1 || v > 65535) throw std::invalid_argument("mix3: quantiser steps must be 1..65535");
+      c.q[j] = v;
+    }
+    auto s = samp[i].cast<py::tuple>();
+    c.hs = s[0].cast<int>();
+    c.vs = s[1].cast<int>();
+    if (c.hs < 1 || c.hs > 4 || c.vs < 1 || c.vs > 4) throw std::invalid_argument("mix3: sampling factors 1..4");
+    auto r = rows[i].cast<py::tuple>();
+    c.r0 = r[0].cast<int>();
+    c.r1 = r[1].cast<int>();
+    if (c.r0 < 0 || c.r1 < c.r0 || c.r1 > c.R) throw std::invalid_argument("mix3: row range outside the array");
+    c.nz.assign((size_t)c.R * c.C, 0);
+    c.dcres.assign((size_t)c.R * c.C, 0);
+  }
+  return comps;
+}
+
+template <class T>
+static std::vector<T> optional_array(py::object o, size_t n, const char* what) {
+  std::vector<T> v;
+  if (o.is_none()) return v;
+  auto a = o.cast<py::array_t<T, py::array::c_style | py::array::forcecast>>();
+  if ((size_t)a.size() != n) throw std::invalid_argument(std::string("mix3: ") + what + " have the wrong size");
+  v.assign(a.data(), a.data() + n);
+  return v;
+}
+
+static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::list samp, py::list rows,
+                             py::object data, py::object init_weights, py::object init_counters, uint32_t flags,
+                             bool want_state) {
+  std::vector<Component> comps = make_components(coefs, quants, samp, rows, !encode);
+  std::vector<int32_t> w0 = optional_array<int32_t>(init_weights, N_WEIGHTS, "initial weights");
+  std::vector<uint32_t> d0 = optional_array<uint32_t>(init_counters, N_DIRECT, "initial counters");
+  const int32_t* wp = w0.empty() ? nullptr : w0.data();
+  const uint32_t* dp = d0.empty() ? nullptr : d0.data();
+  if (encode) {
+    std::vector<uint8_t> out;
+    std::vector<int32_t> wout;
+    std::vector<uint32_t> dout;
+    {
+      py::gil_scoped_release nogil;
+      Kernel<Encoder, true> k(comps, wp, dp, flags);
+      k.run();
+      k.coder.flush();
+      out.swap(k.coder.out);
+      if (want_state) {
+        wout = k.weights();
+        dout = k.direct();
+      }
+    }
+    py::object state = py::none();
+    if (want_state)
+      state = py::make_tuple(py::array_t<int32_t>((py::ssize_t)wout.size(), wout.data()),
+                             py::array_t<uint32_t>((py::ssize_t)dout.size(), dout.data()));
+    return py::make_tuple(py::bytes(reinterpret_cast<const char*>(out.data()), out.size()), state);
+  }
+  std::string buf = data.cast<std::string>();
+  bool bad;
+  {
+    py::gil_scoped_release nogil;
+    Kernel<Decoder, false> k(comps, wp, dp, flags);
+    k.coder.start(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+    k.run();
+    bad = k.err || k.coder.overrun();
+  }
+  if (bad) throw std::invalid_argument("coefficient stream is damaged");
+  return py::make_tuple(py::none(), py::none());
+}
+
+PYBIND11_MODULE(_mix3, m) {
+  m.doc() = "mix3 coefficient model kernel (see jpegshrink/model/mix3.py)";
+  m.def("code_stripe", &code_stripe, py::arg("encode"), py::arg("coefficients"), py::arg("quant_tables"),
+        py::arg("sampling"), py::arg("rows"), py::arg("data"), py::arg("init_weights"), py::arg("init_counters"),
+        py::arg("flags"), py::arg("want_state"));
+  m.attr("N_WEIGHTS") = (int)N_WEIGHTS;
+  m.attr("N_DIRECT") = (int)N_DIRECT;
+  m.attr("FLAGS") = py::dict(py::arg("advpred") = (int)NO_ADVPRED, py::arg("intra") = (int)NO_INTRA,
+                             py::arg("cross") = (int)NO_CROSS, py::arg("sse") = (int)NO_SSE,
+                             py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN);
+}

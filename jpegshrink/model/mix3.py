@@ -1,0 +1,192 @@
+"""``mix3-<hash8>``: coefficient model v3 -- many contexts per decision, mixed, cross-channel, striped.
+
+Where ``adaptive-1``/``learned2`` give each binary decision one adaptive counter, this model predicts
+every decision with several counters selected by different contexts and combines them with an integer
+logistic mixer (paq8 style: stretch, weighted sum, squash; weights trained online, weight set selected by
+component class, decision type and frequency band), followed by two APM/SSE stages. The kernel is C++
+(``jpegshrink/model/csrc/mix3.cpp``, module ``jpegshrink.model._mix3``), one template for encoder and
+decoder, all integer: the same bytes on every machine.
+
+What is coded, per block in raster order (all luma blocks of a stripe, then each chroma component):
+
+* the number of nonzero AC coefficients (0..63) as a 6-bit binary tree; contexts: the neighbours'
+  counts, and for chroma the co-located luma count and the previous chroma component's count;
+* the AC coefficients in zigzag order until that count is used up, each binarised as exponent (bit
+  length, unary), sign and mantissa; contexts (the "slots"): Lepton's neighbour prior with the
+  remaining count; a DCT-domain prediction of *every* coefficient from the dequantised north and west
+  blocks (the boundary value their pixel profile gives, minus what this block's coded coefficients
+  already contribute -- the lever behind most of paq8px's lead over Lepton), from north, west and
+  both; the intra-block neighbours (u-1, v) and (u, v-1) rescaled by the quantiser ratio; the zero run
+  and activity so far; the exact small values of the same coefficient in N, W, NW; cross-channel: the
+  co-located luma coefficient (averaged over the luma blocks a chroma block covers, rescaled by the
+  quantiser ratio) and, for Cr, the co-located Cb coefficient;
+* the DC last, predicted as adaptive-1 does (this block's AC-only boundary pixels against the
+  neighbours' pixels), the residual coded with the spread of the estimates, the neighbours' residuals
+  and (chroma) the co-located luma and Cb residuals as contexts.
+
+Stripes: each component is cut into the same ``n`` ranges of MCU rows, ``n`` chosen from the image size
+alone (one stripe per ~64 K blocks, :func:`stripe_count`); each stripe is one independent stream with its
+own model state, so stripes decode in parallel and the bytes never depend on the thread count. Inside
+a stripe the first block row has no north neighbour. Learned: the mixer's starting weights (one set per
+component class, decision type and band) come from ``weights/<model id>.npz`` (tools/train_mix3.py);
+inside an image they keep adapting.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from jpegshrink.model.base import ComponentSpec
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: Blocks (all components together) per stripe, about 2.8 MP of 4:2:0: a 12 MP photo gets 4 stripes.
+BLOCKS_PER_STRIPE = 65536
+_MISSING = ("the mix3 model needs its compiled kernel: build it with "
+            "`pip install pybind11 && python setup.py build_ext --inplace`")
+
+
+def _kernel():
+    try:
+        from jpegshrink.model import _mix3
+    except ImportError as exc:
+        raise ImportError(_MISSING) from exc
+    return _mix3
+
+
+def stripe_count(specs: Sequence[ComponentSpec]) -> int:
+    """How many stripes an image is coded in: from its size only (never from a thread count)."""
+    mcu_rows = _mcu_rows(specs)
+    if mcu_rows is None:
+        return 1
+    blocks = sum(s.block_rows * s.block_cols for s in specs)
+    return max(1, min(mcu_rows, (blocks + BLOCKS_PER_STRIPE // 2) // BLOCKS_PER_STRIPE))
+
+
+def _mcu_rows(specs: Sequence[ComponentSpec]) -> int | None:
+    """MCU rows if every component's block rows are a whole number of MCU rows, else None (one stripe)."""
+    vs = [max(1, s.v_samp) for s in specs]
+    rows = specs[0].block_rows // vs[0]
+    if any(s.block_rows != rows * v for s, v in zip(specs, vs)):
+        return None
+    return rows
+
+
+def stripe_rows(specs: Sequence[ComponentSpec], n: int) -> list[list[tuple[int, int]]]:
+    """Per stripe, per component, the block-row range [r0, r1) it codes."""
+    if n == 1:
+        return [[(0, s.block_rows) for s in specs]]
+    m = _mcu_rows(specs)
+    assert m is not None
+    out = []
+    for i in range(n):
+        a, b = i * m // n, (i + 1) * m // n
+        out.append([(a * max(1, s.v_samp), b * max(1, s.v_samp)) for s in specs])
+    return out
+
+
+class Mix3Model:
+    """A registered coefficient model: the mix3 kernel started from the weights in ``<model_id>.npz``
+    (or from its built-in defaults with ``weights=None``, which is what training starts from)."""
+
+    def __init__(self, weights: Path | None, threads: int | None = None, flags: int = 0,
+                 striped: bool = True, model_id: str | None = None) -> None:
+        self._k = _kernel()
+        self.model_id = model_id or (weights.stem if weights is not None else "mix3-untrained")
+        #: trained starting state: mixer weights int32[N_WEIGHTS], direct counters uint32[N_DIRECT]
+        self.init: tuple[np.ndarray, np.ndarray] | tuple[None, None] = (None, None)
+        if weights is not None:
+            self.init = read_weights(weights)
+        self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        self._flags = flags
+        self._striped = striped
+
+    def _plan(self, specs: Sequence[ComponentSpec]):
+        if not specs or len(specs) > 4:
+            raise ValueError(f"mix3 codes 1 to 4 components, got {len(specs)}")
+        n = stripe_count(specs) if self._striped else 1
+        quants = [_quant(s) for s in specs]
+        samp = [(max(1, s.h_samp), max(1, s.v_samp)) for s in specs]
+        return stripe_rows(specs, n), quants, samp
+
+    def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
+               want_state: bool = False):
+        """The streams, one per stripe; with ``want_state`` also each stripe's final (weights, counters),
+        which is what training averages."""
+        if len(coefficients) != len(specs):
+            raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
+        arrays = [_checked_array(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
+        rows, quants, samp = self._plan(specs)
+        jobs = [lambda r=r: self._k.code_stripe(True, arrays, quants, samp, r, None, *self.init, self._flags,
+                                                want_state) for r in rows]
+        results = self._map(jobs)
+        if want_state:
+            return [s for s, _ in results], [w for _, w in results]
+        return [s for s, _ in results]
+
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
+        rows, quants, samp = self._plan(specs)
+        if len(streams) != len(rows):
+            raise ValueError(f"{len(streams)} streams for {len(rows)} stripes")
+        for s in specs:
+            if s.block_rows * s.block_cols * 64 * 2 > (1 << 31):
+                raise ValueError("component too large")
+        out = [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
+        jobs = [lambda r=r, b=bytes(b): self._k.code_stripe(False, out, quants, samp, r, b, *self.init,
+                                                            self._flags, False) for r, b in zip(rows, streams)]
+        try:
+            self._map(jobs)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (mix3)") from None
+        return out
+
+    def _map(self, jobs):
+        if len(jobs) <= 1 or self._threads <= 1:
+            return [j() for j in jobs]
+        with ThreadPoolExecutor(max_workers=min(self._threads, len(jobs))) as pool:
+            return list(pool.map(lambda j: j(), jobs))
+
+
+def _checked_array(c: np.ndarray, s: ComponentSpec, i: int) -> np.ndarray:
+    c = np.asarray(c)
+    if c.shape != (s.block_rows, s.block_cols, 64):
+        raise ValueError(f"component {i}: coefficients of shape {c.shape}, spec says "
+                         f"({s.block_rows}, {s.block_cols}, 64)")
+    if c.dtype != np.int16:
+        raise ValueError(f"component {i}: coefficients must be int16, got {c.dtype}")
+    return np.ascontiguousarray(c)
+
+
+def _quant(s: ComponentSpec) -> np.ndarray:
+    q = np.asarray(s.quant_table).astype(np.int64).reshape(-1)
+    if q.shape != (64,):
+        raise ValueError(f"quantisation table must have 64 entries, got {q.shape}")
+    # A zero step cannot come from a valid JPEG; treat it as 1 so the kernel's divisions stay defined
+    # (the coefficients are coded exactly either way).
+    return np.clip(q, 1, 65535)
+
+
+def read_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mixer weights, direct counters) from a weights file, checked against this kernel's layout."""
+    k = _kernel()
+    with np.load(path) as f:
+        w = np.asarray(f["mixer_init"], dtype=np.int32)
+        d = np.asarray(f["counter_init"], dtype=np.uint32)
+    if w.shape != (k.N_WEIGHTS,) or d.shape != (k.N_DIRECT,):
+        raise ValueError(f"{path.name} holds {w.shape} mixer weights and {d.shape} counters; this kernel "
+                         f"has {k.N_WEIGHTS} and {k.N_DIRECT}")
+    return w, d
+
+
+def weights_id(path: Path) -> str:
+    """The model id a weights file is published under: ``mix3-`` + the first 8 hex of its sha256."""
+    return "mix3-" + hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def load(model_id: str) -> Mix3Model:
+    """The model whose mixer weights are ``weights/<model_id>.npz``."""
+    return Mix3Model(WEIGHTS_DIR / f"{model_id}.npz")

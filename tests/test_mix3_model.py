@@ -1,0 +1,184 @@
+"""mix3: the mixed, cross-channel, striped model. Exact round trips on every layout, fewer bytes than
+learned2, streams that do not depend on threads or on how the kernel was compiled, damaged streams and
+bad weights refused."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jpegshrink import jpeg
+from jpegshrink import model as registry
+from jpegshrink.codec import _specs
+from jpegshrink.model.base import ComponentSpec
+
+mix3 = pytest.importorskip("jpegshrink.model.mix3")
+try:
+    from jpegshrink.model import _mix3  # noqa: F401
+except ImportError:
+    pytest.skip("mix3 kernel not built (python setup.py build_ext --inplace)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+MIX3 = [m for m in registry.known() if m.startswith("mix3-")]
+LAYOUTS = ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg",
+           "crop-flower.png.im_q85_asymmetric.jpg", "crop-flower.png.im_q85_luma_subsample.jpg",
+           "x01_cmyk-pillow-q90.jpg", "libjxl-testdata__1x1_exif_xmp.jpg", "opencv-doc__scenetext_word04.jpg"]
+
+pytestmark = pytest.mark.skipif(not MIX3, reason="no mix3 model registered")
+
+
+def _parts(sample_files, name):
+    return jpeg.parse(next(p for p in sample_files if p.name == name).read_bytes())
+
+
+def _tiled(sample_files, reps=(3, 3)):
+    """A large image (several stripes) made by tiling a real photo's coefficients."""
+    parts = _parts(sample_files, "scikit-learn__china.jpg")
+    cos = [np.ascontiguousarray(np.tile(c, (reps[0], reps[1], 1))) for c in parts.coefficients]
+    specs = [ComponentSpec(c.shape[0], c.shape[1], s.h_samp, s.v_samp, s.quant_table)
+             for c, s in zip(cos, _specs(parts.layout))]
+    return cos, specs
+
+
+@pytest.mark.parametrize("model_id", MIX3)
+def test_every_layout_roundtrips(model_id, sample_files):
+    m = registry.get(model_id)
+    for name in LAYOUTS:
+        parts = _parts(sample_files, name)
+        specs = _specs(parts.layout)
+        streams = m.encode(parts.coefficients, specs)
+        for a, b in zip(m.decode(streams, specs), parts.coefficients):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("model_id", MIX3)
+def test_fewer_bytes_than_learned2_on_photos(model_id, sample_files):
+    ours, l2 = registry.get(model_id), registry.get("learned2-c4d8c4e8")
+    total_ours = total_l2 = 0
+    for name in ("scikit-learn__china.jpg", "scikit-learn__flower.jpg", "x02_trailing-garbage.jpg"):
+        parts = _parts(sample_files, name)
+        specs = _specs(parts.layout)
+        total_ours += sum(map(len, ours.encode(parts.coefficients, specs)))
+        total_l2 += sum(map(len, l2.encode(parts.coefficients, specs)))
+    assert total_ours < 0.985 * total_l2, (total_ours, total_l2)  # 0.976 when written
+
+
+def test_stripes_follow_image_size_only():
+    def specs(rows, cols):
+        return [ComponentSpec(rows * 2, cols * 2, 2, 2, np.ones(64, np.uint16)),
+                ComponentSpec(rows, cols, 1, 1, np.ones(64, np.uint16)),
+                ComponentSpec(rows, cols, 1, 1, np.ones(64, np.uint16))]
+    assert mix3.stripe_count(specs(10, 10)) == 1
+    big = specs(188, 250)  # 12 MP 4:2:0 (4000 x 3008)
+    n = mix3.stripe_count(big)
+    assert n == 4
+    rows = mix3.stripe_rows(big, n)
+    assert rows[0][0][0] == 0 and rows[-1][0][1] == 376 and rows[-1][1][1] == 188
+    assert all(a[0][1] == b[0][0] for a, b in zip(rows, rows[1:]))
+
+
+@pytest.mark.parametrize("model_id", MIX3)
+def test_streams_do_not_depend_on_threads(model_id, sample_files):
+    cos, specs = _tiled(sample_files)
+    one = mix3.Mix3Model(mix3.WEIGHTS_DIR / f"{model_id}.npz", threads=1)
+    two = mix3.Mix3Model(mix3.WEIGHTS_DIR / f"{model_id}.npz", threads=3)
+    streams = one.encode(cos, specs)
+    assert len(streams) == mix3.stripe_count(specs) >= 2
+    assert two.encode(cos, specs) == streams
+    for a, b in zip(two.decode(streams, specs), cos):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model_id", MIX3)
+def test_damaged_streams_are_refused(model_id, sample_files):
+    m = registry.get(model_id)
+    parts = _parts(sample_files, "v08_cjpeg-q75-420.jpg")
+    specs = _specs(parts.layout)
+    (s,) = m.encode(parts.coefficients, specs)
+    with pytest.raises(ValueError):
+        m.decode([s[: len(s) // 2]], specs)
+    with pytest.raises(ValueError):
+        m.decode([s, s], specs)
+    rng = np.random.default_rng(7)
+    for _ in range(5):  # garbage decodes to garbage or fails cleanly: never a crash
+        junk = rng.integers(0, 256, len(s), dtype=np.uint8).tobytes()
+        try:
+            out = m.decode([junk], specs)
+        except ValueError:
+            continue
+        assert [o.shape for o in out] == [c.shape for c in parts.coefficients]
+
+
+def test_weights_for_another_layout_are_refused(tmp_path):
+    np.savez(tmp_path / "mix3-bad.npz", mixer_init=np.zeros(3, np.int32), counter_init=np.zeros(3, np.uint32))
+    with pytest.raises(ValueError, match="kernel"):
+        mix3.Mix3Model(tmp_path / "mix3-bad.npz")
+
+
+def test_weights_file_is_named_by_its_hash():
+    for model_id in MIX3:
+        assert mix3.weights_id(mix3.WEIGHTS_DIR / f"{model_id}.npz") == model_id
+
+
+ENCODE_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from jpegshrink import jpeg
+from jpegshrink.codec import _specs
+from jpegshrink.model import mix3
+assert mix3.__file__.startswith(sys.argv[1]), mix3.__file__
+m = mix3.load(sys.argv[2])
+out = {}
+for path in sys.argv[3:]:
+    parts = jpeg.parse(open(path, "rb").read())
+    out[path] = [s.hex() for s in m.encode(parts.coefficients, _specs(parts.layout))]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", MIX3)
+def test_streams_do_not_depend_on_how_the_kernel_was_compiled(model_id, sample_files, tmp_path):
+    """Build the kernel again without optimisation (-O0, a different instruction schedule and no
+    vectorisation), encode in a subprocess on one thread, and compare with this build's streams."""
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    pybind11 = pytest.importorskip("pybind11")
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "jpegshrink", tree / "jpegshrink",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", "*.pyd"))
+    import sysconfig
+    ext = sysconfig.get_config_var("EXT_SUFFIX")
+    cxx = shutil.which("g++") or shutil.which("c++")
+    subprocess.run([cxx, "-O0", "-std=c++17", "-shared", "-fPIC", f"-I{pybind11.get_include()}",
+                    f"-I{sysconfig.get_paths()['include']}", str(tree / "jpegshrink/model/csrc/mix3.cpp"),
+                    "-o", str(tree / f"jpegshrink/model/_mix3{ext}")], check=True, timeout=600)
+    paths = [str(p) for p in sample_files if p.name in ("scikit-learn__china.jpg", "v08_cjpeg-q75-420.jpg")]
+    env = dict(os.environ, JPEGSHRINK_THREADS="1", PYTHONPATH=str(tree))
+    res = subprocess.run([sys.executable, "-c", ENCODE_CHILD, str(tree), model_id, *paths], env=env,
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import json
+    encoded = json.loads(res.stdout.strip().splitlines()[-1])
+    m = registry.get(model_id)
+    for path in paths:
+        parts = jpeg.parse(Path(path).read_bytes())
+        streams = [bytes.fromhex(s) for s in encoded[path]]
+        assert streams == m.encode(parts.coefficients, _specs(parts.layout))
+
+
+def test_cli_dense_level_writes_the_dense_model(tmp_path, sample_files):
+    import jpegshrink
+    from jpegshrink.cli import main
+    photo = next(p for p in sample_files if p.name == "v08_cjpeg-q75-420.jpg")
+    src = tmp_path / photo.name
+    src.write_bytes(photo.read_bytes())
+    assert main(["compress", str(src), "--level", "dense", "-o", str(tmp_path / "a.jsk"), "-q"]) == 0
+    assert jpegshrink.inspect((tmp_path / "a.jsk").read_bytes()).model_id == registry.DENSE_MODEL_ID
+    assert main(["decompress", str(tmp_path / "a.jsk"), "-o", str(tmp_path / "b.jpg"), "-q"]) == 0
+    assert (tmp_path / "b.jpg").read_bytes() == photo.read_bytes()

@@ -14,7 +14,7 @@ import pytest
 
 from jpegshrink import jpeg
 from jpegshrink import model as registry
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs as _specs
 from jpegshrink.model.base import ComponentSpec
 
 mix3 = pytest.importorskip("jpegshrink.model.mix3")
@@ -24,7 +24,7 @@ except ImportError:
     pytest.skip("mix3 kernel not built (python setup.py build_ext --inplace)", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
-MIX3 = [m for m in registry.known() if m.startswith("mix3-")]
+MIX3 = [m for m in registry.registered_ids() if m.startswith("mix3-")]
 LAYOUTS = ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg",
            "crop-flower.png.im_q85_asymmetric.jpg", "crop-flower.png.im_q85_luma_subsample.jpg",
            "x01_cmyk-pillow-q90.jpg", "libjxl-testdata__1x1_exif_xmp.jpg", "opencv-doc__scenetext_word04.jpg"]
@@ -129,7 +129,7 @@ ENCODE_CHILD = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from jpegshrink import jpeg
-from jpegshrink.codec import _specs
+from jpegshrink.codec import component_specs as _specs
 from jpegshrink.model import mix3
 assert mix3.__file__.startswith(sys.argv[1]), mix3.__file__
 m = mix3.load(sys.argv[2])

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
 from jpegshrink import jpeg  # noqa: E402
-from jpegshrink.codec import _specs  # noqa: E402
+from jpegshrink.codec import component_specs as _specs  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import _mix3, get  # noqa: E402
 from jpegshrink.model.mix3 import WEIGHTS_DIR, Mix3Model  # noqa: E402

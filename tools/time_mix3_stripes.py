@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import jpegshrink  # noqa: E402
 from jpegshrink import jpeg  # noqa: E402
-from jpegshrink.codec import _specs  # noqa: E402
+from jpegshrink.codec import component_specs as _specs  # noqa: E402
 from jpegshrink.model import DENSE_MODEL_ID, mix3  # noqa: E402
 
 

@@ -283,3 +283,12 @@ def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path, capsys):
     assert (back / "new.png").read_bytes()[:2] == b"\xff\xd8"  # a JPEG under its .png name (docs/lossy.md)
     assert cli.main(["compress", str(src), "-o", str(tmp_path / "bad"), "--lossy", "high-bitrate",
                      "--target", "ssimulacra2"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP", "TIFF"])
+def test_images_with_several_frames_are_refused(photo, fmt):
+    frames = [Image.fromarray(photo), Image.fromarray(np.ascontiguousarray(photo[::-1]))]
+    b = io.BytesIO()
+    frames[0].save(b, fmt, save_all=True, append_images=frames[1:])
+    with pytest.raises(BadImage, match="2 frames"):
+        jpegshrink.encode_image(b.getvalue(), quality=80)

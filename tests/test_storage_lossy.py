@@ -18,7 +18,8 @@ from PIL import Image
 import jpegshrink
 from jpegshrink_storage import JpegShrinkFileSystem
 from jpegshrink_storage.fs.policy import Goal, Upload, UploadMode, UploadPolicy, classify
-from jpegshrink_storage.mount.cli import _parse_options
+from jpegshrink_storage.errors import MountError
+from jpegshrink_storage.mount.cli import _parse_options, open_layer
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample" / "scikit-learn__china.jpg"
 
@@ -201,5 +202,9 @@ def test_policy_survives_pickling_and_mount_options(photo, tmp_path):
     layer = _layer(new_uploads="high-bitrate:bpp=1.5", lossy_jpegs=True)
     copy = pickle.loads(pickle.dumps(layer))
     assert copy.new_uploads == layer.new_uploads == UploadPolicy(UploadMode.HIGH_BITRATE, Goal.BPP, 1.5, True)
-    assert _parse_options(["jpegshrink.new_uploads=high-bitrate:ssimulacra2=85"]) == \
-        {"jpegshrink": {"new_uploads": "high-bitrate:ssimulacra2=85"}}
+    options = _parse_options(["jpegshrink.new_uploads=high-bitrate:quality=88"])
+    assert options == {"jpegshrink": {"new_uploads": "high-bitrate:quality=88"}}
+    mounted, _ = open_layer(str(tmp_path), options)  # what `jpegshrink mount DIR MNT -o ...` builds
+    assert mounted.new_uploads == UploadPolicy(UploadMode.HIGH_BITRATE, Goal.QUALITY, 88.0)
+    with pytest.raises(MountError, match="unknown goal 'q'"):
+        open_layer(str(tmp_path), _parse_options(["jpegshrink.new_uploads=high-bitrate:q=88"]))

@@ -41,9 +41,11 @@ def extension(name: str, sources: list[str], headers: list[str] = ()) -> Pybind1
 
 
 EXTENSIONS = [
-    # Huffman scan coders, bit I/O, the binary arithmetic coder and the adaptive model's passes.
+    # Huffman scan coders, bit I/O, the binary arithmetic coder, the adaptive model's passes and the
+    # lossy mode's quantisation kernels.
     extension("jpegshrink._core", [str(CSRC / f) for f in ("module.cpp", "bitio.cpp", "sequential.cpp",
-                                                           "progressive.cpp", "adaptive_model.cpp")],
+                                                           "progressive.cpp", "adaptive_model.cpp",
+                                                           "lossy_rdo.cpp")],
               [str(p) for p in CSRC.glob("*.h")]),
     # Model v3 (mix3): mixed contexts, SSE, striped; its own module so each model's kernel stands alone.
     extension("jpegshrink.model._mix3", ["jpegshrink/model/csrc/mix3.cpp"]),

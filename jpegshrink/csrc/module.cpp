@@ -13,6 +13,7 @@
 
 #include "adaptive_model.h"
 #include "bitio.h"
+#include "lossy_rdo.h"
 
 namespace py = pybind11;
 using namespace jsk;
@@ -413,4 +414,70 @@ PYBIND11_MODULE(_core, m) {
            py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
     am.def("run_pass", &adaptive_pass<BinaryDecoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
            py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+
+    // ---- lossy mode: rate-distortion optimised quantisation (jpegshrink/lossy/quant.py)
+    py::module_ lq = m.def_submodule("lossy", "Quantisation kernels of the lossy high-bitrate mode (integer-only)");
+    lq.attr("N_CTX") = lossy::N_CTX;
+    lq.attr("N_MAG") = lossy::N_MAG;
+    lq.attr("ONE") = lossy::ONE;
+    lq.attr("COEF_FRAC_BITS") = lossy::COEF_FRAC_BITS;
+    lq.def(
+        "count_contexts",
+        [](py::array q, py::array hist) {
+            const i64* qp = checked<i64>(q, "q", {-1, -1, 64}, false);
+            i64* h = checked<i64>(hist, "hist", {64, lossy::N_CTX, lossy::N_MAG}, true);
+            const i64 rows = q.shape(0), cols = q.shape(1);
+            check_range(qp, rows * cols * 64, -lossy::MAX_COEF, lossy::MAX_COEF, "q");
+            py::gil_scoped_release nogil;
+            lossy::count_contexts(qp, rows, cols, h);
+        },
+        "Add the (position, context, magnitude class) counts of quantised coefficients q int64 [R, C, 64] to "
+        "hist int64 [64, N_CTX, N_MAG] (in place).");
+    lq.def(
+        "costs_from_counts",
+        [](py::array hist) {
+            const i64* h = checked<i64>(hist, "hist", {64, lossy::N_CTX, lossy::N_MAG}, false);
+            check_range(h, 64 * lossy::N_CTX * lossy::N_MAG, 0, i64(1) << 48, "hist");
+            py::array_t<i64> out({64, lossy::N_CTX, lossy::N_MAG});
+            i64* o = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                lossy::costs_from_counts(h, o);
+            }
+            return out;
+        },
+        "Cost table int64 [64, N_CTX, N_MAG] (1/256 bit) from counts: -log2 of the smoothed frequency of each "
+        "magnitude class in its context, plus sign and mantissa bits.");
+    lq.def(
+        "quantise",
+        [](py::array coef, py::array qt, py::array weight, i64 lam, py::object costs, i64 deadzone) {
+            const i64* c = checked<i64>(coef, "coef", {-1, -1, 64}, false);
+            const i64 rows = coef.shape(0), cols = coef.shape(1);
+            const i64* t = checked<i64>(qt, "qt", {64}, false);
+            const i64* w = checked<i64>(weight, "weight", {rows, cols}, false);
+            check_range(c, rows * cols * 64, -lossy::MAX_COEF, lossy::MAX_COEF, "coef");
+            check_range(t, 64, 1, lossy::MAX_STEP, "qt");
+            check_range(w, rows * cols, 0, lossy::MAX_WEIGHT, "weight");
+            if (lam < 0 || lam > lossy::MAX_LAMBDA) fail("lam must be in [0, 2^24]");
+            if (deadzone < 0 || deadzone > lossy::MAX_DEADZONE) fail("deadzone must be in [0, 2^16]");
+            const i64* table = nullptr;
+            py::array ca;
+            if (!costs.is_none()) {
+                ca = costs.cast<py::array>();
+                table = checked<i64>(ca, "costs", {64, lossy::N_CTX, lossy::N_MAG}, false);
+                check_range(table, 64 * lossy::N_CTX * lossy::N_MAG, 0, lossy::MAX_COST, "costs");
+            }
+            py::array_t<i64> out({rows, cols, i64(64)});
+            i64* o = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                lossy::rdo_quantise(c, rows, cols, t, w, lam, table, deadzone, o);
+            }
+            return out;
+        },
+        "Quantised coefficients int64 [R, C, 64] of coef int64 [R, C, 64] (COEF_FRAC_BITS fractional bits) with "
+        "steps qt int64 [64], block weights int64 [R, C] (ONE = 1.0) and lam (1/65536 step^2 per bit): each AC "
+        "value is the cheapest of its rounding, one step towards zero and (when it rounds to <= 2) zero, priced "
+        "with costs int64 [64, N_CTX, N_MAG]; costs=None: rounding with a dead zone (deadzone/256 step). DC is "
+        "rounded. Blocks are decided in raster order (contexts use the decided blocks above and left).");
 }

@@ -20,21 +20,29 @@ neighbours). JPEG has one quantisation table per component, so masking acts thro
 decisions (a wider dead zone in textured areas), as jpegli's does.
 
 Everything is integer arithmetic, including the cost table's logarithms: the same coefficients on
-every CPU, whatever the thread count.
+every CPU, whatever the thread count. The per-coefficient loops (context counts, cost table, the RDO
+itself) are C++ in the compiled core (``jpegshrink/csrc/lossy_rdo.cpp``, ``jpegshrink._core.lossy``);
+they replaced numba kernels and give the same coefficients (sha256 of the output pinned in
+tests/test_lossy.py).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from jpegshrink._native import core
 from jpegshrink.lossy.transform import COEF_FRAC_BITS
 
+if not hasattr(core, "lossy"):  # a checkout whose extension predates these kernels
+    raise ImportError("jpegshrink._core has no lossy kernels: rebuild it with `python setup.py build_ext --inplace`")
+_kernels = core.lossy
 #: Neighbour-magnitude contexts of the cost table (bit length of |above| + |left|, capped).
-N_CTX = 6
+N_CTX = _kernels.N_CTX
 #: Magnitude classes (bit length of |v|: 0 for zero .. 11 for 8-bit JPEG's largest AC).
-N_MAG = 12
+N_MAG = _kernels.N_MAG
 #: Fixed point of the block weights (256 = 1.0) and of the cost table (1/256 bit).
-ONE = 256
+ONE = _kernels.ONE
+if _kernels.COEF_FRAC_BITS != COEF_FRAC_BITS:
+    raise ImportError("jpegshrink._core's lossy kernels disagree with transform.COEF_FRAC_BITS: rebuild it")
 
 # Annex K (ITU T.81) example tables, natural order; IJG scales them with quality.
 ANNEX_K_LUMA = np.array([
@@ -79,109 +87,12 @@ def table(base: np.ndarray, quality: int, flatten: int) -> np.ndarray:
     return np.clip(t, 1, 255).astype(np.int64)
 
 
-@njit(cache=True)
-def _bitlen(v):
-    n = 0
-    while v > 0:
-        v >>= 1
-        n += 1
-    return n
-
-
-@njit(cache=True)
-def _log2_fp8(x):
-    """floor(256 * log2(x)) for an integer x >= 1, by repeated squaring (no floating point)."""
-    n = _bitlen(x) - 1
-    y = x << (30 - n) if n <= 30 else x >> (n - 30)
-    frac = 0
-    for _ in range(8):
-        y = (y * y) >> 30
-        frac <<= 1
-        if y >= (2 << 30):
-            y >>= 1
-            frac |= 1
-    return n * 256 + frac
-
-
-@njit(cache=True)
-def _ctx(q, by, bx, k):
-    s = 0
-    if by > 0:
-        s += abs(q[by - 1, bx, k])
-    if bx > 0:
-        s += abs(q[by, bx - 1, k])
-    c = _bitlen(s)
-    return c if c < N_CTX else N_CTX - 1
-
-
-@njit(cache=True)
-def _count(q, hist):
-    for by in range(q.shape[0]):
-        for bx in range(q.shape[1]):
-            for k in range(1, 64):
-                m = _bitlen(abs(q[by, bx, k]))
-                hist[k, _ctx(q, by, bx, k), m if m < N_MAG else N_MAG - 1] += 1
-
-
-@njit(cache=True)
-def _costs(hist, out):
-    for k in range(64):
-        for c in range(N_CTX):
-            total = 0
-            for m in range(N_MAG):
-                total += hist[k, c, m]
-            lt = _log2_fp8(total + N_MAG)
-            for m in range(N_MAG):
-                extra = 0 if m == 0 else ONE * m  # sign + (m - 1) mantissa bits
-                out[k, c, m] = lt - _log2_fp8(hist[k, c, m] + 1) + extra
-
-
 def cost_table(quantised: list[np.ndarray]) -> np.ndarray:
     """int64 [64, N_CTX, N_MAG] bits (1/256) of each magnitude class, from these components' statistics."""
     hist = np.zeros((64, N_CTX, N_MAG), np.int64)
     for q in quantised:
-        _count(q, hist)
-    out = np.zeros((64, N_CTX, N_MAG), np.int64)
-    _costs(hist, out)
-    return out
-
-
-@njit(cache=True)
-def _rdo(c, qt, weight, lam, costs, deadzone, out):
-    one_step = 1 << COEF_FRAC_BITS
-    for by in range(c.shape[0]):
-        for bx in range(c.shape[1]):
-            w = weight[by, bx]
-            x = c[by, bx, 0]
-            s = qt[0] * one_step
-            out[by, bx, 0] = (x + s // 2) // s if x >= 0 else -((-x + s // 2) // s)
-            for k in range(1, 64):
-                x = c[by, bx, k]
-                a = abs(x)
-                q = qt[k]
-                s = q * one_step
-                v0 = (a + s // 2) // s
-                best = 0
-                if v0 > 0:
-                    if costs.shape[0] == 0:   # no cost table yet: plain rounding with a dead zone
-                        best = v0 if a * 256 >= s * deadzone else 0
-                    else:
-                        ctx = _ctx(out, by, bx, k)
-                        best_cost = -1
-                        lo = 0 if v0 <= 2 else v0 - 1
-                        for v in range(v0, lo - 1, -1):
-                            if v != 0 and v != v0 and v != v0 - 1:
-                                continue
-                            err = a - v * s
-                            # error in 1/4096 step: en^2 is 2^24 per step^2, as lam * cost is 2^24 per
-                            # (lambda in step^2/bit) * bit (lam: 1/65536, cost: 1/256 bit)
-                            en = (err << 4) // q
-                            m = _bitlen(v)
-                            cost = ((en * en * w) >> 8) + lam * costs[k, ctx, m if m < N_MAG else N_MAG - 1]
-                            if best_cost < 0 or cost < best_cost:
-                                best_cost = cost
-                                best = v
-                out[by, bx, k] = best if x >= 0 else -best
+        _kernels.count_contexts(np.ascontiguousarray(q, np.int64), hist)
+    return _kernels.costs_from_counts(hist)
 
 
 def block_weights(luma_coef: np.ndarray, strength: int, threshold: int) -> np.ndarray:
@@ -208,10 +119,8 @@ def weights_for(luma_weights: np.ndarray, rows: int, cols: int, sub: int) -> np.
 def quantise(coef: np.ndarray, qt: np.ndarray, weight: np.ndarray, lam: int, costs: np.ndarray | None,
              deadzone: int = 128) -> np.ndarray:
     """int16 [rows, cols, 64] quantised coefficients; ``costs=None``: rounding with a dead zone (1/256 step)."""
-    out = np.zeros(coef.shape, np.int64)
-    table_ = costs if costs is not None else np.zeros((0, N_CTX, N_MAG), np.int64)
-    _rdo(coef, qt.astype(np.int64), weight, int(lam), table_, int(deadzone), out)
-    return out
+    return _kernels.quantise(np.ascontiguousarray(coef, np.int64), np.ascontiguousarray(qt, np.int64),
+                             np.ascontiguousarray(weight, np.int64), int(lam), costs, int(deadzone))
 
 
 def to_int16(q: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ Conversions (documented in docs/lossy.md, recorded in the container's info):
 * palette, 1-bit and grey+alpha/RGBA with an alpha channel that is fully opaque -> RGB/grey, exactly;
 * 16-bit grey/RGB -> 8-bit by rounding (``value * 255 / 65535``): JPEG holds 8-bit samples;
 * CMYK / YCbCr / LAB files -> RGB through Pillow's conversion (no colour management);
+* files with several frames (animated PNG/GIF/WebP, multi-page TIFF) are refused: keeping the first
+  frame would silently drop the rest;
 * transparency that is actually used is refused (:class:`BadImage`) unless ``alpha="flatten"``
   composites the image over white; JPEG has no alpha channel and silently dropping it would change
   what the picture shows.
@@ -99,6 +101,9 @@ def _from_file(data: bytes, alpha: str, keep_metadata: bool) -> SourceImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))  # reads the header only
             check_size(*img.size)               # before a single pixel is decoded
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:                      # animations, multi-page TIFFs: a JPEG holds one picture
+                raise BadImage(f"image file has {frames} frames; a JPEG holds one (store it losslessly)")
             img.load()
     except BadImage:
         raise

@@ -12,7 +12,8 @@ import struct
 
 import numpy as np
 
-from jpegshrink.jpeg.bitio import ZIGZAG, last_nonzero
+from jpegshrink._native import core
+from jpegshrink.blocks import ZIGZAG
 from jpegshrink.jpeg.headers import HeaderWalker
 from jpegshrink.jpeg.limits import Limits
 from jpegshrink.jpeg.scan import ScanRecord, encode_scan
@@ -182,7 +183,7 @@ def write_jpeg(components: list[np.ndarray], sampling: list[tuple[int, int]], ta
         raise AssertionError("the JPEG writer produced headers its own parser does not read back")
     frame = walker.frame
     coef = np.concatenate([c.reshape(-1, 64) for c in components]).astype(np.int16)
-    lastnz = last_nonzero(coef)
+    lastnz = core.scan.last_nonzero(coef)
     capacity = scan_bits // 4 + 1024      # byte stuffing at most doubles the scan
     record = ScanRecord(capacity, 1, np.full(1, -1, np.int64))
     scan = encode_scan(spec, frame, record, coef, lastnz)

@@ -54,7 +54,10 @@ class JpegShrinkWriteFile(io.BytesIO):
     def __init__(self, fs: JpegShrinkFileSystem, path: str, mode: str = "wb", autocommit: bool = True,
                  initial: bytes = b"") -> None:
         super().__init__()
-        self.fs, self.path, self.mode, self.autocommit = fs, path, mode, autocommit
+        self.fs, self.path, self.autocommit = fs, path, autocommit
+        #: an append rewrites an existing object: never a new upload for the lossy policy
+        self.upload = mode != "ab"
+        self.mode = "wb" if mode == "ab" else mode
         self._stored: bytes | None = None
         self._finished = False
         if initial:
@@ -66,7 +69,7 @@ class JpegShrinkWriteFile(io.BytesIO):
             return
         self._finished = True  # never retried, not even by __del__ after a failure
         try:
-            self._stored = self.fs.encode(self.getvalue())
+            self._stored = self.fs.encode(self.getvalue(), upload=self.upload, name=self.path)
             if self.autocommit:
                 self.commit()
         finally:

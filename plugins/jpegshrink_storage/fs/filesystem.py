@@ -16,7 +16,9 @@ Semantics (see DESIGN.md, "Storage semantics"):
 * ``info()['size']`` and ``ls`` sizes are ORIGINAL sizes, the stored size is under ``stored_size``
   (like ``zip``'s ``compress_size``), ``compressed`` says whether the object is a container;
 * writes encode JPEG data (FF D8...) with ``jpegshrink.compress`` (verified by decoding) and store it
-  atomically; everything else is stored as it is.
+  atomically; everything else is stored as it is;
+* opt-in (``new_uploads="high-bitrate:ssimulacra2=85"``, :mod:`.policy`): new PNG/TIFF/WebP/BMP/PNM
+  uploads are stored as lossy JPEG containers and read back as those JPEGs, under the name written.
 """
 from __future__ import annotations
 
@@ -32,11 +34,13 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.implementations.chained import ChainedFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from jpegshrink import HEADER_SIZE, MIN_CONTAINER_SIZE, is_container
+import jpegshrink
+from jpegshrink import HEADER_SIZE, MIN_CONTAINER_SIZE, ContainerInfo, is_container
 from jpegshrink_storage.atomic import write_atomic
 from jpegshrink_storage.fs.files import JpegShrinkReadFile, JpegShrinkWriteFile
 from jpegshrink_storage.fs.headers import HeaderCache, object_version
 from jpegshrink_storage.fs.objects import PASS_THROUGH, StoredHeader, decode_stored, describe, encode_for_storage
+from jpegshrink_storage.fs.policy import UploadPolicy
 from jpegshrink_storage.names import is_internal
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,8 @@ R = TypeVar("R")
 #: ``open`` fetches this many bytes in one ranged GET; a smaller object is then complete (no size
 #: lookup, no header read). Larger objects get their size from info + header and are read lazily.
 WHOLE_READ_LIMIT = 32 << 20
+#: Container modes whose decoded bytes are a JPEG file (listed with ``content_type: image/jpeg``).
+JPEG_MODES = ("jpeg", "lossy_jpeg")
 
 
 class JpegShrinkFileSystem(ChainedFileSystem):
@@ -59,6 +65,10 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     compress: encode JPEG data on write (False stores everything as it is; reads still decode).
     workers: concurrent header reads in ``ls``/``find``, concurrent encodes + stores in ``pipe({...})``/``put``.
     header_cache_size: how many object headers (original sizes) to keep; 0 disables the cache.
+    new_uploads: what new image uploads become: ``"lossless"`` (default, ``None``), or a lossy spelling
+        such as ``"high-bitrate:ssimulacra2=85"`` / ``"high-bitrate:quality=92"`` (an :class:`UploadPolicy`
+        is accepted too); see :mod:`jpegshrink_storage.fs.policy` and docs/storage.md.
+    lossy_jpegs: with a lossy ``new_uploads``, re-encode JPEG uploads lossily too (default: they stay lossless).
     """
 
     protocol = "jpegshrink"
@@ -68,6 +78,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
     def __init__(self, fo: str | None = None, target_protocol: str | None = None,
                  target_options: dict[str, Any] | None = None, fs: AbstractFileSystem | None = None, *,
                  compress: bool = True, workers: int = 16, header_cache_size: int = 100_000,
+                 new_uploads: str | UploadPolicy | None = None, lossy_jpegs: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if (fs is None) == (target_protocol is None):
@@ -77,6 +88,11 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         self.target_protocol = target_protocol or (
             self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0])
         self.compress = compress
+        self.new_uploads = UploadPolicy.parse(new_uploads, lossy_jpegs=bool(lossy_jpegs))
+        if self.new_uploads.lossy and not compress:
+            raise ValueError(f"new_uploads={str(self.new_uploads)!r} contradicts compress=False "
+                             "(which stores every write as it is)")
+        self.new_uploads.check_dependencies()
         self.workers = max(1, int(workers))
         self.headers = HeaderCache(header_cache_size)
         self._planning = threading.local()  # put() gathers its put_file calls here
@@ -91,9 +107,12 @@ class JpegShrinkFileSystem(ChainedFileSystem):
 
     # ------------------------------------------------------------------------------ encoding
 
-    def encode(self, data: bytes) -> bytes:
-        """The bytes this layer stores for ``data`` (see :func:`objects.encode_for_storage`)."""
-        return encode_for_storage(data, self.compress)
+    def encode(self, data: bytes, *, upload: bool = True, name: str = "") -> bytes:
+        """The bytes this layer stores for ``data`` (see :func:`objects.encode_for_storage`).
+
+        ``upload``: ``data`` is a whole new object (False for appends, which the lossy policy never touches).
+        """
+        return encode_for_storage(data, self.compress, self.new_uploads, upload=upload, name=name)
 
     def store(self, path: str, stored: bytes, exclusive: bool = False) -> None:
         """Write already-encoded bytes atomically; the old object stays intact if this raises."""
@@ -157,10 +176,22 @@ class JpegShrinkFileSystem(ChainedFileSystem):
                 described["size"] = header.original_size
                 described["original_sha256"] = header.original_sha256
                 described["lossy"] = header.lossy
+                described["container_mode"] = header.mode
+                if header.mode in JPEG_MODES:  # what a read returns, whatever the name says
+                    described["content_type"] = "image/jpeg"
             if header.error is not None:
                 described["container_error"] = header.error
             out.append(described)
         return out
+
+    def inspect(self, path: str) -> ContainerInfo | None:
+        """The codec's description of a stored container (None for an object stored as it is).
+
+        For a lossy upload, ``.info`` says what it was made from: ``source_format`` ("PNG"...), source
+        size, encoder settings, measured scores, ``original_recoverable: False``. Reads the whole object.
+        """
+        blob = self.fs.cat_file(self._strip_protocol(path))
+        return jpegshrink.inspect(blob) if is_container(blob) else None
 
     def _headers(self, files: list[dict[str, Any]]) -> dict[str, StoredHeader]:
         """Headers of file entries: from the cache, else by concurrent ranged reads of the first bytes."""
@@ -216,7 +247,7 @@ class JpegShrinkFileSystem(ChainedFileSystem):
             if mode == "xb" and self.fs.exists(path):
                 raise FileExistsError(path)
             initial = self.cat_file(path) if mode == "ab" and self.fs.exists(path) else b""
-            return JpegShrinkWriteFile(self, path, "wb" if mode == "ab" else mode, autocommit, initial)
+            return JpegShrinkWriteFile(self, path, mode, autocommit, initial)
         raise ValueError(f"jpegshrink:: files open as 'rb', 'wb', 'xb' or 'ab', not {mode!r}")
 
     def _open_read(self, path: str, block_size: int | None, cache_type: str,
@@ -388,7 +419,8 @@ class JpegShrinkFileSystem(ChainedFileSystem):
         return self.fs.sep
 
     def __repr__(self) -> str:
-        return f"<JpegShrinkFileSystem over {type(self.fs).__name__} compress={self.compress}>"
+        return (f"<JpegShrinkFileSystem over {type(self.fs).__name__} compress={self.compress} "
+                f"new_uploads={str(self.new_uploads)!r}{' lossy_jpegs' if self.new_uploads.lossy_jpegs else ''}>")
 
 
 def _hidden(name: str, listed: str) -> bool:

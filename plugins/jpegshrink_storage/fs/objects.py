@@ -4,10 +4,14 @@ Only the public codec API is used, so the layer works with any container the cod
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import jpegshrink
-from jpegshrink import HEADER_SIZE, JpegShrinkError
+from jpegshrink import HEADER_SIZE, BadImage, JpegShrinkError
+from jpegshrink_storage.fs.policy import LOSSLESS, UploadPolicy, classify
+
+log = logging.getLogger(__name__)
 
 #: First bytes of every JPEG (SOI marker); only such data is worth running through the codec.
 JPEG_SOI = b"\xff\xd8"
@@ -26,6 +30,7 @@ class StoredHeader:
     original_sha256: str | None = None
     error: str | None = None
     lossy: bool = False  #: made by jpegshrink's lossy encoder: the source image is gone (product rule 1)
+    mode: str | None = None  #: the container's mode (``jpegshrink.inspect(...).mode``: "jpeg", "lossy_jpeg"...)
 
     @property
     def is_container(self) -> bool:
@@ -46,19 +51,36 @@ def describe(prefix: bytes, stored_size: int) -> StoredHeader:
     if header.container_length != stored_size:
         return StoredHeader(error=f"container header says {header.container_length} bytes, "
                                   f"the object has {stored_size}: truncated or extended")
-    return StoredHeader(header.original_length, header.original_sha256.hex(), lossy=header.mode.lossy)
+    return StoredHeader(header.original_length, header.original_sha256.hex(), lossy=header.mode.lossy,
+                        mode=header.mode.name.lower())
 
 
-def encode_for_storage(data: bytes, compress: bool = True) -> bytes:
-    """The bytes to store for ``data``; :func:`decode_stored` of them is exactly ``data``.
+def encode_for_storage(data: bytes, compress: bool = True, policy: UploadPolicy = LOSSLESS, *,
+                       upload: bool = True, name: str = "") -> bytes:
+    """The bytes to store for ``data``; :func:`decode_stored` of them is ``data``, or its lossy JPEG.
 
-    JPEG-looking data (FF D8) is compressed (``jpegshrink.compress`` verifies by decoding) unless
-    ``compress`` is False or the container would not be smaller. Data that itself starts like a
-    container is always wrapped, otherwise reading it back would decode it instead of returning it.
+    With a lossy ``policy`` and ``upload`` (a new object, not an append), data the policy encodes
+    (:meth:`UploadPolicy.encodes_lossily`) becomes a lossy JPEG container made by
+    ``jpegshrink.encode_image``, unless the encoder refuses it (transparency, several frames, a damaged
+    file: ``BadImage``) or the container would not be smaller than the data: then the data is stored as
+    every other write (never lose bytes for nothing). Otherwise JPEG-looking data (FF D8) is
+    compressed losslessly (``jpegshrink.compress`` verifies by decoding) unless ``compress`` is False or
+    the container would not be smaller. Data that itself starts like a container is always wrapped,
+    otherwise reading it back would decode it instead of returning it.
     """
     data = bytes(data)
     if jpegshrink.is_container(data):
         return jpegshrink.compress(data)
+    if upload and policy.encodes_lossily(classify(data)):
+        try:
+            blob = jpegshrink.encode_image(data, **policy.encode_options())
+        except BadImage as e:
+            log.info("%s: stored without the lossy mode: %s", name or "upload", e)
+        else:
+            if len(blob) < len(data):
+                return blob
+            log.info("%s: lossy container (%d B) not smaller than the upload (%d B): stored losslessly",
+                     name or "upload", len(blob), len(data))
     if not compress or not data.startswith(JPEG_SOI):
         return data
     blob = jpegshrink.compress(data)

@@ -1,0 +1,109 @@
+#include "lossy_rdo.h"
+
+namespace jsk {
+namespace lossy {
+
+namespace {
+
+JSK_INLINE int capped(int v, int n) { return v < n ? v : n - 1; }
+
+// Context of coefficient k of block (by, bx): bit length of |above| + |left| in q, capped.
+JSK_INLINE int context(const i64* q, i64 cols, i64 by, i64 bx, int k) {
+    i64 s = 0;
+    if (by > 0) s += iabs(q[((by - 1) * cols + bx) * 64 + k]);
+    if (bx > 0) s += iabs(q[(by * cols + bx - 1) * 64 + k]);
+    return capped(bit_length(s), N_CTX);
+}
+
+// Python's round-half-up of a / s for a >= 0, s > 0: (a + s // 2) // s.
+JSK_INLINE i64 round_div(i64 a, i64 s) { return (a + s / 2) / s; }
+
+}  // namespace
+
+i64 log2_fp8(i64 x) {
+    const int n = bit_length(x) - 1;
+    i64 y = n <= 30 ? (x << (30 - n)) : (x >> (n - 30));
+    i64 frac = 0;
+    for (int i = 0; i < 8; ++i) {
+        y = (y * y) >> 30;     // y in [2^30, 2^31): y * y < 2^62
+        frac <<= 1;
+        if (y >= (i64(2) << 30)) {
+            y >>= 1;
+            frac |= 1;
+        }
+    }
+    return n * 256 + frac;
+}
+
+void count_contexts(const i64* q, i64 rows, i64 cols, i64* hist) {
+    for (i64 by = 0; by < rows; ++by)
+        for (i64 bx = 0; bx < cols; ++bx) {
+            const i64* b = q + (by * cols + bx) * 64;
+            for (int k = 1; k < 64; ++k) {
+                const int m = capped(bit_length(iabs(b[k])), N_MAG);
+                ++hist[(k * N_CTX + context(q, cols, by, bx, k)) * N_MAG + m];
+            }
+        }
+}
+
+void costs_from_counts(const i64* hist, i64* out) {
+    for (int k = 0; k < 64; ++k)
+        for (int c = 0; c < N_CTX; ++c) {
+            const i64* h = hist + (k * N_CTX + c) * N_MAG;
+            i64 total = 0;
+            for (int m = 0; m < N_MAG; ++m) total += h[m];
+            const i64 lt = log2_fp8(total + N_MAG);
+            for (int m = 0; m < N_MAG; ++m) {
+                const i64 extra = m == 0 ? 0 : ONE * m;   // sign + (m - 1) mantissa bits
+                out[(k * N_CTX + c) * N_MAG + m] = lt - log2_fp8(h[m] + 1) + extra;
+            }
+        }
+}
+
+void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* weight, i64 lam, const i64* costs,
+                  i64 deadzone, i64* out) {
+    const i64 one_step = i64(1) << COEF_FRAC_BITS;
+    for (i64 by = 0; by < rows; ++by)
+        for (i64 bx = 0; bx < cols; ++bx) {
+            const i64 blk = (by * cols + bx) * 64;
+            const i64 w = weight[by * cols + bx];
+            const i64 x0 = c[blk];
+            const i64 s0 = qt[0] * one_step;
+            out[blk] = x0 >= 0 ? round_div(x0, s0) : -round_div(-x0, s0);
+            for (int k = 1; k < 64; ++k) {
+                const i64 x = c[blk + k];
+                const i64 a = iabs(x);
+                const i64 q = qt[k];
+                const i64 s = q * one_step;
+                const i64 v0 = round_div(a, s);
+                i64 best = 0;
+                if (v0 > 0) {
+                    if (costs == nullptr) {   // no cost table yet: plain rounding with a dead zone
+                        best = a * 256 >= s * deadzone ? v0 : 0;
+                    } else {
+                        const i64* row = costs + (k * N_CTX + context(out, cols, by, bx, k)) * N_MAG;
+                        i64 best_cost = -1;
+                        // candidates, in this order: v0, v0 - 1 (when > 0), 0 (when v0 <= 2); ties keep the first
+                        const i64 cand[3] = {v0, v0 - 1, 0};
+                        const int n_cand = v0 <= 2 ? (v0 == 1 ? 2 : 3) : 2;
+                        for (int i = 0; i < n_cand; ++i) {
+                            const i64 v = cand[i];
+                            const i64 err = a - v * s;
+                            // error in 1/4096 step: en^2 is 2^24 per step^2, as lam * cost is 2^24 per
+                            // (lambda in step^2/bit) * bit (lam: 1/65536, cost: 1/256 bit)
+                            const i64 en = floordiv(err * 16, q);
+                            const i64 cost = ((en * en * w) >> 8) + lam * row[capped(bit_length(v), N_MAG)];
+                            if (best_cost < 0 || cost < best_cost) {
+                                best_cost = cost;
+                                best = v;
+                            }
+                        }
+                    }
+                }
+                out[blk + k] = x >= 0 ? best : -best;
+            }
+        }
+}
+
+}  // namespace lossy
+}  // namespace jsk

@@ -51,7 +51,7 @@ import numpy as np
 from jpegshrink._native import core
 from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.coding import binary_arith as ba
-from jpegshrink.model.base import ComponentSpec
+from jpegshrink.model.base import ComponentSpec, checked_coefficients
 
 #: The passes are compiled code (jpegshrink/csrc/adaptive_model.h: one template per pass, shared by
 #: encoder and decoder); their table is read from there.
@@ -89,7 +89,7 @@ class AdaptiveModel:
                hints: HintFn | None = None) -> list[bytes]:
         if len(coefficients) != len(specs):
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
-        arrays = [_checked_array(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
+        arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         jobs = [(i, a, _quant(s), s) for i, (a, s) in enumerate(zip(arrays, specs))]
         return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
                                                     self._counters(j[0], j[3])), jobs)
@@ -121,16 +121,6 @@ def _bind(hints: HintFn | None, component: int):
     if hints is None:
         return None
     return lambda pass_index, so_far, counts: hints(component, pass_index, so_far, counts)
-
-
-def _checked_array(c: np.ndarray, s: ComponentSpec, i: int) -> np.ndarray:
-    c = np.asarray(c)
-    if c.shape != (s.block_rows, s.block_cols, 64):
-        raise ValueError(f"component {i}: coefficients of shape {c.shape}, spec says "
-                         f"({s.block_rows}, {s.block_cols}, 64)")
-    if c.dtype != np.int16:
-        raise ValueError(f"component {i}: coefficients must be int16, got {c.dtype}")
-    return np.ascontiguousarray(c)
 
 
 def _quant(s: ComponentSpec) -> np.ndarray:

@@ -28,6 +28,21 @@ class ComponentSpec:
     quant_table: np.ndarray
 
 
+def checked_coefficients(c: np.ndarray, spec: ComponentSpec, index: int) -> np.ndarray:
+    """``c`` as the C-contiguous int16 [block_rows, block_cols, 64] array ``spec`` describes.
+
+    Every model checks its input with this before a compiled kernel sees it: a wrong shape or dtype is
+    the caller's mistake (``ValueError`` naming the component), never something to coerce silently.
+    """
+    c = np.asarray(c)
+    if c.shape != (spec.block_rows, spec.block_cols, 64):
+        raise ValueError(f"component {index}: coefficients of shape {c.shape}, spec says "
+                         f"({spec.block_rows}, {spec.block_cols}, 64)")
+    if c.dtype != np.int16:
+        raise ValueError(f"component {index}: coefficients must be int16, got {c.dtype}")
+    return np.ascontiguousarray(c)
+
+
 class CoefficientModel(Protocol):
     """Codes the coefficient arrays of one image (int16 [block_rows, block_cols, 64], natural order)."""
 

@@ -41,7 +41,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jpegshrink.model.base import ComponentSpec
+from jpegshrink.model.base import ComponentSpec, checked_coefficients
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Blocks (all components together) per stripe, about 2.8 MP of 4:2:0: a 12 MP photo gets 4 stripes.
@@ -119,7 +119,7 @@ class Mix3Model:
         which is what training averages."""
         if len(coefficients) != len(specs):
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
-        arrays = [_checked_array(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
+        arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         rows, quants, samp = self._plan(specs)
         jobs = [lambda r=r: self._k.code_stripe(True, arrays, quants, samp, r, None, *self.init, self._flags,
                                                 want_state) for r in rows]
@@ -149,16 +149,6 @@ class Mix3Model:
             return [j() for j in jobs]
         with ThreadPoolExecutor(max_workers=min(self._threads, len(jobs))) as pool:
             return list(pool.map(lambda j: j(), jobs))
-
-
-def _checked_array(c: np.ndarray, s: ComponentSpec, i: int) -> np.ndarray:
-    c = np.asarray(c)
-    if c.shape != (s.block_rows, s.block_cols, 64):
-        raise ValueError(f"component {i}: coefficients of shape {c.shape}, spec says "
-                         f"({s.block_rows}, {s.block_cols}, 64)")
-    if c.dtype != np.int16:
-        raise ValueError(f"component {i}: coefficients must be int16, got {c.dtype}")
-    return np.ascontiguousarray(c)
 
 
 def _quant(s: ComponentSpec) -> np.ndarray:

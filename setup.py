@@ -45,7 +45,7 @@ EXTENSIONS = [
     # lossy mode's quantisation kernels.
     extension("jpegshrink._core", [str(CSRC / f) for f in ("module.cpp", "bitio.cpp", "sequential.cpp",
                                                            "progressive.cpp", "adaptive_model.cpp",
-                                                           "lossy_rdo.cpp")],
+                                                           "lossy_rdo.cpp", "lossy_transform.cpp")],
               [str(p) for p in CSRC.glob("*.h")]),
     # Model v3 (mix3): mixed contexts, SSE, striped; its own module so each model's kernel stands alone.
     extension("jpegshrink.model._mix3", ["jpegshrink/model/csrc/mix3.cpp"]),

@@ -208,3 +208,11 @@ def test_policy_survives_pickling_and_mount_options(photo, tmp_path):
     assert mounted.new_uploads == UploadPolicy(UploadMode.HIGH_BITRATE, Goal.QUALITY, 88.0)
     with pytest.raises(MountError, match="unknown goal 'q'"):
         open_layer(str(tmp_path), _parse_options(["jpegshrink.new_uploads=high-bitrate:q=88"]))
+
+
+def test_a_lossy_jpeg_reencode_must_beat_the_lossless_store(tmp_path):
+    """A JPEG is re-encoded only when that is smaller than storing it losslessly (here: q98 is not)."""
+    original = SAMPLE.read_bytes()
+    _layer(new_uploads="high-bitrate:quality=98", lossy_jpegs=True).pipe_file(str(tmp_path / "a.jpg"), original)
+    stored = (tmp_path / "a.jpg").read_bytes()
+    assert not jpegshrink.inspect(stored).lossy and jpegshrink.decompress(stored) == original

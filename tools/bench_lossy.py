@@ -13,6 +13,7 @@ butteraugli 3-norm (butteraugli_main, skipped with a note if absent), PSNR-Y, MS
     nice python tools/bench_lossy.py --set heldout --out /work/logs/lossy-bench   # table + plots
     nice python tools/bench_lossy.py --set tuning --only ours --ours lam_milli=60  # a tuning probe
     nice python tools/bench_lossy.py --speed                                     # 12 MP, one core
+    nice python tools/bench_lossy.py --restore --photos 4                        # decode_image(restore=True)
 
 Results are cached per (photo, codec, setting) in <out>/cache-<set>-<codec>.json, so re-running with
 another setting of ours only measures what changed.
@@ -445,6 +446,41 @@ def speed(out: Path, repeat: int = 1, only: tuple[str, ...] = ("ours", "jpegli",
     return "\n".join(lines)
 
 
+def restore_gain(photos, qualities=(65, 75, 85, 92), model: str | bool = True) -> str:
+    """What ``decode_image(blob, restore=...)`` buys on ``photos``: PSNR-Y, PSNR (RGB) and SSIMULACRA2 of
+    our lossy mode's pixels without and with the filter, mean over photos per quality; filter speed."""
+    os.environ.setdefault("JPEGSHRINK_THREADS", "1")
+    import torch
+
+    import jpegshrink
+    from jpegshrink.lossy import metrics, restore
+    torch.set_num_threads(1)
+    rows: dict[int, list] = {q: [] for q in qualities}
+    seconds = pixels = 0.0
+    for package, suffix in photos:
+        _, a = load_photo(package, suffix)
+        for q in qualities:
+            blob = jpegshrink.encode_image(a, quality=q, measure=False)
+            plain = jpegshrink.decode_image(blob)
+            t = time.perf_counter()
+            fixed = jpegshrink.decode_image(blob, restore=model)
+            seconds += time.perf_counter() - t
+            pixels += a.shape[0] * a.shape[1]
+            rgb_psnr = [10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - d) ** 2)) for d in (plain, fixed)]
+            rows[q].append((8 * len(blob) / (a.shape[0] * a.shape[1]), psnr_y(a, plain), psnr_y(a, fixed), *rgb_psnr,
+                            metrics.ssimulacra2(a, plain), metrics.ssimulacra2(a, fixed)))
+    name = restore.DEFAULT if model is True else model
+    lines = [f"restoration model {name}, {len(photos)} photos ({', '.join(photo_name(*p) for p in photos)}); "
+             f"filter (decode_image with minus without restore, 1 thread): {pixels / 1e6 / seconds:.2f} MP/s", "",
+             "| quality | bpp | PSNR-Y | PSNR-Y restored | PSNR RGB | PSNR RGB restored | SSIMULACRA2 | SSIMULACRA2 restored |",
+             "|---|---|---|---|---|---|---|---|"]
+    for q in qualities:
+        m = np.mean(np.array(rows[q]), axis=0)
+        lines.append(f"| {q} | {m[0]:.2f} | {m[1]:.2f} | {m[2]:.2f} ({m[2] - m[1]:+.2f}) | {m[3]:.2f} | "
+                     f"{m[4]:.2f} ({m[4] - m[3]:+.2f}) | {m[5]:.2f} | {m[6]:.2f} ({m[6] - m[5]:+.2f}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", choices=("heldout", "tuning"), default="heldout")
@@ -455,10 +491,18 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="SSIMULACRA2 and PSNR only (tuning probes)")
     ap.add_argument("--speed", action="store_true", help="12 MP one-core speed table instead")
     ap.add_argument("--repeat", type=int, default=1, help="--speed: best of this many runs per timing")
+    ap.add_argument("--restore", nargs="?", const=True, default=None, metavar="MODEL",
+                    help="measure decode_image(restore=True or MODEL) on the set instead (held-out by default)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.speed:
         print(speed(args.out, args.repeat, tuple(args.only.split(","))))
+        return 0
+    if args.restore is not None:
+        photos = (HELDOUT if args.set == "heldout" else TUNING)[:args.photos or None]
+        text = restore_gain(photos, model=args.restore)
+        (args.out / f"restore-{args.set}.md").write_text(text + "\n")
+        print(text)
         return 0
     options = {}
     for kv in args.ours:

@@ -14,6 +14,7 @@
 #include "adaptive_model.h"
 #include "bitio.h"
 #include "lossy_rdo.h"
+#include "lossy_transform.h"
 
 namespace py = pybind11;
 using namespace jsk;
@@ -421,6 +422,45 @@ PYBIND11_MODULE(_core, m) {
     lq.attr("N_MAG") = lossy::N_MAG;
     lq.attr("ONE") = lossy::ONE;
     lq.attr("COEF_FRAC_BITS") = lossy::COEF_FRAC_BITS;
+    lq.attr("SAMPLE_FRAC_BITS") = lossy::SAMPLE_FRAC_BITS;
+    {
+        i64 m[64];
+        for (int k = 0; k < 64; ++k) m[k] = lossy::DCT_MATRIX[k / 8][k % 8];
+        lq.attr("DCT_MATRIX") = table(m, 64);
+    }
+    lq.def(
+        "rgb_to_ycbcr",
+        [](py::array rgb) {
+            const std::uint8_t* p = checked<std::uint8_t>(rgb, "rgb", {-1, -1, 3}, false);
+            const i64 h = rgb.shape(0), w = rgb.shape(1);
+            py::array_t<i64> out({i64(3), h, w});
+            i64* o = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                lossy::rgb_to_ycbcr(p, h * w, o, o + h * w, o + 2 * h * w);
+            }
+            return out;
+        },
+        "Y, Cb, Cr planes int64 [3, H, W] of rgb uint8 [H, W, 3]: JFIF BT.601 with libjpeg's fixed-point "
+        "constants, SAMPLE_FRAC_BITS fractional bits, Y level-shifted by -128.");
+    lq.def(
+        "forward_dct",
+        [](py::array plane) {
+            const i64* p = checked<i64>(plane, "plane", {-1, -1}, false);
+            const i64 h = plane.shape(0), w = plane.shape(1);
+            if (h % 8 || w % 8) fail("plane: both sides must be multiples of 8");
+            // |sample| <= 2^20 keeps both matrix products far inside int64 (8 * 2^20 * 2^13 * 8 * 2^13)
+            check_range(p, h * w, -(i64(1) << 20), i64(1) << 20, "plane");
+            py::array_t<i64> out({h / 8, w / 8, i64(64)});
+            i64* o = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                lossy::forward_dct(p, h, w, o);
+            }
+            return out;
+        },
+        "Coefficients int64 [H/8, W/8, 64] (natural order, COEF_FRAC_BITS fractional bits) of plane int64 "
+        "[H, W] (SAMPLE_FRAC_BITS fractional bits): round(M X M^T) with DCT_MATRIX (13 fractional bits).");
     lq.def(
         "count_contexts",
         [](py::array q, py::array hist) {

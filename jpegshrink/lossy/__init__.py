@@ -97,11 +97,22 @@ def _bisect(attempt, ok, *, want_highest: bool):
     return run(lo)
 
 
-def decode_image(blob: bytes, *, restore: bool = False) -> np.ndarray:
-    """Pixels of any non-perceptual container: its (lossy or original) JPEG/image bytes decoded by Pillow."""
-    if restore:
-        raise NotImplementedError("restore=True: no restoration filter ships with this version")
-    return decode_file(codec.decompress(blob))
+def decode_image(blob: bytes, *, restore: bool | str = False) -> np.ndarray:
+    """Pixels of any non-perceptual container: its (lossy or original) JPEG/image bytes decoded by Pillow.
+
+    ``restore=True`` (or a model name of :data:`restore.MODELS`) runs the decoded pixels of a JPEG
+    through the learned deblocking filter (:mod:`.restore`, needs torch); the container and the JPEG
+    bytes ``decompress`` returns are untouched. Content that is not a JPEG has no block artefacts and
+    is returned as decoded.
+    """
+    if not isinstance(restore, (bool, str)):
+        raise TypeError(f"restore must be True/False or a restoration model name, not {restore!r}")
+    data = codec.decompress(blob)
+    pixels = decode_file(data)
+    if restore and data.startswith(b"\xff\xd8"):
+        from jpegshrink.lossy import restore as restoration
+        pixels = restoration.restore(pixels, restoration.jpeg_luma_steps(data), None if restore is True else restore)
+    return pixels
 
 
 def _finite(x: float) -> float | None:

@@ -7,44 +7,36 @@
 * Forward DCT: the orthonormal 8x8 DCT-II (which is JPEG's FDCT) as two products with a matrix
   rounded to 13 fractional bits, in int64; the result is kept with 8 fractional bits
   (:data:`COEF_FRAC_BITS`) so the quantiser can make rate-distortion decisions below one step.
+
+The colour conversion and the DCT are C++ in the compiled core (``jpegshrink/csrc/lossy_transform.cpp``;
+they were numpy, and give the same integers: all 2^24 colours and random planes were compared).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from jpegshrink._native import core
+
+if not hasattr(core, "lossy"):  # a checkout whose extension predates the lossy kernels
+    raise ImportError("jpegshrink._core has no lossy kernels: rebuild it with `python setup.py build_ext --inplace`")
+_kernels = core.lossy
+
 #: Fractional bits of the sample values the DCT sees.
-SAMPLE_FRAC_BITS = 4
+SAMPLE_FRAC_BITS = _kernels.SAMPLE_FRAC_BITS
 #: Fractional bits of the unquantised coefficients :func:`forward_dct` returns.
-COEF_FRAC_BITS = 8
-_MATRIX_FRAC_BITS = 13
-
-# libjpeg jccolor.c: FIX(x) = round(x * 65536)
-_FIX = {"0.29900": 19595, "0.58700": 38470, "0.11400": 7471, "0.16874": 11059, "0.33126": 21709,
-        "0.50000": 32768, "0.41869": 27439, "0.08131": 5329}
-
-
-#: round(8192 * orthonormal DCT-II basis), written out so no libm is involved (row = frequency).
-DCT_MATRIX = np.array([
-    [2896, 2896, 2896, 2896, 2896, 2896, 2896, 2896],
-    [4017, 3406, 2276, 799, -799, -2276, -3406, -4017],
-    [3784, 1567, -1567, -3784, -3784, -1567, 1567, 3784],
-    [3406, -799, -4017, -2276, 2276, 4017, 799, -3406],
-    [2896, -2896, -2896, 2896, 2896, -2896, -2896, 2896],
-    [2276, -4017, 799, 3406, -3406, -799, 4017, -2276],
-    [1567, -3784, 3784, -1567, -1567, 3784, -3784, 1567],
-    [799, -2276, 3406, -4017, 4017, -3406, 2276, -799]], np.int64)
+COEF_FRAC_BITS = _kernels.COEF_FRAC_BITS
+#: round(8192 * orthonormal DCT-II basis), written out in the C++ source so no libm is involved
+#: (row = frequency).
+DCT_MATRIX = _kernels.DCT_MATRIX.reshape(8, 8)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> list[np.ndarray]:
-    """Y, Cb, Cr planes (int64, level-shifted by -128, with :data:`SAMPLE_FRAC_BITS` fractional bits)."""
-    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-    shift = 16 - SAMPLE_FRAC_BITS
-    half = 1 << (shift - 1)
-    f = _FIX
-    y = (f["0.29900"] * r + f["0.58700"] * g + f["0.11400"] * b + half) >> shift
-    cb = (-f["0.16874"] * r - f["0.33126"] * g + f["0.50000"] * b + half) >> shift
-    cr = (f["0.50000"] * r - f["0.41869"] * g - f["0.08131"] * b + half) >> shift
-    return [y - (128 << SAMPLE_FRAC_BITS), cb, cr]
+    """Y, Cb, Cr planes (int64, level-shifted by -128, with :data:`SAMPLE_FRAC_BITS` fractional bits).
+
+    libjpeg's FIX(x) = round(x * 65536) constants (jccolor.c), rounded with half = 2^11 and an
+    arithmetic shift by 12, as ``(a + half) >> 12`` in Python.
+    """
+    return list(_kernels.rgb_to_ycbcr(np.ascontiguousarray(rgb, np.uint8)))
 
 
 def grey_plane(grey: np.ndarray) -> np.ndarray:
@@ -80,15 +72,9 @@ def chroma_detail(cb: np.ndarray, cr: np.ndarray) -> float:
 
 
 def forward_dct(plane: np.ndarray) -> np.ndarray:
-    """int64 [rows/8, cols/8, 64] coefficients (natural order) with :data:`COEF_FRAC_BITS` fractional bits."""
-    h, w = plane.shape
-    blocks = plane.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8)
-    m = DCT_MATRIX
-    # rows of each block: X @ M^T, then columns: M @ (.)
-    t = blocks @ m.T                                            # [n*8, 8]
-    t = t.reshape(-1, 8, 8).transpose(0, 2, 1).reshape(-1, 8)  # transpose each block
-    t = t @ m.T
-    t = t.reshape(-1, 8, 8).transpose(0, 2, 1)                  # back: [n, u, v]
-    shift = 2 * _MATRIX_FRAC_BITS + SAMPLE_FRAC_BITS - COEF_FRAC_BITS
-    t = (t + (1 << (shift - 1))) >> shift
-    return t.reshape(h // 8, w // 8, 64)
+    """int64 [rows/8, cols/8, 64] coefficients (natural order) with :data:`COEF_FRAC_BITS` fractional bits.
+
+    ``round(M X M^T)`` per block with :data:`DCT_MATRIX`, exact in int64, shifted down by
+    2 * 13 + SAMPLE_FRAC_BITS - COEF_FRAC_BITS bits (compiled core: ``_core.lossy.forward_dct``).
+    """
+    return _kernels.forward_dct(np.ascontiguousarray(plane, np.int64))

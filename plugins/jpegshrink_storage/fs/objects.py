@@ -62,8 +62,8 @@ def encode_for_storage(data: bytes, compress: bool = True, policy: UploadPolicy 
     With a lossy ``policy`` and ``upload`` (a new object, not an append), data the policy encodes
     (:meth:`UploadPolicy.encodes_lossily`) becomes a lossy JPEG container made by
     ``jpegshrink.encode_image``, unless the encoder refuses it (transparency, several frames, a damaged
-    file: ``BadImage``) or the container would not be smaller than the data: then the data is stored as
-    every other write (never lose bytes for nothing). Otherwise JPEG-looking data (FF D8) is
+    file: ``BadImage``) or the container would not be smaller than what a lossless store of the data
+    takes: then the data is stored as every other write (never lose quality for nothing). Otherwise JPEG-looking data (FF D8) is
     compressed losslessly (``jpegshrink.compress`` verifies by decoding) unless ``compress`` is False or
     the container would not be smaller. Data that itself starts like a container is always wrapped,
     otherwise reading it back would decode it instead of returning it.
@@ -71,16 +71,21 @@ def encode_for_storage(data: bytes, compress: bool = True, policy: UploadPolicy 
     data = bytes(data)
     if jpegshrink.is_container(data):
         return jpegshrink.compress(data)
+    lossless = _lossless(data, compress)
     if upload and policy.encodes_lossily(classify(data)):
         try:
             blob = jpegshrink.encode_image(data, **policy.encode_options())
         except BadImage as e:
             log.info("%s: stored without the lossy mode: %s", name or "upload", e)
         else:
-            if len(blob) < len(data):
+            if len(blob) < len(lossless):
                 return blob
-            log.info("%s: lossy container (%d B) not smaller than the upload (%d B): stored losslessly",
-                     name or "upload", len(blob), len(data))
+            log.info("%s: lossy container (%d B) not smaller than the lossless store (%d B): stored losslessly",
+                     name or "upload", len(blob), len(lossless))
+    return lossless
+
+
+def _lossless(data: bytes, compress: bool) -> bytes:
     if not compress or not data.startswith(JPEG_SOI):
         return data
     blob = jpegshrink.compress(data)

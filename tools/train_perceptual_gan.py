@@ -108,7 +108,10 @@ def train(args) -> None:
     gen.load_synthesis(codec.g_s)
     disc = Discriminator(codec.m, cond=not args.uncond)
     feat_net = RandomFeatures()
-    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.9))
+    # the noise strengths start at zero and need to grow within a short run: a larger step for them
+    noise = [gen.noise_strength]
+    rest = [p for n, p in gen.named_parameters() if n != "noise_strength"]
+    opt_g = torch.optim.Adam([{"params": rest}, {"params": noise, "lr": 30 * args.lr}], lr=args.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=2 * args.lr, betas=(0.5, 0.9))
     data = batches(np.load(CROPS, mmap_mode="r"), args.batch, args.patch, rng)
     out = Path(args.out)
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--codec", default=None, help="codec weights id (default: the package default)")
     ap.add_argument("--out", default="/work/cache/perceptual/gan")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--patch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--uncond", action="store_true", help="unconditional discriminator (ablation)")

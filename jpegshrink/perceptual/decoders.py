@@ -1,0 +1,102 @@
+"""Pixel decoders on the same latents: ``faithful`` (the MSE synthesis) and generative ones, by id.
+
+A container records the decoder its reads default to (``info["decoder"]``, an id) and the seed; any
+decoder can be asked for at read time. ``"perceptual"`` is an alias, resolved *at encode time* to the
+newest generator id and recorded as that id, so an old container keeps decoding with the generator it
+was written for even after a newer one ships.
+
+Faithful pixels: the synthesis runs in float64. Its inputs (the integer latents) are identical
+everywhere; float64 rounding differs across CPUs/threads only around 1e-13, and a pixel changes only
+if its value lands that close to a .5 rounding boundary, so the uint8 output is reproducible in
+practice (the determinism test checks it across ISA caps and thread counts), though not *proved*
+bit-exact the way the latents are.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+import numpy as np
+
+from jpegshrink.errors import ImageError
+from jpegshrink.perceptual.model import Latents, LearnedCodec, require_torch
+
+FAITHFUL = "faithful"
+PERCEPTUAL = "perceptual"
+#: Generator weight files (weights/<id>.npz), newest last; each names the codec it was trained on. Never remove.
+GENERATORS: tuple[str, ...] = ()
+
+
+class UnknownDecoder(ImageError):
+    """decode_image was asked for a decoder this version does not have."""
+
+
+def resolve(name: str, codec_id: str) -> str:
+    """The decoder id recorded for ``name`` ("faithful", "perceptual" or an id) on the codec ``codec_id``."""
+    if name == FAITHFUL:
+        return FAITHFUL
+    if name == PERCEPTUAL:
+        ids = [g for g in GENERATORS if _generator_codec(g) == codec_id]
+        if not ids:
+            raise UnknownDecoder(f"no perceptual decoder is trained for codec {codec_id}")
+        return ids[-1]
+    if name in GENERATORS:
+        return name
+    raise UnknownDecoder(f"unknown decoder {name!r}; known: faithful, perceptual, {', '.join(GENERATORS) or '-'}")
+
+
+def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) pixels of ``lat`` by ``decoder_id``, cropped to ``size`` = (width, height)."""
+    require_torch()
+    import torch
+    if decoder_id == FAITHFUL:
+        g_s = _float64_synthesis(codec.model_id)
+        with torch.no_grad():
+            x = tiled(lambda f, *_: g_s(f), lat.y_hat().double() / codec.gain(lat.rate).double())
+    elif decoder_id in GENERATORS:
+        from jpegshrink.perceptual import gan
+        gen = gan.load_generator(decoder_id)
+        with torch.no_grad():
+            x = gen.decode(codec, lat, seed)
+    else:
+        raise UnknownDecoder(f"unknown decoder {decoder_id!r}")
+    w, h = size
+    a = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(a[:h, :w])
+
+
+#: Tiles of the latent grid decoded one at a time (bounds memory: ~0.3 GB a tile in float64), with a margin
+#: wider than the synthesis' receptive field (about 2 latent positions), so tiling changes no value.
+TILE, MARGIN = 32, 4
+
+
+def tiled(run, feats):
+    """``run(features_with_margin, y0, y1, x0, x1)`` -> pixels, over fixed tiles; the tiles' centres stitched.
+
+    The tile grid depends only on the image size, never on the machine, so every decode does the same sums.
+    """
+    import torch
+    _, _, h, w = feats.shape
+    if h <= TILE + 2 * MARGIN and w <= TILE + 2 * MARGIN:
+        return run(feats, 0, h, 0, w)
+    out = torch.empty(1, 3, h * 16, w * 16, dtype=feats.dtype)
+    for ty in range(0, h, TILE):
+        for tx in range(0, w, TILE):
+            y0, x0 = max(0, ty - MARGIN), max(0, tx - MARGIN)
+            y1, x1 = min(h, ty + TILE + MARGIN), min(w, tx + TILE + MARGIN)
+            px = run(feats[:, :, y0:y1, x0:x1], y0, y1, x0, x1)
+            cy, cx = (ty - y0) * 16, (tx - x0) * 16
+            th, tw = (min(h, ty + TILE) - ty) * 16, (min(w, tx + TILE) - tx) * 16
+            out[:, :, ty * 16:ty * 16 + th, tx * 16:tx * 16 + tw] = px[:, :, cy:cy + th, cx:cx + tw]
+    return out
+
+
+@lru_cache(maxsize=None)
+def _float64_synthesis(model_id: str):
+    from jpegshrink.perceptual import model
+    return copy.deepcopy(model.load(model_id).g_s).double()
+
+
+def _generator_codec(generator_id: str) -> str:
+    from jpegshrink.perceptual import gan
+    return gan.codec_of(generator_id)

@@ -22,7 +22,7 @@ from jpegshrink.lossy.source import decode_file, load
 
 MODE = "high-bitrate"
 #: Names the encoder version in the container info (bump when the same settings give other bytes).
-ENCODER_ID = "jpegshrink-lossy-1"
+ENCODER_ID = "jpegshrink-lossy-2"
 TARGET_METRICS = ("ssimulacra2", "bpp")
 DEFAULT_QUALITY = 90
 _TUNING = {f.name for f in dataclasses.fields(Settings)} - {"quality"}

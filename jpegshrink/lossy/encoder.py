@@ -40,7 +40,7 @@ class Settings:
     #: below the noise the quantiser adds anyway, which is why high qualities end up 4:4:4.
     chroma_noise_percent: int = 100
     #: Chroma steps in percent when chroma is kept at full resolution (4:4:4 has 4x the chroma coefficients).
-    chroma_444_percent: int = 250
+    chroma_444_percent: int = 200
     #: Rounds of RDO (each re-estimates the cost table from the previous one).
     rdo_rounds: int = 2
     #: 1 = end-of-run trellis in the RDO rounds (quant.quantise ``truncate``): trailing zeros of each

@@ -207,21 +207,29 @@ def _sample(name: str, grey: bool = False) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img))
 
 
-#: sha256 of the JPEG that ``decompress`` returns, recorded with the JIT-compiled Python kernels of the RDO
-#: before they became C++ (jpegshrink/csrc/lossy_rdo.cpp); 36 cases were compared then (BENCHMARKS.md).
-#: A change here means the encoder decides other coefficients: bump lossy.ENCODER_ID and re-pin on purpose.
+#: sha256 of the JPEG that ``decompress`` returns. Re-pinned for encoder jpegshrink-lossy-2 (end-of-run
+#: trellis on); the OLD_SETTINGS cases are digests recorded with lossy-1 (first with
+#: the JIT-compiled Python kernels of the RDO, 36 cases compared then, BENCHMARKS.md), which those settings
+#: must still reproduce. A change here means the encoder decides other coefficients: bump
+#: lossy.ENCODER_ID and re-pin on purpose.
+OLD_SETTINGS = dict(run_trellis=0)
 PINNED_JPEGS = [
-    ("photo", dict(quality=50), "6b719dd230f77003e4c18144e7b38f0e0004736cf9e9a82ec184b846d79a139c"),
-    ("photo", dict(quality=88, subsampling="420"), "2d5e431ec4e48e7ffbdb9f4cdd550ade27387966c465eab06a801d2dc72e1089"),
-    ("photo", dict(quality=97, subsampling="444"), "d47cc23baaad426ded0ee2b39207f6ed2292222ed1f78f1b28c63ff59c10449d"),
+    ("photo", dict(quality=50, **OLD_SETTINGS), "6b719dd230f77003e4c18144e7b38f0e0004736cf9e9a82ec184b846d79a139c"),
+    ("photo", dict(quality=97, subsampling="444", **OLD_SETTINGS),
+     "d47cc23baaad426ded0ee2b39207f6ed2292222ed1f78f1b28c63ff59c10449d"),
+    ("brick", dict(quality=70, subsampling="420", **OLD_SETTINGS),
+     "fa5167ba0cbee5886d2788ea30cc273ff1a36e3635cbc1d39903f6cbc204649b"),
+    ("photo", dict(quality=50), "2850839ddea0aa618af30ce1e3befcb61a190d56602a86b2f5efafcbe88c85ee"),
+    ("photo", dict(quality=88, subsampling="420"), "1b92f96ec2483d697e707e2b32af2cbd0b1284e71afb51c53f3bf7145e61874e"),
+    ("photo", dict(quality=97, subsampling="444"), "581e5a44fc12802cb2bbbbda2fb3862f42ce35ea4c5fa8aea0e0f944e67ebe2d"),
     ("grey", dict(quality=85), "5eb98187fa796bcbebb8fa9de42037db27f0554308c58701d82b5eb7b0d82a06"),
     ("pixel", dict(quality=85), "f1509a9fdbfbaf0c0b275d5de012b3c62592fe8a2478324eae2b8a4ea5971e62"),
-    ("flower", dict(quality=88, lam_milli=60), "bce81cbcb8fae9b768d9d089ebb1b1ad081a62093bb19280a90b45b59b509c17"),
+    ("flower", dict(quality=88, lam_milli=60), "a08a67dea5956fee6b42bd3b1c55b3e3e034e8207de6ed255425d94bb2eda865"),
     ("flower", dict(quality=88, aq_strength=80, aq_threshold=50),
-     "e294843d501da8c0ca94f6d8806002b108817f8487c77caf3fbf70a4630564a9"),
+     "83c6a8261a1eab13bfee5732e66176d2722f562ffbd2c27a27990a26b342ecd5"),
     ("flower", dict(quality=88, tables="annexk", flatten_luma=0),
-     "70e5c6503cb04de32b66461f7a492a7521fbfa3afc20f1c76bbd3164ee0bcbda"),
-    ("brick", dict(quality=70, subsampling="420"), "fa5167ba0cbee5886d2788ea30cc273ff1a36e3635cbc1d39903f6cbc204649b"),
+     "d909a43c8d94ad79ccd17a038271ac0b6717044abdb4e2031943846cd92c47ab"),
+    ("brick", dict(quality=70, subsampling="420"), "ba21b6ecf321e9ff537f854ee4fad978d64ebc0300448c4dbc7fff056e91a61a"),
 ]
 
 
@@ -232,6 +240,30 @@ def test_encoder_output_is_pinned(photo, image, options, digest):
          "brick": lambda: _sample("scratch__brick-wall1.jpg")}[image]()
     jpeg = jpegshrink.decompress(jpegshrink.encode_image(a, measure=False, **options))
     assert hashlib.sha256(jpeg).hexdigest() == digest
+
+
+def test_run_trellis_cuts_a_costly_tail_and_keeps_a_cheap_one():
+    """A lone +-1 step at the end of the interior run: per coefficient it is kept (1.5 bits against 1 bit
+    for its zero plus 1 step^2), but it also makes the 48 zeros before it coded (1 bit each), so the
+    trellis cuts it; a 2-step coefficient first in the run costs less than its distortion and stays."""
+    from jpegshrink._native import core
+    lam = 65536                                   # 1 step^2 per bit
+    costs = np.zeros((64, core.lossy.N_CTX, core.lossy.N_MAG), np.int64)
+    costs[:, :, 0] = 256                          # a zero: 1 bit
+    costs[:, :, 1:] = 384                         # any nonzero: 1.5 bits
+    qt = np.full(64, 7, np.int64)
+    w = np.full((1, 1), 256, np.int64)
+    c = np.zeros((1, 1, 64), np.int64)
+    step = 7 << 8                                 # one quantiser step in coefficient units
+    c[0, 0, 63] = -step                           # last interior position in zig-zag order
+    c[0, 0, 9] = 2 * step                         # first interior position
+    kept = core.lossy.quantise(c, qt, w, lam, costs, 128, 0)
+    cut = core.lossy.quantise(c, qt, w, lam, costs, 128, 1)
+    assert kept[0, 0, 63] == -1 and kept[0, 0, 9] == 2
+    assert cut[0, 0, 63] == 0 and cut[0, 0, 9] == 2
+    assert np.array_equal(np.delete(cut[0, 0], 63), np.delete(kept[0, 0], 63))
+    with pytest.raises(ValueError, match="truncate"):
+        core.lossy.quantise(c, qt, w, lam, costs, 128, 2)
 
 
 def test_quantise_kernel_checks_its_arguments():
@@ -259,7 +291,7 @@ def test_quantise_kernel_checks_its_arguments():
 def test_info_is_json_and_names_the_encoder(photo):
     info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, measure=False)).info
     json.dumps(info)
-    assert info["encoder"] == "jpegshrink-lossy-1" and info["mode"] == "high-bitrate"
+    assert info["encoder"] == "jpegshrink-lossy-2" and info["mode"] == "high-bitrate"
 
 
 def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path, capsys):

@@ -18,6 +18,32 @@ JSK_INLINE int context(const i64* q, i64 cols, i64 by, i64 bx, int k) {
 // Python's round-half-up of a / s for a >= 0, s > 0: (a + s // 2) // s.
 JSK_INLINE i64 round_div(i64 a, i64 s) { return (a + s / 2) / s; }
 
+// First row, then first column: the two edge runs our coder codes, each after its own nonzero count.
+constexpr int EDGE_ROW[7] = {1, 2, 3, 4, 5, 6, 7};
+constexpr int EDGE_COL[7] = {8, 16, 24, 32, 40, 48, 56};
+
+// Truncation of one run (positions pos[0..n) in coding order) of block b: our coder sends the run's
+// nonzero count first and stops at its last nonzero, so zeros after it cost nothing. j[p] is the
+// chosen value's D + lambda R (zeros priced as the cost table's zero class), dz[p] the distortion of 0.
+// Zeroes the run's tail after the position L that minimises sum_{i <= L} j + sum_{i > L} dz (L one of
+// the nonzeros, or none); ties keep the later L, i.e. the per-coefficient decisions.
+void truncate_run(const int* pos, int n, const i64* j, const i64* dz, i64* b) {
+    i64 tail = 0;                 // sum of dz after the candidate L
+    for (int i = 0; i < n; ++i) tail += dz[pos[i]];
+    i64 best = tail;              // L = none: the whole run zero
+    int best_l = -1;
+    i64 head = 0;
+    for (int i = 0; i < n; ++i) {
+        head += j[pos[i]];
+        tail -= dz[pos[i]];
+        if (b[pos[i]] != 0 && head + tail <= best) {
+            best = head + tail;
+            best_l = i;
+        }
+    }
+    for (int i = best_l + 1; i < n; ++i) b[pos[i]] = 0;
+}
+
 }  // namespace
 
 i64 log2_fp8(i64 x) {
@@ -61,8 +87,10 @@ void costs_from_counts(const i64* hist, i64* out) {
 }
 
 void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* weight, i64 lam, const i64* costs,
-                  i64 deadzone, i64* out) {
+                  i64 deadzone, i64 truncate, i64* out) {
     const i64 one_step = i64(1) << COEF_FRAC_BITS;
+    const bool trellis = truncate != 0 && costs != nullptr;
+    i64 jc[64] = {0}, dz[64] = {0};
     for (i64 by = 0; by < rows; ++by)
         for (i64 bx = 0; bx < cols; ++bx) {
             const i64 blk = (by * cols + bx) * 64;
@@ -77,6 +105,12 @@ void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* we
                 const i64 s = q * one_step;
                 const i64 v0 = round_div(a, s);
                 i64 best = 0;
+                if (trellis) {   // cost of the zero, and its D + lambda R while no decision below changes it
+                    const i64* row = costs + (k * N_CTX + context(out, cols, by, bx, k)) * N_MAG;
+                    const i64 en = floordiv(a * 16, q);
+                    dz[k] = (en * en * w) >> 8;
+                    jc[k] = dz[k] + lam * row[0];
+                }
                 if (v0 > 0) {
                     if (costs == nullptr) {   // no cost table yet: plain rounding with a dead zone
                         best = a * 256 >= s * deadzone ? v0 : 0;
@@ -98,9 +132,15 @@ void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* we
                                 best = v;
                             }
                         }
+                        if (trellis) jc[k] = best_cost;
                     }
                 }
                 out[blk + k] = x >= 0 ? best : -best;
+            }
+            if (trellis) {
+                truncate_run(INTERIOR.pos, N_INTERIOR, jc, dz, out + blk);
+                truncate_run(EDGE_ROW, 7, jc, dz, out + blk);
+                truncate_run(EDGE_COL, 7, jc, dz, out + blk);
             }
         }
 }

@@ -34,9 +34,11 @@ void count_contexts(const i64* q, i64 rows, i64 cols, i64* hist);
 void costs_from_counts(const i64* hist, i64* out);
 
 // Quantise c [rows][cols][64] with steps qt[64] into out [rows][cols][64] (see quant.py). costs == nullptr:
-// plain rounding with a dead zone (1/256 step) instead of rate-distortion decisions.
+// plain rounding with a dead zone (1/256 step) instead of rate-distortion decisions. truncate != 0 (with
+// costs): then each block's interior, first row and first column runs are cut after the last nonzero that
+// minimises D + lambda R with the run's trailing zeros free (our coder sends nonzero counts).
 void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* weight, i64 lam, const i64* costs,
-                  i64 deadzone, i64* out);
+                  i64 deadzone, i64 truncate, i64* out);
 
 }  // namespace lossy
 }  // namespace jsk

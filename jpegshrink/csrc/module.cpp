@@ -490,7 +490,7 @@ PYBIND11_MODULE(_core, m) {
         "magnitude class in its context, plus sign and mantissa bits.");
     lq.def(
         "quantise",
-        [](py::array coef, py::array qt, py::array weight, i64 lam, py::object costs, i64 deadzone) {
+        [](py::array coef, py::array qt, py::array weight, i64 lam, py::object costs, i64 deadzone, i64 truncate) {
             const i64* c = checked<i64>(coef, "coef", {-1, -1, 64}, false);
             const i64 rows = coef.shape(0), cols = coef.shape(1);
             const i64* t = checked<i64>(qt, "qt", {64}, false);
@@ -500,6 +500,7 @@ PYBIND11_MODULE(_core, m) {
             check_range(w, rows * cols, 0, lossy::MAX_WEIGHT, "weight");
             if (lam < 0 || lam > lossy::MAX_LAMBDA) fail("lam must be in [0, 2^24]");
             if (deadzone < 0 || deadzone > lossy::MAX_DEADZONE) fail("deadzone must be in [0, 2^16]");
+            if (truncate != 0 && truncate != 1) fail("truncate must be 0 or 1");
             const i64* table = nullptr;
             py::array ca;
             if (!costs.is_none()) {
@@ -511,7 +512,7 @@ PYBIND11_MODULE(_core, m) {
             i64* o = out.mutable_data();
             {
                 py::gil_scoped_release nogil;
-                lossy::rdo_quantise(c, rows, cols, t, w, lam, table, deadzone, o);
+                lossy::rdo_quantise(c, rows, cols, t, w, lam, table, deadzone, truncate, o);
             }
             return out;
         },
@@ -519,5 +520,9 @@ PYBIND11_MODULE(_core, m) {
         "steps qt int64 [64], block weights int64 [R, C] (ONE = 1.0) and lam (1/65536 step^2 per bit): each AC "
         "value is the cheapest of its rounding, one step towards zero and (when it rounds to <= 2) zero, priced "
         "with costs int64 [64, N_CTX, N_MAG]; costs=None: rounding with a dead zone (deadzone/256 step). DC is "
-        "rounded. Blocks are decided in raster order (contexts use the decided blocks above and left).");
+        "rounded. Blocks are decided in raster order (contexts use the decided blocks above and left). truncate=1 "
+        "(with costs): each block's interior / first-row / first-column run is then cut after the last nonzero "
+        "minimising D + lambda R, trailing zeros free (our coder sends nonzero counts).",
+        py::arg("coef"), py::arg("qt"), py::arg("weight"), py::arg("lam"), py::arg("costs"), py::arg("deadzone"),
+        py::arg("truncate") = 0);
 }

@@ -22,7 +22,7 @@ from jpegshrink.lossy.source import decode_file, load
 
 MODE = "high-bitrate"
 #: Names the encoder version in the container info (bump when the same settings give other bytes).
-ENCODER_ID = "jpegshrink-lossy-1"
+ENCODER_ID = "jpegshrink-lossy-2"
 TARGET_METRICS = ("ssimulacra2", "bpp")
 DEFAULT_QUALITY = 90
 _TUNING = {f.name for f in dataclasses.fields(Settings)} - {"quality"}
@@ -50,9 +50,9 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
         if score is None and measure and metrics.available("ssimulacra2"):
             score = metrics.ssimulacra2(src.pixels, pixels)
         info = {
+            # no free-text note: "original_recoverable": false says it, and every byte of this JSON is
+            # stored in every container (the whole info is ~2 % of a 0.25 MP photo's container at 1 bpp)
             "mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
-            "note": "lossy: decompress returns a new JPEG made from the source; the source file cannot be "
-                    "recovered",
             "source_format": src.source_format, "source_width": src.size[0], "source_height": src.size[1],
             "source_conversions": src.conversions, "metadata": "stripped" if strip_metadata else "kept",
             "settings": {**settings.to_info(), "subsampling_chosen": sub}, "target": target,

@@ -43,6 +43,9 @@ class Settings:
     chroma_444_percent: int = 200
     #: Rounds of RDO (each re-estimates the cost table from the previous one).
     rdo_rounds: int = 2
+    #: 1 = end-of-run trellis in the RDO rounds (quant.quantise ``truncate``): trailing zeros of each
+    #: block's interior / first row / first column are free, so cutting a run's tail can pay; 0 = off.
+    run_trellis: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100:
@@ -90,7 +93,8 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     if lam > 0:
         for _ in range(settings.rdo_rounds):
             costs = [quant.cost_table(q[:1]), quant.cost_table(q[1:]) if len(q) > 1 else None]
-            q = [quant.quantise(c, tables[t], w, lam, costs[t]) for c, t, w in zip(coefs, table_of, weights)]
+            q = [quant.quantise(c, tables[t], w, lam, costs[t], truncate=bool(settings.run_trellis))
+                 for c, t, w in zip(coefs, table_of, weights)]
     comps = [quant.to_int16(x) for x in q]
     sampling = [(1, 1)] if sub == "grey" else [(2, 2) if sub == "420" else (1, 1), (1, 1), (1, 1)]
     app = writer.metadata_segments(src.exif, src.icc, src.xmp) if keep_metadata else \

@@ -117,10 +117,17 @@ def weights_for(luma_weights: np.ndarray, rows: int, cols: int, sub: int) -> np.
 
 
 def quantise(coef: np.ndarray, qt: np.ndarray, weight: np.ndarray, lam: int, costs: np.ndarray | None,
-             deadzone: int = 128) -> np.ndarray:
-    """int16 [rows, cols, 64] quantised coefficients; ``costs=None``: rounding with a dead zone (1/256 step)."""
+             deadzone: int = 128, truncate: bool = False) -> np.ndarray:
+    """int16 [rows, cols, 64] quantised coefficients; ``costs=None``: rounding with a dead zone (1/256 step).
+
+    ``truncate`` (with ``costs``): after the per-coefficient decisions, cut each block's interior (7x7),
+    first-row and first-column runs after the last nonzero that minimises D + lambda R when the run's
+    trailing zeros are free, as they are for our coder, which codes each run's nonzero count first and
+    stops at its last nonzero (mozjpeg's end-of-block trellis, with our coder's runs instead of EOB).
+    """
     return _kernels.quantise(np.ascontiguousarray(coef, np.int64), np.ascontiguousarray(qt, np.int64),
-                             np.ascontiguousarray(weight, np.int64), int(lam), costs, int(deadzone))
+                             np.ascontiguousarray(weight, np.int64), int(lam), costs, int(deadzone),
+                             int(bool(truncate)))
 
 
 def to_int16(q: np.ndarray) -> np.ndarray:

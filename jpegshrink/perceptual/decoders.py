@@ -24,7 +24,7 @@ from jpegshrink.perceptual.model import Latents, LearnedCodec, require_torch
 FAITHFUL = "faithful"
 PERCEPTUAL = "perceptual"
 #: Generator weight files (weights/<id>.npz), newest last; each names the codec it was trained on. Never remove.
-GENERATORS: tuple[str, ...] = ()
+GENERATORS: tuple[str, ...] = ("gan1-1d21af5e",)
 
 
 class UnknownDecoder(ImageError):

@@ -1,0 +1,159 @@
+"""Train the diffusion networks of the issue-15 decoders on CPU, time-boxed, and store them by hash.
+
+    nice -n 10 env OMP_NUM_THREADS=1 python tools/train_diffusion.py prior --minutes 30
+    nice -n 10 env OMP_NUM_THREADS=1 python tools/train_diffusion.py cdc --minutes 30 --codec <codec id>
+
+``prior``: the unconditional eps-prediction patch prior used by the idempotence decoder.
+``cdc``: CDC-lite, an X-parameterised denoiser conditioned on the frozen MSE codec's decode of the
+crop (trained on top of the frozen codec, at rates drawn from the codec's registered rates).
+
+Data: the training crops of tools/image_data.py (issue 14's set; validation photos are held out by
+source package and only used for the validation loss printed here). Scale, stated honestly: a
+sub-million-parameter U-Net, ~35 photos, a time box of CPU minutes at one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from jpegshrink.perceptual.diffusion import schedule, weights  # noqa: E402
+from jpegshrink.perceptual.diffusion.unet import TinyUNet, UNetConfig  # noqa: E402
+
+CACHE = Path("/work/cache/perceptual")
+VAL_DIR = CACHE / "val"
+
+
+def batches(crops: np.ndarray, size: int, batch: int, rng: np.random.Generator):
+    """Random size x size sub-crops with flips, as float tensors in [-1, 1], forever."""
+    n, h, w, _ = crops.shape
+    while True:
+        idx = np.sort(rng.choice(n, batch, replace=False))
+        ys, xs = rng.integers(0, h - size + 1, batch), rng.integers(0, w - size + 1, batch)
+        out = np.stack([crops[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)]).astype(np.float32)
+        flip = rng.random(batch) < 0.5
+        out[flip] = out[flip, :, ::-1]
+        yield torch.from_numpy(out).permute(0, 3, 1, 2).contiguous() / 127.5 - 1
+
+
+def val_crops(size: int, per_image: int = 16, seed: int = 1) -> torch.Tensor:
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in sorted(VAL_DIR.glob("*.png")):
+        a = np.asarray(Image.open(p).convert("RGB"))
+        for _ in range(per_image):
+            y, x = rng.integers(0, a.shape[0] - size + 1), rng.integers(0, a.shape[1] - size + 1)
+            out.append(a[y:y + size, x:x + size])
+    return torch.from_numpy(np.stack(out).astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def diffusion_loss(net: TinyUNet, x0: torch.Tensor, param: schedule.Parameterisation, cond=None,
+                   t: torch.Tensor | None = None, gen: torch.Generator | None = None) -> torch.Tensor:
+    """eps-MSE (EPS) or min(SNR, 5)-weighted x0-MSE (X, CDC's truncated SNR weighting)."""
+    b = x0.shape[0]
+    if t is None:
+        t = torch.rand(b, generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    a, s = schedule.alpha_sigma(t)
+    xt = a[:, None, None, None] * x0 + s[:, None, None, None] * eps
+    out = net(xt, schedule.log_snr(t), cond)
+    if param is schedule.Parameterisation.EPS:
+        return (out - eps).pow(2).mean()
+    w = (a ** 2 / s ** 2).clamp(max=5.0)
+    return (w[:, None, None, None] * (out - x0).pow(2)).mean()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("role", choices=[r.value for r in weights.Role])
+    ap.add_argument("--minutes", type=float, default=30.0, help="wall-clock time box for the training loop")
+    ap.add_argument("--size", type=int, default=32, help="crop side (multiple of 4)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--codec", default=None, help="cdc: id of the frozen perceptual codec (default: the registered one)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--crops", type=Path, default=None, help="uint8 [n,S,S,3] crops (default: newest in the cache)")
+    ap.add_argument("--max-crops", type=int, default=5000, help="crops held in memory")
+    ap.add_argument("--out", type=Path, default=weights.WEIGHTS_DIR)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    role = weights.Role(args.role)
+    rng = np.random.default_rng(args.seed)
+    crops_path = args.crops or max(CACHE.glob("train_crops_*.npy"), key=lambda p: p.stat().st_mtime)
+    crops = np.load(crops_path, mmap_mode="r")
+    # an in-memory copy of a random subset: the cache file may be rebuilt while this runs
+    crops = np.ascontiguousarray(crops[np.sort(rng.choice(len(crops), min(len(crops), args.max_crops), replace=False))])
+    if role is weights.Role.PRIOR:
+        param, cfg, condition = schedule.Parameterisation.EPS, UNetConfig(args.channels), None
+    else:
+        from jpegshrink.perceptual.diffusion import conditioning
+        codec = conditioning.load_codec(args.codec)
+        param, cfg = schedule.Parameterisation.X, UNetConfig(args.channels, cond_channels=conditioning.COND_CHANNELS)
+
+        def condition(x: torch.Tensor, rates=None) -> torch.Tensor:
+            return conditioning.training_condition(codec, x, rng)
+    net = TinyUNet(cfg)
+    ema = copy.deepcopy(net)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    data = batches(crops, args.size, args.batch, rng)
+    val = val_crops(args.size)
+    vgen_seed = 123
+    val_t = torch.linspace(0.05, 0.95, 8).repeat_interleave(math.ceil(len(val) / 8))[:len(val)]
+
+    def validate(model) -> float:
+        g = torch.Generator().manual_seed(vgen_seed)
+        with torch.no_grad():
+            cond = None if condition is None else conditioning.training_condition(codec, val, np.random.default_rng(7))
+            return float(diffusion_loss(model, val, param, cond, t=val_t, gen=g))
+
+    n_params = sum(p.numel() for p in net.parameters())
+    print(f"{role.value}: {n_params} parameters, {len(crops)} training crops of {crops.shape[1]}^2 -> {args.size}^2, "
+          f"{len(val)} validation crops, time box {args.minutes} min", flush=True)
+    start, it, losses = time.time(), 0, []
+    deadline = start + 60 * args.minutes
+    while time.time() < deadline:
+        x0 = next(data)
+        cond = None if condition is None else condition(x0)
+        lr = args.lr * min(1.0, (it + 1) / 200)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = diffusion_loss(net, x0, param, cond)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(args.ema, (1 + it) / (10 + it))
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.mul_(d).add_(p, alpha=1 - d)
+        losses.append(loss.item())
+        it += 1
+        if it % 200 == 0:
+            print(f"it {it} {time.time() - start:.0f}s train {np.mean(losses[-200:]):.4f} val(ema) {validate(ema):.4f}",
+                  flush=True)
+    final_val = validate(ema)
+    provenance = {"tool": "tools/train_diffusion.py", "args": {k: str(v) for k, v in vars(args).items()},
+                  "iterations": it, "seconds": round(time.time() - start), "val_loss": round(final_val, 5),
+                  "data": f"tools/image_data.py train crops {crops_path.name} (tools/perceptual_images.tsv)", "parameters": n_params}
+    model_id = weights.save(ema, role, param, provenance, args.out)
+    print(json.dumps({"model_id": model_id, **provenance}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jpegshrink.perceptual.diffusion import schedule, weights  # noqa: E402
+from jpegshrink.perceptual.diffusion import cdc, schedule, weights  # noqa: E402
 from jpegshrink.perceptual.diffusion.unet import TinyUNet, UNetConfig  # noqa: E402
 
 CACHE = Path("/work/cache/perceptual")
@@ -43,7 +43,39 @@ def batches(crops: np.ndarray, size: int, batch: int, rng: np.random.Generator):
         out = np.stack([crops[i, y:y + size, x:x + size] for i, y, x in zip(idx, ys, xs)]).astype(np.float32)
         flip = rng.random(batch) < 0.5
         out[flip] = out[flip, :, ::-1]
-        yield torch.from_numpy(out).permute(0, 3, 1, 2).contiguous() / 127.5 - 1
+        yield torch.from_numpy(out).permute(0, 3, 1, 2).contiguous() / 127.5 - 1, None
+
+
+def load_codec(spec: str | None):
+    """The frozen MSE codec: a registered perceptual codec id, or a training checkpoint (.pt) of issue 14."""
+    from jpegshrink.perceptual.diffusion import codec_view
+    return codec_view.load_frozen(spec)
+
+
+def mse_decode(net, x: torch.Tensor, rate: float) -> torch.Tensor:
+    """The frozen codec's MSE reconstruction in [0, 1] of x in [-1, 1] at ``rate`` (float path)."""
+    from jpegshrink.perceptual.diffusion.codec_view import CodecView
+    view = CodecView(net, rate)
+    with torch.no_grad():
+        return view.decode(view.encode((x + 1) / 2))
+
+
+def cdc_batches(codec, crops: np.ndarray, size: int, batch: int, rng: np.random.Generator, big: int = 128):
+    """(x0, condition) pairs: ``big``^2 crops coded whole at a random ladder rate, then ``size``^2 sub-crops,
+    so the codec sees image-like extents while the denoiser trains on small patches."""
+    per = 4
+    images = batches(crops, big, batch // per, rng)
+    while True:
+        x, _ = next(images)
+        cond = torch.cat([cdc.condition(mse_decode(codec.net, x[i:i + 1], rng.uniform(0, codec.net.rates - 1)))
+                          for i in range(len(x))])
+        xs, cs = [], []
+        for i in range(len(x)):
+            for _ in range(per):
+                y, z = rng.integers(0, big - size + 1, 2)
+                xs.append(x[i, :, y:y + size, z:z + size])
+                cs.append(cond[i, :, y:y + size, z:z + size])
+        yield torch.stack(xs), torch.stack(cs)
 
 
 def val_crops(size: int, per_image: int = 16, seed: int = 1) -> torch.Tensor:
@@ -99,26 +131,29 @@ def main(argv=None) -> int:
     # an in-memory copy of a random subset: the cache file may be rebuilt while this runs
     crops = np.ascontiguousarray(crops[np.sort(rng.choice(len(crops), min(len(crops), args.max_crops), replace=False))])
     if role is weights.Role.PRIOR:
-        param, cfg, condition = schedule.Parameterisation.EPS, UNetConfig(args.channels), None
+        param, cfg, codec = schedule.Parameterisation.EPS, UNetConfig(args.channels), None
+        data = batches(crops, args.size, args.batch, rng)
     else:
-        from jpegshrink.perceptual.diffusion import conditioning
-        codec = conditioning.load_codec(args.codec)
-        param, cfg = schedule.Parameterisation.X, UNetConfig(args.channels, cond_channels=conditioning.COND_CHANNELS)
-
-        def condition(x: torch.Tensor, rates=None) -> torch.Tensor:
-            return conditioning.training_condition(codec, x, rng)
+        codec = load_codec(args.codec)
+        param, cfg = schedule.Parameterisation.X, UNetConfig(args.channels, cond_channels=cdc.COND_CHANNELS)
+        data = cdc_batches(codec, crops, args.size, args.batch, rng)
     net = TinyUNet(cfg)
     ema = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    data = batches(crops, args.size, args.batch, rng)
     val = val_crops(args.size)
     vgen_seed = 123
+    if codec is not None:   # 64^2 validation crops coded at rates spread over the ladder, centres kept
+        big = val_crops(64)
+        val_rates = np.linspace(0, codec.net.rates - 1, len(big))
+        val_cond = torch.cat([cdc.condition(mse_decode(codec.net, big[i:i + 1], r)) for i, r in enumerate(val_rates)])
+        o = (64 - args.size) // 2
+        val, val_cond = big[:, :, o:o + args.size, o:o + args.size], val_cond[:, :, o:o + args.size, o:o + args.size]
     val_t = torch.linspace(0.05, 0.95, 8).repeat_interleave(math.ceil(len(val) / 8))[:len(val)]
 
     def validate(model) -> float:
         g = torch.Generator().manual_seed(vgen_seed)
         with torch.no_grad():
-            cond = None if condition is None else conditioning.training_condition(codec, val, np.random.default_rng(7))
+            cond = None if codec is None else val_cond
             return float(diffusion_loss(model, val, param, cond, t=val_t, gen=g))
 
     n_params = sum(p.numel() for p in net.parameters())
@@ -127,8 +162,7 @@ def main(argv=None) -> int:
     start, it, losses = time.time(), 0, []
     deadline = start + 60 * args.minutes
     while time.time() < deadline:
-        x0 = next(data)
-        cond = None if condition is None else condition(x0)
+        x0, cond = next(data)
         lr = args.lr * min(1.0, (it + 1) / 200)
         for g in opt.param_groups:
             g["lr"] = lr

@@ -81,3 +81,26 @@ class CodecView:
         fy = (again.y_sym == lat.y_sym).float().mean().item()
         fz = (again.z_sym == lat.z_sym).float().mean().item()
         return fy, fz
+
+
+class _Frozen:
+    """A loaded codec network with every parameter frozen and in eval mode."""
+
+    def __init__(self, net) -> None:
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.net = net
+
+
+def load_frozen(spec: str | None):
+    """Issue 14's codec, frozen: a training checkpoint path (``.pt``) or a registered codec id (None: default)."""
+    if spec is not None and spec.endswith(".pt"):
+        from jpegshrink.perceptual.network import HyperpriorCodec
+        ck = torch.load(spec, weights_only=False)
+        cfg = ck["config"]
+        net = HyperpriorCodec(cfg["n"], cfg["m"], cfg["nz"], len(ck["lambdas"]))
+        net.load_state_dict(ck["model"])
+        net.h_s.fake_quant = ck.get("fake_quant", False)
+        return _Frozen(net)
+    raise NotImplementedError("registered perceptual codec ids: waiting for issue 14's loader")

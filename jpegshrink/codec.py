@@ -95,7 +95,10 @@ def compress(data: bytes, *, model_id: str | None = None, verify: bool = True) -
 
 
 def decompress(blob: bytes) -> bytes:
-    """Return the original bytes of a container, or raise a :class:`~jpegshrink.errors.ContainerError`."""
+    """Return the original bytes of a container, or raise a :class:`~jpegshrink.errors.ContainerError`.
+
+    For a ``PERCEPTUAL`` container (no original bytes exist) it returns a PNG of the decode its info records.
+    """
     c = container.unpack(bytes(blob))
     if c.original_length > MAX_ORIGINAL_LENGTH:
         raise CorruptContainer(f"container claims an original of {c.original_length} bytes, over the limit")
@@ -107,6 +110,12 @@ def decompress(blob: bytes) -> bytes:
         out = _unzstd(c.streams[0], c.original_length)
     elif c.mode in (Mode.JPEG, Mode.LOSSY_JPEG):
         out = _decompress_jpeg(c)
+    elif c.mode == Mode.PERCEPTUAL:
+        # A PNG of the recorded decoder's output. Its integer latents are checked exactly (sha256 in the
+        # info); the PNG is not held to the header's sha256, which describes the PNG made at encode time:
+        # float synthesis and PNG compressors may differ across machines (docs/perceptual.md).
+        from jpegshrink import perceptual
+        return perceptual.decompress_png(blob)
     else:
         raise CorruptContainer(f"mode {c.mode.name} has no byte-exact decoding here")
     if len(out) != c.original_length or hashlib.sha256(out).digest() != c.original_sha256:

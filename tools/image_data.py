@@ -94,9 +94,9 @@ PHOTOS = (
 )
 #: Factor 0 means "the smallest integer >= 2 that brings the longer side to <= VAL_LONG_SIDE".
 VAL_LONG_SIDE = 768
-CROP = 80
-CROPS_PER_MP = 700  # random crops per megapixel of downscaled training image
-MAX_CROPS_PER_IMAGE = 400
+CROP = 136
+CROPS_PER_MP = 300  # random crops per megapixel of downscaled training image
+MAX_CROPS_PER_IMAGE = 200
 SEED = 14
 
 

@@ -1,0 +1,196 @@
+"""Train the perceptual mode's MSE codec (gained mean-scale hyperprior) on CPU, time-boxed; export weights.
+
+One network, a ladder of rates (see jpegshrink/perceptual/network.py): every batch element draws one of
+the LAMBDAS and the loss is sum over elements of lambda_r * 255^2 * MSE + bpp (Ballé's R + lambda D).
+The last ``--quant-frac`` of the run trains h_s with fake int8 weights / uint8 activations (activation
+scales calibrated once, then frozen), so the exported integer hyper-decoder is the one that was trained.
+
+    OMP_NUM_THREADS=1 nice -n 10 python tools/train_perceptual.py --minutes 60 --out /work/cache/perceptual/mse
+    python tools/train_perceptual.py --export /work/cache/perceptual/mse/last.pt   # -> weights/hp1-<sha8>.npz
+
+Logs one line per ``--log-every`` iterations (running means per rate of bpp and PSNR) to stdout, and a
+validation line (true container bytes need the integer path, so this uses the likelihood estimate on
+four 256^2 validation crops) every ``--val-every`` iterations.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jpegshrink.perceptual.network import HyperpriorCodec  # noqa: E402
+
+#: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
+LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+CROPS = Path("/work/cache/perceptual/train_crops_136.npy")
+VAL = Path("/work/cache/perceptual/val")
+
+
+def batches(crops: np.ndarray, size: int, patch: int, rng: np.random.Generator):
+    n, s = crops.shape[0], crops.shape[1]
+    while True:
+        idx = rng.integers(0, n, size)
+        out = np.empty((size, patch, patch, 3), np.uint8)
+        for i, j in enumerate(idx):
+            y, x = rng.integers(0, s - patch + 1, 2)
+            c = crops[j, y:y + patch, x:x + patch]
+            if rng.random() < 0.5:
+                c = c[:, ::-1]
+            if rng.random() < 0.5:
+                c = c.transpose(1, 0, 2)
+            out[i] = c
+        yield torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255
+
+
+def val_crops() -> torch.Tensor:
+    from PIL import Image
+    names = ["pyiqa__I03", "pyiqa__I19", "python3-skimage__coffee", "lxqt-themes__after-the-rain"]
+    out = []
+    for n in names:
+        a = np.asarray(Image.open(VAL / f"{n}.png").convert("RGB"))
+        out.append(a[:256, :256])
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
+
+
+def rd(net, x, rate):
+    out = net(x, rate)
+    pixels = x.shape[2] * x.shape[3]
+    bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
+    bpp = bits / pixels
+    mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
+    return bpp, mse
+
+
+def calibrate(net, x) -> None:
+    """Fix h_s's activation scales from a batch (99.9th percentile maps to 255), then fake-quantise."""
+    hs = net.h_s
+    with torch.no_grad():
+        g = net.gain(torch.arange(len(x)).float() % net.rates)
+        z = net.h_a(net.g_a(x) * g).round()
+        acts = [[], []]
+        hs.fake_quant = False
+        hs(z, calibrate=acts)
+        for i in range(2):
+            a = torch.cat([t.flatten() for t in acts[i]])
+            hs.act_scale[i] = torch.quantile(a[a > 0][:1_000_000], 0.999).clamp_min(1e-4) / 255
+    hs.fake_quant = True
+
+
+def train(args) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    crops = np.load(CROPS, mmap_mode="r")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = HyperpriorCodec(args.n, args.m, args.nz, len(LAMBDAS))
+    it0 = 0
+    if args.resume:
+        ck = torch.load(args.resume, weights_only=False)
+        net.load_state_dict(ck["model"])
+        net.h_s.fake_quant = ck.get("fake_quant", False)
+        it0 = ck["iteration"]
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    lam = torch.tensor(LAMBDAS)
+    data = batches(crops, args.batch, args.patch, rng)
+    vx = val_crops()
+    start = time.time()
+    budget = args.minutes * 60
+    stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
+    it = it0
+    last_ck = start
+    print(json.dumps({"start": time.strftime("%H:%M:%S"), "args": vars(args), "lambdas": LAMBDAS}), flush=True)
+    while True:
+        elapsed = time.time() - start
+        frac = elapsed / budget
+        if frac >= 1:
+            break
+        if not net.h_s.fake_quant and frac >= 1 - args.quant_frac:
+            calibrate(net, next(data))
+            print(json.dumps({"it": it, "calibrated_act_scale": net.h_s.act_scale.tolist()}), flush=True)
+        # lr: flat, then x0.3 for the last 20 %, x0.1 for the last 7 %
+        lr = args.lr * (1.0 if frac < 0.8 else 0.3 if frac < 0.93 else 0.1)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = next(data)
+        rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
+        bpp, mse = rd(net, x, rate)
+        loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        it += 1
+        for r, b, e in zip(rate.long().tolist(), bpp.tolist(), mse.tolist()):
+            s = stats[r]
+            s[0] += b
+            s[1] += 10 * math.log10(1 / max(e, 1e-10))
+            s[2] += 1
+        if it % args.log_every == 0:
+            line = {"it": it, "min": round(elapsed / 60, 2), "lr": lr, "loss": round(loss.item(), 4),
+                    "bpp": [round(s[0] / max(s[2], 1), 3) for s in stats.values()],
+                    "psnr": [round(s[1] / max(s[2], 1), 2) for s in stats.values()]}
+            print(json.dumps(line), flush=True)
+            stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
+        if it % args.val_every == 0:
+            print(json.dumps({"it": it, "val": evaluate(net, vx)}), flush=True)
+        if time.time() - last_ck > 300:
+            save(net, out / "last.pt", it, args)
+            last_ck = time.time()
+    save(net, out / "last.pt", it, args)
+    print(json.dumps({"it": it, "done": True, "val": evaluate(net, vx)}), flush=True)
+
+
+def evaluate(net, vx) -> dict:
+    net.eval()
+    res = {"bpp": [], "psnr": []}
+    with torch.no_grad():
+        for r in range(len(LAMBDAS)):
+            torch.manual_seed(0)
+            bpp, mse = rd(net, vx, torch.full((len(vx),), float(r)))
+            res["bpp"].append(round(bpp.mean().item(), 4))
+            res["psnr"].append(round((10 * torch.log10(1 / mse)).mean().item(), 2))
+    net.train()
+    return res
+
+
+def save(net, path: Path, it: int, args) -> None:
+    torch.save({"model": net.state_dict(), "iteration": it, "fake_quant": net.h_s.fake_quant,
+                "config": {"n": args.n, "m": args.m, "nz": args.nz}, "lambdas": LAMBDAS}, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=60, help="wall-clock budget of the training run")
+    ap.add_argument("--out", default="/work/cache/perceptual/mse")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--m", type=int, default=96)
+    ap.add_argument("--nz", type=int, default=48)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--patch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--quant-frac", type=float, default=0.15)
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--val-every", type=int, default=1000)
+    ap.add_argument("--resume", default="")
+    ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
+    args = ap.parse_args(argv)
+    if args.export:
+        from jpegshrink.perceptual import export
+        print(export.export_checkpoint(Path(args.export)))
+        return 0
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -70,10 +70,11 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
                         "file cannot be recovered",
                 "source_format": source_format, "source_conversions": conversions, "width": width,
                 "height": height, "rate": round(rate, 6), "latent_shape": list(lat.symbols.shape[1:]),
-                "decoder": decoder_id, "seed": seed, "latents_sha256": lat.digest(), "target": target}
+                "decoder": decoder_id, "seed": seed, "latents_sha256": lat.digest(), "target": target,
+                "diffusion": diffusion_info()}
         png = b"\0" * 32
         if with_png:
-            decoded = decoders.decode(codec, lat, decoder_id, seed, (width, height))
+            decoded = decoders.decode(codec, lat, decoder_id, seed, (width, height), info)
             png = _png(decoded)
             info["psnr_rgb"] = _psnr(pixels, decoded) if decoder_id == decoders.FAITHFUL else None
         c = Container(Mode.PERCEPTUAL, len(png), hashlib.sha256(png).digest(), codec.model_id,
@@ -95,13 +96,25 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     return blob
 
 
-def decode_image(blob: bytes, *, decoder: str | None = None, seed: int | None = None) -> np.ndarray:
-    """uint8 (H, W, 3) pixels of a ``PERCEPTUAL`` container by the recorded (or the given) decoder and seed."""
+def decode_image(blob: bytes, *, decoder: str | None = None, seed: int | None = None,
+                 time_budget_s: float | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) pixels of a ``PERCEPTUAL`` container by the recorded (or the given) decoder and seed.
+
+    ``time_budget_s`` bounds the diffusion decoders (issue 15): they stop early and return their current
+    estimate, which is then not reproducible across machines; the other decoders ignore it.
+    """
     c, codec, lat = _open(blob)
     from jpegshrink.perceptual import decoders
     decoder_id = c.info["decoder"] if decoder is None else decoders.resolve(decoder, codec.model_id)
     seed = c.info.get("seed", 0) if seed is None else seed
-    return decoders.decode(codec, lat, decoder_id, int(seed), (c.info["width"], c.info["height"]))
+    return decoders.decode(codec, lat, decoder_id, int(seed), (c.info["width"], c.info["height"]), c.info,
+                           time_budget_s)
+
+
+def diffusion_info() -> dict:
+    """What fixes a diffusion decode besides the latents (issue 15): recorded in every container."""
+    from jpegshrink.perceptual import diffusion
+    return diffusion.container_info()
 
 
 def decompress_png(blob: bytes) -> bytes:

@@ -15,7 +15,8 @@ import dataclasses
 import torch
 
 from jpegshrink.perceptual.diffusion import sampler
-from jpegshrink.perceptual.diffusion.codec_view import CodecView, Latents
+from jpegshrink.perceptual.diffusion.codec_view import CodecView
+from jpegshrink.perceptual.model import Latents
 from jpegshrink.perceptual.diffusion.sampler import Denoiser, SamplerSettings
 
 #: Input channels the conditional denoiser gets besides x_t: the MSE reconstruction (RGB in [-1, 1]).
@@ -29,6 +30,10 @@ class CDCSettings:
     def to_info(self) -> dict:
         return {"sampler": self.sampler.to_info()}
 
+    @classmethod
+    def from_info(cls, info: dict) -> "CDCSettings":
+        return cls(sampler=SamplerSettings.from_info(info["sampler"]))
+
 
 def condition(x_mse01: torch.Tensor) -> torch.Tensor:
     """The conditioning input from the MSE reconstruction in [0, 1]."""
@@ -38,7 +43,6 @@ def condition(x_mse01: torch.Tensor) -> torch.Tensor:
 def decode(codec: CodecView, lat: Latents, model: Denoiser, shape: tuple[int, ...], settings: CDCSettings,
            x0_hook: sampler.X0Hook | None = None, deadline: float | None = None) -> torch.Tensor:
     """Pixels in [0, 1] (1, 3, H, W); ``x0_hook`` is CorrDiff-lite's correction (None for plain CDC)."""
-    with torch.no_grad():
-        cond = condition(codec.decode(lat))
+    cond = condition(codec.decode(lat))
     x = sampler.sample(model, shape, settings.sampler, cond=cond, x0_hook=x0_hook, deadline=deadline)
     return (x + 1) / 2

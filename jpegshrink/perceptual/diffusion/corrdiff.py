@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from jpegshrink.perceptual.diffusion import cdc
-from jpegshrink.perceptual.diffusion.codec_view import CodecView, Latents
+from jpegshrink.perceptual.diffusion.codec_view import CodecView
+from jpegshrink.perceptual.model import Latents
 from jpegshrink.perceptual.diffusion.sampler import Denoiser
 
 #: Coefficient values a 3-bit code can name (index stored in the container).
@@ -32,6 +33,11 @@ class CorrDiffSettings:
 
     def to_info(self) -> dict:
         return {"cdc": self.cdc.to_info(), "groups": self.groups, "keep_detail": self.keep_detail}
+
+    @classmethod
+    def from_info(cls, info: dict) -> "CorrDiffSettings":
+        return cls(cdc=cdc.CDCSettings.from_info(info["cdc"]), groups=int(info["groups"]),
+                   keep_detail=float(info["keep_detail"]))
 
 
 def _group(step: int, steps: int, groups: int) -> int:
@@ -57,8 +63,7 @@ def decode(codec: CodecView, lat: Latents, model: Denoiser, shape, settings: Cor
     """Pixels in [0, 1]: CDC-lite with the stored corrections applied."""
     if len(codes) != settings.groups or not all(0 <= c < len(LEVELS) for c in codes):
         raise ValueError(f"corrdiff needs {settings.groups} codes in [0, {len(LEVELS)}), got {codes!r}")
-    with torch.no_grad():
-        x_mse = cdc.condition(codec.decode(lat))
+    x_mse = cdc.condition(codec.decode(lat))
     return cdc.decode(codec, lat, model, shape, settings.cdc, hook(codes, x_mse, settings.cdc.sampler.steps), deadline)
 
 

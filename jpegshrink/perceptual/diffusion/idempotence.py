@@ -17,7 +17,8 @@ import time
 import torch
 
 from jpegshrink.perceptual.diffusion import noise, schedule
-from jpegshrink.perceptual.diffusion.codec_view import CodecView, Latents
+from jpegshrink.perceptual.diffusion.codec_view import CodecView
+from jpegshrink.perceptual.model import Latents
 from jpegshrink.perceptual.diffusion.sampler import Denoiser, SamplerSettings, ddim_update
 
 
@@ -35,6 +36,12 @@ class IdempotenceSettings:
         return {"sampler": self.sampler.to_info(), "zeta": self.zeta, "project_steps": self.project_steps,
                 "project_lr": self.project_lr, "margin": self.margin}
 
+    @classmethod
+    def from_info(cls, info: dict) -> "IdempotenceSettings":
+        return cls(sampler=SamplerSettings.from_info(info["sampler"]), zeta=float(info["zeta"]),
+                   project_steps=int(info["project_steps"]), project_lr=float(info["project_lr"]),
+                   margin=float(info["margin"]))
+
 
 def _to01(x: torch.Tensor) -> torch.Tensor:
     return (x + 1) / 2
@@ -45,14 +52,14 @@ def guided_sample(codec: CodecView, lat: Latents, prior: Denoiser, shape: tuple[
     """DPS-guided DDIM sample in [-1, 1] whose re-encoding should reproduce ``lat``."""
     s = settings.sampler
     times = schedule.sample_times(s.steps)
-    with torch.no_grad():
-        y_n = codec.decode(lat)
+    y_n = codec.decode(lat)
+    means = codec.stored_means(lat)
     x = s.init_scale * noise.gaussian(s.seed, noise.Stream.INITIAL, 0, shape)
     for k in range(s.steps):
         t, t_next = times[k], times[k + 1]
         x = x.detach().requires_grad_(True)
         x0, eps = prior.predict(x, t)
-        residual = torch.linalg.vector_norm(y_n - codec.reencode_decode_ste(_to01(x0), lat))
+        residual = torch.linalg.vector_norm(y_n - codec.reencode_decode_ste(_to01(x0), lat, means))
         (grad,) = torch.autograd.grad(residual, x)
         with torch.no_grad():
             x = ddim_update(x0, eps, t, t_next, s.eta,
@@ -66,12 +73,13 @@ def guided_sample(codec: CodecView, lat: Latents, prior: Denoiser, shape: tuple[
 def project(codec: CodecView, lat: Latents, x01: torch.Tensor, settings: IdempotenceSettings,
             deadline: float | None = None) -> torch.Tensor:
     """Move pixels (in [0, 1]) into the stored y and z bins with a few Adam steps; stops early when inside."""
+    y_hat, z = lat.y_hat(), torch.from_numpy(lat.z).float()[None]
     x = x01.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=settings.project_lr)
     for _ in range(settings.project_steps):
         y = codec.analysis(x)
-        vy = torch.relu((y - lat.y_hat).abs() - (0.5 - settings.margin)).pow(2).sum()
-        vz = torch.relu((codec.net.h_a(y) - lat.z_sym.float()).abs() - (0.5 - settings.margin)).pow(2).sum()
+        vy = torch.relu((y - y_hat).abs() - (0.5 - settings.margin)).pow(2).sum()
+        vz = torch.relu((codec.hyper_analysis(y) - z).abs() - (0.5 - settings.margin)).pow(2).sum()
         loss = vy + vz
         if loss.item() == 0.0 or (deadline is not None and time.monotonic() > deadline):
             break

@@ -53,14 +53,15 @@ def save(model: TinyUNet, role: Role, parameterisation: Parameterisation, proven
     return model_id
 
 
-def available(directory: Path = WEIGHTS_DIR) -> list[str]:
+def available(directory: Path | None = None) -> list[str]:
     """Ids of every stored model."""
-    return sorted(p.stem for p in directory.glob("*.npz"))
+    return sorted(p.stem for p in (directory or WEIGHTS_DIR).glob("*.npz"))
 
 
 @functools.lru_cache(maxsize=8)
-def load(model_id: str, directory: Path = WEIGHTS_DIR) -> tuple[TinyUNet, Parameterisation, dict]:
+def load(model_id: str, directory: Path | None = None) -> tuple[TinyUNet, Parameterisation, dict]:
     """(network in eval mode with frozen parameters, its parameterisation, its record); checks the hash."""
+    directory = directory or WEIGHTS_DIR
     path = directory / f"{model_id}.npz"
     if not path.exists():
         raise UnknownDiffusionModel(f"diffusion model {model_id!r} is not installed (have: {', '.join(available(directory)) or 'none'}); "

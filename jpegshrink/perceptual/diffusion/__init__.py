@@ -1,0 +1,154 @@
+"""Diffusion decoders (issue 15) on the perceptual codec's stored latents: idempotence, CDC-lite, CorrDiff-lite.
+
+They read the same latents as the faithful decoder and never change them. What fixes a diffusion
+decode's pixels besides the latents is recorded in the container info under ``"diffusion"`` (see
+:func:`container_info`): the denoiser ids (weights by hash, :mod:`.weights`), every sampler setting,
+and for CorrDiff-lite the encoder-chosen correction codes (added by :func:`add_corrdiff`). Containers
+without that entry decode with the frozen preset ``PRESETS["d1"]``.
+
+Scale, stated honestly: sub-million-parameter U-Nets trained for CPU minutes on about 35 photos; the
+decodes are slow on CPU (seconds to minutes per image) and for demonstration and measurement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+
+from jpegshrink.errors import ImageError
+
+
+class Decoder(enum.Enum):
+    """Diffusion decoder names accepted by ``decode_image(blob, decoder=...)``."""
+
+    IDEMPOTENCE = "idempotence"
+    CDC = "cdc"
+    CORRDIFF = "corrdiff"
+
+
+NAMES = tuple(d.value for d in Decoder)
+
+
+class DiffusionError(ImageError):
+    """A diffusion decode cannot run on this container (e.g. CorrDiff asked for, no correction stored)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Model ids and settings of one released configuration. Never edit an entry of PRESETS: add one."""
+
+    prior_id: str
+    cdc_id: str
+    idempotence: "object"
+    cdc: "object"
+    corrdiff: "object"
+
+
+def _presets() -> dict[str, Preset]:
+    from jpegshrink.perceptual.diffusion.cdc import CDCSettings
+    from jpegshrink.perceptual.diffusion.corrdiff import CorrDiffSettings
+    from jpegshrink.perceptual.diffusion.idempotence import IdempotenceSettings
+    from jpegshrink.perceptual.diffusion.sampler import SamplerSettings
+    return {
+        "d1": Preset(prior_id=PRIOR_ID, cdc_id=CDC_ID,
+                     idempotence=IdempotenceSettings(sampler=SamplerSettings(steps=50)),
+                     cdc=CDCSettings(sampler=SamplerSettings(steps=8, init_scale=0.8)),
+                     corrdiff=CorrDiffSettings(cdc=CDCSettings(sampler=SamplerSettings(steps=8, init_scale=0.8)))),
+    }
+
+
+#: The denoisers of preset d1 (files in weights/, trained by tools/train_diffusion.py).
+PRIOR_ID = "prior-pending"
+CDC_ID = "cdc-pending"
+DEFAULT_PRESET = "d1"
+
+
+def container_info(preset: str = DEFAULT_PRESET) -> dict:
+    """The ``info["diffusion"]`` entry an encoder records: ids and every setting, spelled out."""
+    p = _presets()[preset]
+    return {"preset": preset, "prior": p.prior_id, "cdc": p.cdc_id, "idempotence": p.idempotence.to_info(),
+            "cdc_settings": p.cdc.to_info(), "corrdiff_settings": p.corrdiff.to_info()}
+
+
+def _settings(info: dict) -> dict:
+    from jpegshrink.perceptual.diffusion.cdc import CDCSettings
+    from jpegshrink.perceptual.diffusion.corrdiff import CorrDiffSettings
+    from jpegshrink.perceptual.diffusion.idempotence import IdempotenceSettings
+    d = info.get("diffusion") or container_info(DEFAULT_PRESET)
+    return {"prior": d["prior"], "cdc": d["cdc"], "corrdiff_codes": d.get("corrdiff_codes"),
+            Decoder.IDEMPOTENCE: IdempotenceSettings.from_info(d["idempotence"]),
+            Decoder.CDC: CDCSettings.from_info(d["cdc_settings"]),
+            Decoder.CORRDIFF: CorrDiffSettings.from_info(d["corrdiff_settings"])}
+
+
+def _with_seed(settings, seed: int):
+    """The same settings with the sampler's seed replaced (decode_image's ``seed``)."""
+    if hasattr(settings, "sampler"):
+        return dataclasses.replace(settings, sampler=dataclasses.replace(settings.sampler, seed=seed))
+    return dataclasses.replace(settings, cdc=_with_seed(settings.cdc, seed))
+
+
+def denoiser(model_id: str):
+    from jpegshrink.perceptual.diffusion import sampler, weights
+    net, param, _ = weights.load(model_id)
+    return sampler.Denoiser(net, param)
+
+
+def decode(codec, lat, decoder: str | Decoder, seed: int, info: dict, time_budget_s: float | None = None):
+    """(1, 3, H, W) float pixels in [0, 1] of the latents ``lat`` by a diffusion decoder.
+
+    ``info`` is the container info (its ``"diffusion"`` entry, or preset d1 when absent). With
+    ``time_budget_s`` the sampler stops at the deadline and returns its current estimate (not
+    reproducible across machines; None, the default, runs the recorded settings in full).
+    """
+    from jpegshrink.perceptual.diffusion import cdc, corrdiff, idempotence
+    from jpegshrink.perceptual.diffusion.codec_view import CodecView
+    try:
+        which = Decoder(decoder)
+    except ValueError:
+        raise ValueError(f"unknown diffusion decoder {decoder!r}; known: {', '.join(NAMES)}") from None
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"time_budget_s must be positive or None, not {time_budget_s!r}")
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+    s = _settings(info)
+    view = CodecView(codec, lat.rate)
+    shape = (1, 3, 16 * lat.symbols.shape[1], 16 * lat.symbols.shape[2])
+    settings = _with_seed(s[which], seed)
+    if which is Decoder.IDEMPOTENCE:
+        return idempotence.decode(view, lat, denoiser(s["prior"]), shape, settings, deadline)
+    if which is Decoder.CDC:
+        return cdc.decode(view, lat, denoiser(s["cdc"]), shape, settings, deadline=deadline)
+    codes = s["corrdiff_codes"]
+    if codes is None:
+        raise DiffusionError("this container carries no CorrDiff correction (add one with "
+                             "jpegshrink.perceptual.diffusion.add_corrdiff, or decode with decoder='cdc')")
+    return corrdiff.decode(view, lat, denoiser(s["cdc"]), shape, settings, tuple(codes), deadline)
+
+
+def add_corrdiff(blob: bytes, image, seed: int | None = None) -> bytes:
+    """The same container with CorrDiff-lite correction codes for decodes with ``seed`` added to its info.
+
+    Encoder side (needs the original ``image``, uint8 H x W x 3): the latent streams are untouched; only
+    ``info["diffusion"]["corrdiff_codes"]`` (3 bits per step group) and the seed they were chosen for
+    are added. The codes steer the decode with that seed (the default: the container's seed).
+    """
+    import numpy as np
+
+    from jpegshrink.coding import container
+    from jpegshrink.perceptual import _open
+    from jpegshrink.perceptual.diffusion import corrdiff
+    from jpegshrink.perceptual.diffusion.codec_view import CodecView
+    c, codec, lat = _open(blob)
+    pixels = np.asarray(image)
+    if pixels.shape != (c.info["height"], c.info["width"], 3) or pixels.dtype != np.uint8:
+        raise ValueError(f"image must be the uint8 {c.info['height']}x{c.info['width']}x3 original of this container")
+    seed = int(c.info.get("seed", 0) if seed is None else seed)
+    info = dict(c.info)
+    d = dict(info.get("diffusion") or container_info(DEFAULT_PRESET))
+    s = _settings({"diffusion": d})
+    settings = _with_seed(s[Decoder.CORRDIFF], seed)
+    x = codec.to_tensor(pixels)
+    codes = corrdiff.choose(CodecView(codec, lat.rate), lat, denoiser(d["cdc"]), x, settings)
+    d["corrdiff_codes"], d["corrdiff_seed"] = list(codes), seed
+    info["diffusion"] = d
+    return container.pack(dataclasses.replace(c, info=info))

@@ -125,15 +125,18 @@ def test_weights_are_named_by_hash(tmp_path):
 
 def test_shipped_preset_names_installed_models():
     """The released preset must name weight files that are in the package (or containers cannot decode)."""
-    info = diffusion.container_info()
+    info = diffusion.preset_info()
     for key in ("prior", "cdc"):
         assert info[key] in weights.available(), f"{info[key]} is not in {weights.WEIGHTS_DIR}"
 
 
 def test_container_records_the_diffusion_settings(blob, tiny_models):
-    d = jpegshrink.inspect(blob).info["diffusion"]
+    assert jpegshrink.inspect(blob).info["diffusion"] == {"preset": "d1"}
+    d = diffusion.preset_info("d1")
     assert (d["prior"], d["cdc"]) == tiny_models
     assert d["idempotence"]["sampler"]["steps"] == TINY_STEPS.steps
+    with pytest.raises(ValueError):
+        diffusion.container_info("d0")
 
 
 @pytest.mark.parametrize("name", ["idempotence", "cdc"])
@@ -172,15 +175,19 @@ def test_corrdiff_adds_codes_only(blob, photo):
     with_codes = diffusion.add_corrdiff(blob, photo)
     before, after = jpegshrink.inspect(blob).info, jpegshrink.inspect(with_codes).info
     assert after["latents_sha256"] == before["latents_sha256"]
-    codes = after["diffusion"]["corrdiff_codes"]
-    assert len(codes) == 2 and all(0 <= c < len(corrdiff.LEVELS) for c in codes)
+    codes = after["diffusion"]["corrdiff"]
+    assert len(codes) == 2 and all(0 <= int(c) < len(corrdiff.LEVELS) for c in codes)
+    assert len(with_codes) - len(blob) < 24
     out = jpegshrink.decode_image(with_codes, decoder="corrdiff")
     assert out.shape == photo.shape
+    with pytest.raises(diffusion.DiffusionError, match="seed"):
+        jpegshrink.decode_image(with_codes, decoder="corrdiff", seed=9)
     # all-zero codes are exactly CDC with the same seed
-    zero = corrdiff.decode(*_view_lat(blob), diffusion.denoiser(after["diffusion"]["cdc"]), _shape(blob),
-                           corrdiff.CorrDiffSettings.from_info(after["diffusion"]["corrdiff_settings"]), (0, 0))
-    plain = cdc.decode(*_view_lat(blob), diffusion.denoiser(after["diffusion"]["cdc"]), _shape(blob),
-                       cdc.CDCSettings.from_info(after["diffusion"]["cdc_settings"]))
+    p = diffusion.preset_info()
+    zero = corrdiff.decode(*_view_lat(blob), diffusion.denoiser(p["cdc"]), _shape(blob),
+                           corrdiff.CorrDiffSettings.from_info(p["corrdiff_settings"]), (0, 0))
+    plain = cdc.decode(*_view_lat(blob), diffusion.denoiser(p["cdc"]), _shape(blob),
+                       cdc.CDCSettings.from_info(p["cdc_settings"]))
     assert torch.equal(zero, plain)
     with pytest.raises(ValueError, match="original"):
         diffusion.add_corrdiff(blob, photo[:10])

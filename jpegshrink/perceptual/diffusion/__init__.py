@@ -1,10 +1,11 @@
 """Diffusion decoders (issue 15) on the perceptual codec's stored latents: idempotence, CDC-lite, CorrDiff-lite.
 
 They read the same latents as the faithful decoder and never change them. What fixes a diffusion
-decode's pixels besides the latents is recorded in the container info under ``"diffusion"`` (see
-:func:`container_info`): the denoiser ids (weights by hash, :mod:`.weights`), every sampler setting,
-and for CorrDiff-lite the encoder-chosen correction codes (added by :func:`add_corrdiff`). Containers
-without that entry decode with the frozen preset ``PRESETS["d1"]``.
+decode's pixels besides the latents and the seed is recorded in the container info under
+``"diffusion"``: a preset name (see :func:`container_info`; the preset fixes the denoiser ids, weights
+by hash in :mod:`.weights`, and every sampler setting, forever) and for CorrDiff-lite the
+encoder-chosen correction codes (added by :func:`add_corrdiff`). Containers without the entry decode
+with preset ``d1``.
 
 Scale, stated honestly: sub-million-parameter U-Nets trained for CPU minutes on about 35 photos; the
 decodes are slow on CPU (seconds to minutes per image) and for demonstration and measurement.
@@ -64,21 +65,30 @@ DEFAULT_PRESET = "d1"
 
 
 def container_info(preset: str = DEFAULT_PRESET) -> dict:
-    """The ``info["diffusion"]`` entry an encoder records: ids and every setting, spelled out."""
+    """The ``info["diffusion"]`` entry an encoder records: the preset name (a few bytes; at 0.1 bpp a
+    spelled-out settings record would cost more than the latents of a small image). Its settings are
+    fixed forever in PRESETS; :func:`preset_info` spells them out for people."""
+    if preset not in _presets():
+        raise ValueError(f"unknown diffusion preset {preset!r}")
+    return {"preset": preset}
+
+
+def preset_info(preset: str = DEFAULT_PRESET) -> dict:
+    """Every setting of a preset, spelled out (what BENCHMARKS.md and ``jpegshrink inspect`` readers want)."""
     p = _presets()[preset]
-    return {"preset": preset, "prior": p.prior_id, "cdc": p.cdc_id, "idempotence": p.idempotence.to_info(),
+    return {"prior": p.prior_id, "cdc": p.cdc_id, "idempotence": p.idempotence.to_info(),
             "cdc_settings": p.cdc.to_info(), "corrdiff_settings": p.corrdiff.to_info()}
 
 
 def _settings(info: dict) -> dict:
-    from jpegshrink.perceptual.diffusion.cdc import CDCSettings
-    from jpegshrink.perceptual.diffusion.corrdiff import CorrDiffSettings
-    from jpegshrink.perceptual.diffusion.idempotence import IdempotenceSettings
     d = info.get("diffusion") or container_info(DEFAULT_PRESET)
-    return {"prior": d["prior"], "cdc": d["cdc"], "corrdiff_codes": d.get("corrdiff_codes"),
-            Decoder.IDEMPOTENCE: IdempotenceSettings.from_info(d["idempotence"]),
-            Decoder.CDC: CDCSettings.from_info(d["cdc_settings"]),
-            Decoder.CORRDIFF: CorrDiffSettings.from_info(d["corrdiff_settings"])}
+    presets = _presets()
+    if d.get("preset") not in presets:
+        raise DiffusionError(f"container names diffusion preset {d.get('preset')!r}, which this jpegshrink does not "
+                             f"have (known: {', '.join(presets)}); upgrade jpegshrink")
+    p = presets[d["preset"]]
+    return {"prior": p.prior_id, "cdc": p.cdc_id, "corrdiff_codes": d.get("corrdiff"),
+            Decoder.IDEMPOTENCE: p.idempotence, Decoder.CDC: p.cdc, Decoder.CORRDIFF: p.corrdiff}
 
 
 def _with_seed(settings, seed: int):
@@ -119,10 +129,13 @@ def decode(codec, lat, decoder: str | Decoder, seed: int, info: dict, time_budge
     if which is Decoder.CDC:
         return cdc.decode(view, lat, denoiser(s["cdc"]), shape, settings, deadline=deadline)
     codes = s["corrdiff_codes"]
+    if codes is not None and seed != int(info["diffusion"].get("corrdiff_seed", info.get("seed", 0))):
+        raise DiffusionError(f"this container's CorrDiff correction was chosen for seed "
+                             f"{info['diffusion'].get('corrdiff_seed', info.get('seed', 0))}, not {seed}")
     if codes is None:
         raise DiffusionError("this container carries no CorrDiff correction (add one with "
                              "jpegshrink.perceptual.diffusion.add_corrdiff, or decode with decoder='cdc')")
-    return corrdiff.decode(view, lat, denoiser(s["cdc"]), shape, settings, tuple(codes), deadline)
+    return corrdiff.decode(view, lat, denoiser(s["cdc"]), shape, settings, tuple(int(c) for c in codes), deadline)
 
 
 def add_corrdiff(blob: bytes, image, seed: int | None = None) -> bytes:
@@ -148,7 +161,9 @@ def add_corrdiff(blob: bytes, image, seed: int | None = None) -> bytes:
     s = _settings({"diffusion": d})
     settings = _with_seed(s[Decoder.CORRDIFF], seed)
     x = codec.to_tensor(pixels)
-    codes = corrdiff.choose(CodecView(codec, lat.rate), lat, denoiser(d["cdc"]), x, settings)
-    d["corrdiff_codes"], d["corrdiff_seed"] = list(codes), seed
+    codes = corrdiff.choose(CodecView(codec, lat.rate), lat, denoiser(s["cdc"]), x, settings)
+    d["corrdiff"] = "".join(str(c) for c in codes)   # one digit (3 bits) per step group
+    if seed != int(c.info.get("seed", 0)):
+        d["corrdiff_seed"] = seed
     info["diffusion"] = d
     return container.pack(dataclasses.replace(c, info=info))

@@ -5,6 +5,11 @@ decoding of old archives fails tests/test_golden.py. Run this when a new model o
 added; existing files are left alone (the script refuses to overwrite).
 
     PYTHONPATH=. python3 tools/make_golden.py [--out tests/golden]
+    PYTHONPATH=. python3 tools/make_golden.py --perceptual   # tests/golden/perceptual/: every perceptual codec
+
+Perceptual containers decode to pixels, not to an original's bytes: their index records the decoder and
+seed, and a PNG of the decode made here, which tests/test_perceptual.py compares against (latents exactly,
+pixels to within float synthesis' reach).
 """
 from __future__ import annotations
 
@@ -46,10 +51,41 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
     return cases
 
 
+def _perceptual(out: Path) -> None:
+    """One small container per registered perceptual codec (faithful) and per generator (perceptual, seed 7)."""
+    import numpy as np
+    from PIL import Image
+    from jpegshrink.perceptual import decoders, gan, model as pmodel
+    out.mkdir(parents=True, exist_ok=True)
+    index_path = out / "index.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    img = Image.open(ROOT / "tests" / "data" / "sample" / "scikit-learn__china.jpg").convert("RGB").reduce(4)
+    pixels = np.ascontiguousarray(np.asarray(img)[20:90, 10:140])
+    cases = [(codec_id, "faithful", 0) for codec_id in pmodel.REGISTERED]
+    cases += [(gan.codec_of(g), g, 7) for g in decoders.GENERATORS]
+    for codec_id, decoder, seed in cases:
+        name = f"{codec_id}-{decoder}-q60.jsk"
+        if name in index:
+            continue
+        blob = jpegshrink.encode_image(pixels, mode="perceptual", quality=60, model_id=codec_id, decoder=decoder,
+                                       seed=seed)
+        png = name.replace(".jsk", ".png")
+        Image.fromarray(jpegshrink.decode_image(blob)).save(out / png)
+        (out / name).write_bytes(blob)
+        index[name] = {"decoder": decoder, "seed": seed, "png": png,
+                       "container_sha256": hashlib.sha256(blob).hexdigest()}
+        print(f"wrote {name}: {len(blob)} bytes")
+    index_path.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "golden")
+    ap.add_argument("--perceptual", action="store_true", help="write tests/golden/perceptual/ instead")
     args = ap.parse_args()
+    if args.perceptual:
+        _perceptual(args.out / "perceptual")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     index_path = args.out / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else []

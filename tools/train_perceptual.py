@@ -99,6 +99,8 @@ def train(args) -> None:
         net.h_s.fake_quant = ck.get("fake_quant", False)
         it0 = ck["iteration"]
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    if args.resume and "optimizer" in ck:
+        opt.load_state_dict(ck["optimizer"])
     lam = torch.tensor(LAMBDAS)
     data = batches(crops, args.batch, args.patch, rng)
     vx = val_crops()
@@ -143,9 +145,9 @@ def train(args) -> None:
         if it % args.val_every == 0:
             print(json.dumps({"it": it, "val": evaluate(net, vx)}), flush=True)
         if time.time() - last_ck > 300:
-            save(net, out / "last.pt", it, args)
+            save(net, opt, out / "last.pt", it, args)
             last_ck = time.time()
-    save(net, out / "last.pt", it, args)
+    save(net, opt, out / "last.pt", it, args)
     print(json.dumps({"it": it, "done": True, "val": evaluate(net, vx)}), flush=True)
 
 
@@ -162,8 +164,9 @@ def evaluate(net, vx) -> dict:
     return res
 
 
-def save(net, path: Path, it: int, args) -> None:
-    torch.save({"model": net.state_dict(), "iteration": it, "fake_quant": net.h_s.fake_quant,
+def save(net, opt, path: Path, it: int, args) -> None:
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
+                "fake_quant": net.h_s.fake_quant,
                 "config": {"n": args.n, "m": args.m, "nz": args.nz}, "lambdas": LAMBDAS}, path)
 
 

@@ -1,0 +1,80 @@
+"""The ``perceptual`` decoder: a generator on the frozen latents of one codec (conditional GAN decoder).
+
+Shape: the codec's own synthesis g_s (same layers, initialised from its weights), plus seeded Gaussian
+noise injected after each upsampling stage with learned per-channel strengths (zero at the start, so
+training begins at the faithful decoder) -- the "common randomness" of conditional perceptual quality
+(Xu et al. 2023) reduced to a seed stored in the container. It reads only ``y_hat / gain`` (the
+rate-independent latents), so one generator serves every rate of the codec. Trained by
+tools/train_perceptual_gan.py with PO-ELIC's loss mix (hinge adversarial against a latent-conditioned
+discriminator, Charbonnier, a Gram/style loss on random multi-scale features).
+
+Weight files ``weights/gan1-<sha8>.npz`` name the codec they were trained on (``meta.codec``).
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from jpegshrink.perceptual import network
+from jpegshrink.perceptual.model import WEIGHTS_DIR, Latents, LearnedCodec
+
+
+class Generator(nn.Module):
+    """g_s with noise injection: (latent features, seed) -> RGB."""
+
+    def __init__(self, n: int, m: int) -> None:
+        super().__init__()
+        base = network.Synthesis(n, m).net
+        self.stages = nn.ModuleList([nn.Sequential(base[0], base[1]), nn.Sequential(base[2], base[3]),
+                                     nn.Sequential(base[4], base[5])])
+        self.out = base[6]
+        self.noise_strength = nn.Parameter(torch.zeros(3, n))
+
+    def forward(self, feats: torch.Tensor, seed: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(int(seed))
+        h = feats
+        for i, stage in enumerate(self.stages):
+            h = stage(h)
+            noise = torch.randn(h.shape[0], 1, *h.shape[2:], generator=gen, dtype=torch.float32).to(h.dtype)
+            h = h + self.noise_strength[i].to(h.dtype)[None, :, None, None] * noise
+        return self.out(h)
+
+    def load_synthesis(self, g_s: network.Synthesis) -> None:
+        """Start from the faithful decoder's weights (the noise strengths stay zero)."""
+        src = g_s.net
+        for dst_i, src_i in ((0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)):
+            self.stages[dst_i][src_i % 2].load_state_dict(src[src_i].state_dict())
+        self.out.load_state_dict(src[6].state_dict())
+
+
+class LoadedGenerator:
+    def __init__(self, generator_id: str, arrays: dict) -> None:
+        self.generator_id = generator_id
+        self.meta = json.loads(bytes(arrays["meta"]).decode())
+        gen = Generator(self.meta["n"], self.meta["m"])
+        gen.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if k != "meta"})
+        self.net = gen.double().eval()
+
+    def decode(self, codec: LearnedCodec, lat: Latents, seed: int) -> torch.Tensor:
+        """float64, like the faithful decoder (see decoders.py)."""
+        feats = lat.y_hat().double() / codec.gain(lat.rate).double()
+        return self.net(feats, seed)
+
+
+@lru_cache(maxsize=None)
+def _arrays(generator_id: str) -> dict:
+    with np.load(WEIGHTS_DIR / f"{generator_id}.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def codec_of(generator_id: str) -> str:
+    return json.loads(bytes(_arrays(generator_id)["meta"]).decode())["codec"]
+
+
+@lru_cache(maxsize=None)
+def load_generator(generator_id: str) -> LoadedGenerator:
+    return LoadedGenerator(generator_id, _arrays(generator_id))

@@ -47,17 +47,34 @@ def batches(crops: np.ndarray, size: int, batch: int, rng: np.random.Generator):
 
 
 def load_codec(spec: str | None):
-    """The frozen MSE codec: a registered perceptual codec id, or a training checkpoint (.pt) of issue 14."""
-    from jpegshrink.perceptual.diffusion import codec_view
-    return codec_view.load_frozen(spec)
+    """The frozen MSE codec: a registered perceptual codec id (None: the default), or an issue-14 training
+    checkpoint (.pt, float hyper-decoder) when the registered weights are not exported yet."""
+    if spec is not None and spec.endswith(".pt"):
+        from jpegshrink.perceptual.network import HyperpriorCodec
+        ck = torch.load(spec, weights_only=False)
+        cfg = ck["config"]
+        net = HyperpriorCodec(cfg["n"], cfg["m"], cfg["nz"], len(ck["lambdas"]))
+        net.load_state_dict(ck["model"])
+        net.h_s.fake_quant = ck.get("fake_quant", False)
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+    from jpegshrink.perceptual import model
+    return model.load(spec)
 
 
-def mse_decode(net, x: torch.Tensor, rate: float) -> torch.Tensor:
-    """The frozen codec's MSE reconstruction in [0, 1] of x in [-1, 1] at ``rate`` (float path)."""
-    from jpegshrink.perceptual.diffusion.codec_view import CodecView
-    view = CodecView(net, rate)
+def mse_decode(codec, x: torch.Tensor, rate: float) -> torch.Tensor:
+    """The frozen codec's MSE reconstruction in [0, 1] of one image x in [-1, 1] at ``rate``."""
+    x01 = (x + 1) / 2
     with torch.no_grad():
-        return view.decode(view.encode((x + 1) / 2))
+        if hasattr(codec, "encode_latents"):       # registered codec: the container's exact integer latents
+            lat = codec.encode_latents(x01, rate)
+            return codec.synthesis(lat.y_hat(), rate).clamp(0, 1)
+        g = codec.gain(torch.tensor([float(rate)]))  # training checkpoint: float path of network.HyperpriorCodec
+        y = codec.g_a(x01) * g
+        means = codec.h_s(codec.h_a(y).round())[0]
+        return codec.g_s(((y - means).round() + means) / g).clamp(0, 1)
 
 
 def cdc_batches(codec, crops: np.ndarray, size: int, batch: int, rng: np.random.Generator, big: int = 128):
@@ -67,7 +84,7 @@ def cdc_batches(codec, crops: np.ndarray, size: int, batch: int, rng: np.random.
     images = batches(crops, big, batch // per, rng)
     while True:
         x, _ = next(images)
-        cond = torch.cat([cdc.condition(mse_decode(codec.net, x[i:i + 1], rng.uniform(0, codec.net.rates - 1)))
+        cond = torch.cat([cdc.condition(mse_decode(codec, x[i:i + 1], rng.uniform(0, codec.rates - 1)))
                           for i in range(len(x))])
         xs, cs = [], []
         for i in range(len(x)):
@@ -117,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--codec", default=None, help="cdc: id of the frozen perceptual codec (default: the registered one)")
+    ap.add_argument("--init", default=None, help="start from this stored model id (fine-tuning)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--crops", type=Path, default=None, help="uint8 [n,S,S,3] crops (default: newest in the cache)")
     ap.add_argument("--max-crops", type=int, default=5000, help="crops held in memory")
@@ -138,14 +156,22 @@ def main(argv=None) -> int:
         param, cfg = schedule.Parameterisation.X, UNetConfig(args.channels, cond_channels=cdc.COND_CHANNELS)
         data = cdc_batches(codec, crops, args.size, args.batch, rng)
     net = TinyUNet(cfg)
+    if args.init:   # continue from a stored model (e.g. fine-tune CDC-lite on the final codec)
+        init, init_param, _ = weights.load(args.init, args.out)
+        if init.config != cfg or init_param is not param:
+            raise SystemExit(f"--init {args.init} has another architecture or parameterisation")
+        net.load_state_dict(init.state_dict())
+        for p in net.parameters():
+            p.requires_grad_(True)
+        net.train()
     ema = copy.deepcopy(net)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     val = val_crops(args.size)
     vgen_seed = 123
     if codec is not None:   # 64^2 validation crops coded at rates spread over the ladder, centres kept
         big = val_crops(64)
-        val_rates = np.linspace(0, codec.net.rates - 1, len(big))
-        val_cond = torch.cat([cdc.condition(mse_decode(codec.net, big[i:i + 1], r)) for i, r in enumerate(val_rates)])
+        val_rates = np.linspace(0, codec.rates - 1, len(big))
+        val_cond = torch.cat([cdc.condition(mse_decode(codec, big[i:i + 1], r)) for i, r in enumerate(val_rates)])
         o = (64 - args.size) // 2
         val, val_cond = big[:, :, o:o + args.size, o:o + args.size], val_cond[:, :, o:o + args.size, o:o + args.size]
     val_t = torch.linspace(0.05, 0.95, 8).repeat_interleave(math.ceil(len(val) / 8))[:len(val)]
@@ -181,7 +207,8 @@ def main(argv=None) -> int:
             print(f"it {it} {time.time() - start:.0f}s train {np.mean(losses[-200:]):.4f} val(ema) {validate(ema):.4f}",
                   flush=True)
     final_val = validate(ema)
-    provenance = {"tool": "tools/train_diffusion.py", "args": {k: str(v) for k, v in vars(args).items()},
+    provenance = {"tool": "tools/train_diffusion.py", "init": args.init, "codec": None if codec is None else
+                  getattr(codec, "model_id", args.codec), "args": {k: str(v) for k, v in vars(args).items()},
                   "iterations": it, "seconds": round(time.time() - start), "val_loss": round(final_val, 5),
                   "data": f"tools/image_data.py train crops {crops_path.name} (tools/perceptual_images.tsv)", "parameters": n_params}
     model_id = weights.save(ema, role, param, provenance, args.out)

@@ -59,7 +59,7 @@ def _presets() -> dict[str, Preset]:
 
 
 #: The denoisers of preset d1 (files in weights/, trained by tools/train_diffusion.py).
-PRIOR_ID = "prior-pending"
+PRIOR_ID = "prior-abf22c0b"
 CDC_ID = "cdc-pending"
 DEFAULT_PRESET = "d1"
 

@@ -160,9 +160,10 @@ def test_idempotence_output_reencodes_to_the_stored_code(tiny_models, photo):
     lat = codec.encode_latents(x, 2.0)
     view = CodecView(codec, lat.rate)
     prior = diffusion.denoiser(tiny_models[0])
-    st = idempotence.IdempotenceSettings(sampler=TINY_STEPS, project_steps=0)
+    st = idempotence.IdempotenceSettings(sampler=TINY_STEPS, backproject_steps=0, project_steps=0)
     raw = idempotence.decode(view, lat, prior, tuple(x.shape), st)
-    projected = idempotence.project(view, lat, raw, dataclasses.replace(st, project_steps=150))
+    projected = idempotence.project(view, lat, raw, dataclasses.replace(st, backproject_steps=3, project_steps=150,
+                                                                        project_lr=0.003))
     as_uint8 = (projected * 255).round() / 255          # what a caller gets back is uint8
     fy, fz = view.unchanged_fraction(as_uint8, lat)
     assert (fy, fz) == (1.0, 1.0)

@@ -41,7 +41,7 @@ def tiny_models(tmp_path, monkeypatch):
     for net in (prior, cond):   # the zero-initialised output layer would make every decode identical
         torch.nn.init.normal_(net.out.weight, std=0.05)
     pid = weights.save(prior, weights.Role.PRIOR, schedule.Parameterisation.EPS, {"test": True}, tmp_path)
-    cid = weights.save(cond, weights.Role.CDC, schedule.Parameterisation.X, {"test": True}, tmp_path)
+    cid = weights.save(cond, weights.Role.CDC, schedule.Parameterisation.X_RESIDUAL, {"test": True}, tmp_path)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(diffusion, "PRIOR_ID", pid)
     monkeypatch.setattr(diffusion, "CDC_ID", cid)
@@ -203,6 +203,17 @@ def _view_lat(blob):
 def _shape(blob):
     lat = _view_lat(blob)[1]
     return (1, 3, 16 * lat.symbols.shape[1], 16 * lat.symbols.shape[2])
+
+
+def test_untrained_residual_cdc_is_the_faithful_decoder(blob, photo, tmp_path):
+    """X_RESIDUAL: with a zero output layer the conditional denoiser returns its conditioning, g_s(y_hat)."""
+    net = TinyUNet(UNetConfig(channels=8, cond_channels=cdc.COND_CHANNELS))   # output layer zero-initialised
+    den = sampler.Denoiser(net, schedule.Parameterisation.X_RESIDUAL)
+    view, lat = _view_lat(blob)
+    out = cdc.decode(view, lat, den, _shape(blob), cdc.CDCSettings(sampler.SamplerSettings(steps=2)))
+    assert torch.allclose(out, view.decode(lat), atol=1e-6)
+    plain = sampler.Denoiser(net, schedule.Parameterisation.X)   # plain X-prediction starts from grey instead
+    assert not torch.allclose(cdc.decode(view, lat, plain, _shape(blob), cdc.CDCSettings()), view.decode(lat), atol=0.05)
 
 
 def test_callers_mistakes(blob):

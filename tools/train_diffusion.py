@@ -109,7 +109,7 @@ def val_crops(size: int, per_image: int = 16, seed: int = 1) -> torch.Tensor:
 
 def diffusion_loss(net: TinyUNet, x0: torch.Tensor, param: schedule.Parameterisation, cond=None,
                    t: torch.Tensor | None = None, gen: torch.Generator | None = None) -> torch.Tensor:
-    """eps-MSE (EPS) or min(SNR, 5)-weighted x0-MSE (X, CDC's truncated SNR weighting)."""
+    """eps-MSE (EPS) or min(SNR, 5)-weighted x0-MSE (X, X_RESIDUAL: CDC's truncated SNR weighting)."""
     b = x0.shape[0]
     if t is None:
         t = torch.rand(b, generator=gen)
@@ -119,6 +119,8 @@ def diffusion_loss(net: TinyUNet, x0: torch.Tensor, param: schedule.Parameterisa
     out = net(xt, schedule.log_snr(t), cond)
     if param is schedule.Parameterisation.EPS:
         return (out - eps).pow(2).mean()
+    if param is schedule.Parameterisation.X_RESIDUAL:
+        out = cond[:, :3] + out
     w = (a ** 2 / s ** 2).clamp(max=5.0)
     return (w[:, None, None, None] * (out - x0).pow(2)).mean()
 
@@ -153,7 +155,7 @@ def main(argv=None) -> int:
         data = batches(crops, args.size, args.batch, rng)
     else:
         codec = load_codec(args.codec)
-        param, cfg = schedule.Parameterisation.X, UNetConfig(args.channels, cond_channels=cdc.COND_CHANNELS)
+        param, cfg = schedule.Parameterisation.X_RESIDUAL, UNetConfig(args.channels, cond_channels=cdc.COND_CHANNELS)
         data = cdc_batches(codec, crops, args.size, args.batch, rng)
     net = TinyUNet(cfg)
     if args.init:   # continue from a stored model (e.g. fine-tune CDC-lite on the final codec)

@@ -1,7 +1,9 @@
 """CDC-lite (after Yang & Mandt, NeurIPS 2023, arXiv 2209.06950) on our frozen MSE codec's latents.
 
 An X-parameterised denoiser conditioned on the stored latents, sampled by DDIM in a handful of steps
-from x_T = init_scale * eps (CDC's gamma = 0.8). Differences from the paper, on purpose and stated in
+from x_T = init_scale * eps (CDC's gamma = 0.8). The x0 prediction is written as the conditioning
+image plus the network's output (``Parameterisation.X_RESIDUAL``), so the untrained model is the MSE
+decoder and training only has to add detail. Differences from the paper, on purpose and stated in
 BENCHMARKS.md: the content encoder is our frozen MSE codec (the denoiser is trained on top of it, the
 codec is not retrained jointly), the conditioning is the codec's own synthesis g_s(y_hat) fed as input
 channels rather than a learned multi-scale context network on y_hat (the synthesis already maps the

@@ -59,6 +59,8 @@ class Denoiser:
         out = self.net(x_t, schedule.log_snr(tt, self.schedule), cond)
         if self.parameterisation is Parameterisation.EPS:
             x0 = ((x_t - s * out) / a).clamp(-1, 1)
+        elif self.parameterisation is Parameterisation.X_RESIDUAL:
+            x0 = (cond[:, :3] + out).clamp(-1, 1)
         else:
             x0 = out.clamp(-1, 1)
         return x0, (x_t - a * x0) / s

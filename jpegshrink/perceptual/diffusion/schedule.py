@@ -20,10 +20,17 @@ class Schedule(enum.Enum):
 
 
 class Parameterisation(enum.Enum):
-    """What the denoiser predicts: the noise (DDPM/DDIM, the unconditional prior) or the clean image (CDC)."""
+    """What the denoiser predicts: the noise (DDPM/DDIM, the unconditional prior) or the clean image (CDC).
+
+    X_RESIDUAL is X-parameterisation written relative to the conditioning image: x0 = cond + output.
+    With the zero-initialised output layer a conditional model starts as the MSE decoder and only has
+    to learn the detail; with the few thousand CPU iterations we can afford, plain X-prediction had
+    not yet learned to copy the colours of the conditioning (visible colour drift).
+    """
 
     EPS = "eps"
     X = "x"
+    X_RESIDUAL = "x-residual"
 
 
 #: Offset of the cosine schedule (Nichol & Dhariwal) and the floor of alpha-bar at t = 1, so that

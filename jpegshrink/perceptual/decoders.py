@@ -26,7 +26,7 @@ PERCEPTUAL = "perceptual"
 #: Diffusion decoders (issue 15, jpegshrink.perceptual.diffusion): ids are their names; models are in the info.
 DIFFUSION = ("idempotence", "cdc", "corrdiff")
 #: Generator weight files (weights/<id>.npz), newest last; each names the codec it was trained on. Never remove.
-GENERATORS: tuple[str, ...] = ()
+GENERATORS: tuple[str, ...] = ("gan1-5eb2b153",)
 
 
 class UnknownDecoder(ImageError):
@@ -59,7 +59,7 @@ def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: 
     if decoder_id == FAITHFUL:
         g_s = _float64_synthesis(codec.model_id)
         with torch.no_grad():
-            x = g_s(lat.y_hat().double() / codec.gain(lat.rate).double())
+            x = tiled(lambda f, *_: g_s(f), lat.y_hat().double() / codec.gain(lat.rate).double())
     elif decoder_id in GENERATORS:
         from jpegshrink.perceptual import gan
         gen = gan.load_generator(decoder_id)
@@ -73,6 +73,32 @@ def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: 
     w, h = size
     a = (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(a[:h, :w])
+
+
+#: Tiles of the latent grid decoded one at a time (bounds memory: ~0.3 GB a tile in float64), with a margin
+#: wider than the synthesis' receptive field (about 2 latent positions), so tiling changes no value.
+TILE, MARGIN = 32, 4
+
+
+def tiled(run, feats):
+    """``run(features_with_margin, y0, y1, x0, x1)`` -> pixels, over fixed tiles; the tiles' centres stitched.
+
+    The tile grid depends only on the image size, never on the machine, so every decode does the same sums.
+    """
+    import torch
+    _, _, h, w = feats.shape
+    if h <= TILE + 2 * MARGIN and w <= TILE + 2 * MARGIN:
+        return run(feats, 0, h, 0, w)
+    out = torch.empty(1, 3, h * 16, w * 16, dtype=feats.dtype)
+    for ty in range(0, h, TILE):
+        for tx in range(0, w, TILE):
+            y0, x0 = max(0, ty - MARGIN), max(0, tx - MARGIN)
+            y1, x1 = min(h, ty + TILE + MARGIN), min(w, tx + TILE + MARGIN)
+            px = run(feats[:, :, y0:y1, x0:x1], y0, y1, x0, x1)
+            cy, cx = (ty - y0) * 16, (tx - x0) * 16
+            th, tw = (min(h, ty + TILE) - ty) * 16, (min(w, tx + TILE) - tx) * 16
+            out[:, :, ty * 16:ty * 16 + th, tx * 16:tx * 16 + tw] = px[:, :, cy:cy + th, cx:cx + tw]
+    return out
 
 
 @lru_cache(maxsize=None)

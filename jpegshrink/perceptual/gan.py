@@ -35,12 +35,13 @@ class Generator(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros(3, n))
 
     def forward(self, feats: torch.Tensor, seed: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(int(seed))
+        return self.apply_noise(feats, noise_maps(seed, feats.shape[0], feats.shape[2:], feats.dtype))
+
+    def apply_noise(self, feats: torch.Tensor, noises: list[torch.Tensor]) -> torch.Tensor:
+        """The generator with given noise maps (one per stage, at that stage's resolution)."""
         h = feats
         for i, stage in enumerate(self.stages):
-            h = stage(h)
-            noise = torch.randn(h.shape[0], 1, *h.shape[2:], generator=gen, dtype=torch.float32).to(h.dtype)
-            h = h + self.noise_strength[i].to(h.dtype)[None, :, None, None] * noise
+            h = stage(h) + self.noise_strength[i].to(feats.dtype)[None, :, None, None] * noises[i]
         return self.out(h)
 
     def load_synthesis(self, g_s: network.Synthesis) -> None:
@@ -49,6 +50,17 @@ class Generator(nn.Module):
         for dst_i, src_i in ((0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)):
             self.stages[dst_i][src_i % 2].load_state_dict(src[src_i].state_dict())
         self.out.load_state_dict(src[6].state_dict())
+
+
+def noise_maps(seed: int, batch: int, latent_hw, dtype=torch.float32) -> list[torch.Tensor]:
+    """The seeded noise of every stage, for the whole image at once (so tiled decoding sees the same noise).
+
+    Drawn in float32 from torch's CPU Mersenne Twister in a fixed order, then cast: the same on every machine.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    h, w = (int(v) for v in latent_hw)
+    return [torch.randn(batch, 1, h << (i + 1), w << (i + 1), generator=gen, dtype=torch.float32).to(dtype)
+            for i in range(3)]
 
 
 class LoadedGenerator:
@@ -60,9 +72,15 @@ class LoadedGenerator:
         self.net = gen.double().eval()
 
     def decode(self, codec: LearnedCodec, lat: Latents, seed: int) -> torch.Tensor:
-        """float64, like the faithful decoder (see decoders.py)."""
+        """float64, tiled, like the faithful decoder (see decoders.py)."""
+        from jpegshrink.perceptual.decoders import tiled
         feats = lat.y_hat().double() / codec.gain(lat.rate).double()
-        return self.net(feats, seed)
+        noises = noise_maps(seed, 1, feats.shape[2:], torch.float64)
+
+        def run(f, y0, y1, x0, x1):
+            return self.net.apply_noise(f, [n[:, :, y0 << (i + 1):y1 << (i + 1), x0 << (i + 1):x1 << (i + 1)]
+                                           for i, n in enumerate(noises)])
+        return tiled(run, feats)
 
 
 @lru_cache(maxsize=None)

@@ -35,11 +35,12 @@ sys.path.insert(0, str(ROOT / "tools"))
 import jpegshrink  # noqa: E402
 from jpegshrink.perceptual import _open  # noqa: E402
 from jpegshrink.perceptual import diffusion  # noqa: E402
+from jpegshrink.perceptual.decoders import UnknownDecoder  # noqa: E402
 from jpegshrink.perceptual.diffusion import idempotence  # noqa: E402
 from jpegshrink.perceptual.diffusion.codec_view import CodecView  # noqa: E402
 
 VAL_DIR = Path("/work/cache/perceptual/val")
-DECODERS = ("faithful", "idempotence", "cdc", "corrdiff")
+DECODERS = ("faithful", "gan", "idempotence", "cdc", "corrdiff")
 
 
 # ---------------------------------------------------------------- metrics and anchors: issue 14's harness
@@ -101,14 +102,19 @@ def run(args) -> dict:
             back = lambda a: torch.from_numpy(a.astype(np.float32) / 255).permute(2, 0, 1)[None]
             fy_dps, fz_dps = view.unchanged_fraction(back(dps_u8), lat)
             fy, fz = view.unchanged_fraction(back(outs["idempotence"]), lat)
+            try:   # issue 14's GAN decoder on the same bytes, when one is trained for this codec
+                outs["gan"], t_gan = timed(jpegshrink.decode_image, blob, decoder="perceptual", seed=args.seed)
+            except UnknownDecoder:
+                t_gan = None
             outs["cdc"], t_cdc = timed(jpegshrink.decode_image, blob, decoder="cdc", seed=args.seed)
             blob_cd, t_cd_enc = timed(diffusion.add_corrdiff, blob, img, seed=args.seed)
             outs["corrdiff"], t_cd = timed(jpegshrink.decode_image, blob_cd, decoder="corrdiff", seed=args.seed)
-            sizes = {"faithful": len(blob), "idempotence": len(blob), "cdc": len(blob), "corrdiff": len(blob_cd)}
+            sizes = {"faithful": len(blob), "idempotence": len(blob), "cdc": len(blob), "corrdiff": len(blob_cd),
+                     "gan": len(blob)}
             for anchor in args.anchors.split(","):
                 _, data, outs[anchor] = _bisect_bytes(anchor, img, len(blob))
                 sizes[anchor] = len(data)
-            times = {"faithful": t_f, "idempotence": t_dps + t_proj, "cdc": t_cdc, "corrdiff": t_cd}
+            times = {"faithful": t_f, "idempotence": t_dps + t_proj, "cdc": t_cdc, "corrdiff": t_cd, "gan": t_gan}
             mse_f = mse(img, outs["faithful"])
             by = {}
             for dec, out in outs.items():
@@ -117,7 +123,7 @@ def run(args) -> dict:
                              "stream_bpp": 8 * stream_bytes / img.shape[0] / img.shape[1],
                              **fidelity(img, out, tmp), "spectrum": spectrum_ratio(img, out),
                              "mse_over_faithful": mse(img, out) / mse_f,
-                             "s_per_mp": times.get(dec, float("nan")) / mp}))
+                             "s_per_mp": (times.get(dec) or float("nan")) / mp}))
                 recon.setdefault((dec, r), []).append(out)
             idem, cd = by["idempotence"], by["corrdiff"]
             idem["y_unchanged"], idem["z_unchanged"] = fy, fz          # with the projection

@@ -131,7 +131,8 @@ def test_shipped_preset_names_installed_models():
 
 
 def test_container_records_the_diffusion_settings(blob, tiny_models):
-    assert jpegshrink.inspect(blob).info["diffusion"] == {"preset": "d1"}
+    assert "diffusion" not in jpegshrink.inspect(blob).info     # absent = preset d1, no bytes spent
+    assert diffusion.container_info("d1") == {}
     d = diffusion.preset_info("d1")
     assert (d["prior"], d["cdc"]) == tiny_models
     assert d["idempotence"]["sampler"]["steps"] == TINY_STEPS.steps
@@ -176,7 +177,7 @@ def test_corrdiff_adds_codes_only(blob, photo):
     with_codes = diffusion.add_corrdiff(blob, photo)
     before, after = jpegshrink.inspect(blob).info, jpegshrink.inspect(with_codes).info
     assert after["latents_sha256"] == before["latents_sha256"]
-    codes = after["diffusion"]["corrdiff"]
+    codes = after["corrdiff"]
     assert len(codes) == 2 and all(0 <= int(c) < len(corrdiff.LEVELS) for c in codes)
     assert len(with_codes) - len(blob) < 24
     out = jpegshrink.decode_image(with_codes, decoder="corrdiff")
@@ -214,6 +215,14 @@ def test_untrained_residual_cdc_is_the_faithful_decoder(blob, photo, tmp_path):
     assert torch.allclose(out, view.decode(lat), atol=1e-6)
     plain = sampler.Denoiser(net, schedule.Parameterisation.X)   # plain X-prediction starts from grey instead
     assert not torch.allclose(cdc.decode(view, lat, plain, _shape(blob), cdc.CDCSettings()), view.decode(lat), atol=0.05)
+
+
+def test_unknown_preset_is_refused(blob):
+    from jpegshrink.coding import container
+    c = container.unpack(blob)
+    other = container.pack(dataclasses.replace(c, info={**c.info, "diffusion": {"preset": "d9"}}))
+    with pytest.raises(diffusion.DiffusionError, match="upgrade"):
+        jpegshrink.decode_image(other, decoder="cdc")
 
 
 def test_callers_mistakes(blob):

@@ -130,7 +130,7 @@ def run(args) -> dict:
             idem["y_unchanged_dps"], idem["z_unchanged_dps"] = fy_dps, fz_dps
             idem["dps_mse_over_faithful"] = mse(img, dps_u8) / mse_f
             idem["s_per_mp_dps_only"] = t_dps / mp
-            cd["codes"] = jpegshrink.inspect(blob_cd).info["diffusion"].get("corrdiff")
+            cd["codes"] = jpegshrink.inspect(blob_cd).info.get("corrdiff")
             cd["corrdiff_encode_s_per_mp"] = t_cd_enc / mp
             print(json.dumps({"image": name, "rate": r, **{d: {k: round(v, 3) for k, v in x.items()
                                                                 if isinstance(v, float)} for d, x in by.items()},

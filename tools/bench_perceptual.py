@@ -522,6 +522,7 @@ def main(argv=None) -> int:
     ap.add_argument("--photos", type=int, default=8, help="first N validation photos (the machine is shared)")
     ap.add_argument("--codecs", default="ours,ours-gan,libjpeg-turbo,jpegli,jxl-e7,avif-s6,webp")
     ap.add_argument("--no-crops", action="store_true")
+    ap.add_argument("--rates", default=",".join(str(r) for r in MATCHED_RATES), help="ours' rates for 'matched'")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -532,6 +533,7 @@ def main(argv=None) -> int:
         if phase == "sweep":
             phase_sweep(photos, args.codecs.split(","), out)
         elif phase == "matched":
+            MATCHED_RATES[:] = [float(r) for r in args.rates.split(",")]
             phase_matched(photos, out, not args.no_crops)
         elif phase == "ablate":
             phase_ablate(photos, out)

@@ -30,6 +30,7 @@ from jpegshrink.perceptual.network import HyperpriorCodec  # noqa: E402
 
 #: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
 LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
+GAIN_LR_FACTOR = 20
 CROPS = Path("/work/cache/perceptual/train_crops_136.npy")
 VAL = Path("/work/cache/perceptual/val")
 
@@ -91,17 +92,26 @@ def train(args) -> None:
     crops = np.load(CROPS, mmap_mode="r")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    net = HyperpriorCodec(args.n, args.m, args.nz, len(LAMBDAS))
+    net = HyperpriorCodec(args.n, args.m, args.nz, len(LAMBDAS), klt=args.klt)
+    if args.klt and not args.resume:
+        from jpegshrink.perceptual.network import init_klt
+        idx = rng.integers(0, len(crops), 20000)
+        off = rng.integers(0, crops.shape[1] - 16, (20000, 2))
+        init_klt(net.g_a, net.g_s, np.stack([crops[i, y:y + 16, x:x + 16] for i, (y, x) in zip(idx, off)]))
     it0 = 0
     if args.resume:
         ck = torch.load(args.resume, weights_only=False)
         net.load_state_dict(ck["model"])
         net.h_s.fake_quant = ck.get("fake_quant", False)
         it0 = ck["iteration"]
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    # the per-rate gains move the whole ladder: at the base lr they need thousands of steps to find their
+    # rates, so they get GAIN_LR_FACTOR x the step
+    rest = [p for n, p in net.named_parameters() if n != "log_gain"]
+    opt = torch.optim.Adam([{"params": rest, "scale": 1.0},
+                            {"params": [net.log_gain], "scale": GAIN_LR_FACTOR}], lr=args.lr)
     if args.resume and "optimizer" in ck:
         opt.load_state_dict(ck["optimizer"])
-    lam = torch.tensor(LAMBDAS)
+    lam = torch.tensor(LAMBDAS)  # (--lambdas replaces the module default)
     data = batches(crops, args.batch, args.patch, rng)
     vx = val_crops()
     start = time.time()
@@ -115,13 +125,15 @@ def train(args) -> None:
         frac = elapsed / budget
         if frac >= 1:
             break
+        if args.flat:
+            frac = 0.0  # an intermediate stage of a staged run: no decay, no quantisation phase yet
         if not net.h_s.fake_quant and frac >= 1 - args.quant_frac:
             calibrate(net, next(data))
             print(json.dumps({"it": it, "calibrated_act_scale": net.h_s.act_scale.tolist()}), flush=True)
         # lr: flat, then x0.3 for the last 20 %, x0.1 for the last 7 %
         lr = args.lr * (1.0 if frac < 0.8 else 0.3 if frac < 0.93 else 0.1)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("scale", 1.0)  # (also overrides the lr stored with a resumed optimizer)
         x = next(data)
         rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
         bpp, mse = rd(net, x, rate)
@@ -167,7 +179,7 @@ def evaluate(net, vx) -> dict:
 def save(net, opt, path: Path, it: int, args) -> None:
     torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
                 "fake_quant": net.h_s.fake_quant,
-                "config": {"n": args.n, "m": args.m, "nz": args.nz}, "lambdas": LAMBDAS}, path)
+                "config": {"n": args.n, "m": args.m, "nz": args.nz, "klt": args.klt}, "lambdas": LAMBDAS}, path)
 
 
 def main(argv=None) -> int:
@@ -185,12 +197,18 @@ def main(argv=None) -> int:
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--val-every", type=int, default=1000)
     ap.add_argument("--resume", default="")
+    ap.add_argument("--lambdas", default="", help="comma-separated lambda ladder (default: LAMBDAS)")
+    ap.add_argument("--klt", action="store_true", help="linear block-transform path (PCA-initialised) + nonlinear")
+    ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)
     if args.export:
         from jpegshrink.perceptual import export
         print(export.export_checkpoint(Path(args.export)))
         return 0
+    if args.lambdas:
+        global LAMBDAS
+        LAMBDAS = tuple(float(v) for v in args.lambdas.split(","))
     train(args)
     return 0
 

@@ -92,7 +92,7 @@ def int_hyper_decoder(hs: network.QuantHyperSynthesis, m: int) -> dict:
 
 def arrays_from_checkpoint(ck: dict) -> dict:
     cfg = ck["config"]
-    net = network.HyperpriorCodec(cfg["n"], cfg["m"], cfg["nz"], len(ck["lambdas"]))
+    net = network.HyperpriorCodec(cfg["n"], cfg["m"], cfg["nz"], len(ck["lambdas"]), klt=cfg.get("klt", False))
     net.load_state_dict(ck["model"])
     if not ck.get("fake_quant"):
         raise ValueError("checkpoint's h_s was never calibrated/fake-quantised: train through the quant phase")
@@ -104,7 +104,7 @@ def arrays_from_checkpoint(ck: dict) -> dict:
     arrays.update(int_hyper_decoder(net.h_s, cfg["m"]))
     arrays["z_freq"] = z_tables(net.prior_z, cfg["nz"])
     arrays["y_freq"], arrays["y_radius"] = y_tables()
-    meta = {"family": "hp1", "n": cfg["n"], "m": cfg["m"], "nz": cfg["nz"], "lambdas": list(ck["lambdas"]),
+    meta = {"family": "hp1", "n": cfg["n"], "m": cfg["m"], "nz": cfg["nz"], "klt": cfg.get("klt", False), "lambdas": list(ck["lambdas"]),
             "iterations": ck["iteration"], "z_range": Z_RANGE, "table_bits": TABLE_BITS,
             "mean_denom": network.MEAN_DENOM, "shift": intnet.SHIFT}
     arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)

@@ -26,9 +26,13 @@ from jpegshrink.perceptual.model import WEIGHTS_DIR, Latents, LearnedCodec
 class Generator(nn.Module):
     """g_s with noise injection: (latent features, seed) -> RGB."""
 
-    def __init__(self, n: int, m: int) -> None:
+    def __init__(self, n: int, m: int, klt: bool = False) -> None:
         super().__init__()
-        base = network.Synthesis(n, m).net
+        synthesis = network.Synthesis(n, m, klt)
+        self.klt = klt
+        if klt:
+            self.linear, self.beta = synthesis.linear, synthesis.beta
+        base = synthesis.net
         self.stages = nn.ModuleList([nn.Sequential(base[0], base[1]), nn.Sequential(base[2], base[3]),
                                      nn.Sequential(base[4], base[5])])
         self.out = base[6]
@@ -42,7 +46,7 @@ class Generator(nn.Module):
         h = feats
         for i, stage in enumerate(self.stages):
             h = stage(h) + self.noise_strength[i].to(feats.dtype)[None, :, None, None] * noises[i]
-        return self.out(h)
+        return self.linear(feats) + self.beta * self.out(h) if self.klt else self.out(h)
 
     def load_synthesis(self, g_s: network.Synthesis) -> None:
         """Start from the faithful decoder's weights (the noise strengths stay zero)."""
@@ -50,6 +54,9 @@ class Generator(nn.Module):
         for dst_i, src_i in ((0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)):
             self.stages[dst_i][src_i % 2].load_state_dict(src[src_i].state_dict())
         self.out.load_state_dict(src[6].state_dict())
+        if self.klt:
+            self.linear.load_state_dict(g_s.linear.state_dict())
+            self.beta.data.copy_(g_s.beta.data)
 
 
 def noise_maps(seed: int, batch: int, latent_hw, dtype=torch.float32) -> list[torch.Tensor]:
@@ -67,7 +74,7 @@ class LoadedGenerator:
     def __init__(self, generator_id: str, arrays: dict) -> None:
         self.generator_id = generator_id
         self.meta = json.loads(bytes(arrays["meta"]).decode())
-        gen = Generator(self.meta["n"], self.meta["m"])
+        gen = Generator(self.meta["n"], self.meta["m"], self.meta.get("klt", False))
         gen.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if k != "meta"})
         self.net = gen.double().eval()
 

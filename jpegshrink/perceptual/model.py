@@ -88,7 +88,8 @@ class LearnedCodec:
         n, m, nz = self.meta["n"], self.meta["m"], self.meta["nz"]
         self.n, self.m, self.nz = n, m, nz
         self.rates = len(self.meta["lambdas"])
-        self.g_a, self.g_s = network.Analysis(n, m), network.Synthesis(n, m)
+        self.klt = bool(self.meta.get("klt", False))
+        self.g_a, self.g_s = network.Analysis(n, m, self.klt), network.Synthesis(n, m, self.klt)
         self.h_a = network.HyperAnalysis(n, m, nz)
         for prefix, mod in (("g_a", self.g_a), ("g_s", self.g_s), ("h_a", self.h_a)):
             mod.load_state_dict({k[len(prefix) + 1:]: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()

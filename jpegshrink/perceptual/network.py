@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -57,26 +59,61 @@ def _deconv(i: int, o: int, k: int = 5, s: int = 2) -> nn.ConvTranspose2d:
 
 
 class Analysis(nn.Module):
-    """g_a: RGB in [0, 1] -> y (M channels at 1/16 resolution)."""
+    """g_a: RGB in [0, 1] -> y (M channels at 1/16 resolution).
 
-    def __init__(self, n: int, m: int) -> None:
+    ``klt``: y = linear 16x16 block transform (initialised by PCA of training patches, a KLT) + alpha *
+    the nonlinear GDN stack (alpha starts at 0). The linear path gives a working transform codec from the
+    first iteration, which matters when the whole training budget is an hour of one CPU core; the
+    nonlinear path then learns what the block transform misses.
+    """
+
+    def __init__(self, n: int, m: int, klt: bool = False) -> None:
         super().__init__()
         self.net = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m))
+        self.klt = klt
+        if klt:
+            self.linear = nn.Conv2d(3, m, 16, 16)
+            self.alpha = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if not self.klt:
+            return self.net(x)
+        return self.linear(x) + self.alpha * self.net(x)
 
 
 class Synthesis(nn.Module):
-    """g_s: y_hat -> RGB (not clamped: callers clamp to [0, 1] for pixels)."""
+    """g_s: y_hat -> RGB (not clamped: callers clamp to [0, 1] for pixels). ``klt``: as :class:`Analysis`."""
 
-    def __init__(self, n: int, m: int) -> None:
+    def __init__(self, n: int, m: int, klt: bool = False) -> None:
         super().__init__()
         self.net = nn.Sequential(_deconv(m, n), GDN(n, True), _deconv(n, n), GDN(n, True), _deconv(n, n),
                                  GDN(n, True), _deconv(n, 3))
+        self.klt = klt
+        if klt:
+            self.linear = nn.ConvTranspose2d(m, 3, 16, 16)
+            self.beta = nn.Parameter(torch.zeros(1))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y)
+        if not self.klt:
+            return self.net(y)
+        return self.linear(y) + self.beta * self.net(y)
+
+
+def init_klt(g_a: Analysis, g_s: Synthesis, patches: np.ndarray) -> None:
+    """Set the linear paths to the PCA (KLT) of 16x16 RGB patches: y = W (x - mean), x = W^T y + mean."""
+    x = torch.from_numpy(patches).float().permute(0, 3, 1, 2) / 255  # (n, 3, 16, 16)
+    flat = x.reshape(len(x), -1).double()
+    mean = flat.mean(0)
+    cov = torch.cov((flat - mean).T)
+    evals, evecs = torch.linalg.eigh(cov)
+    w = evecs[:, torch.argsort(evals, descending=True)[:g_a.linear.out_channels]].T  # (m, 768), orthonormal rows
+    with torch.no_grad():
+        g_a.linear.weight.copy_(w.reshape(-1, 3, 16, 16).float())
+        g_a.linear.bias.copy_(-(w @ mean).float())
+        g_s.linear.weight.copy_(w.reshape(-1, 3, 16, 16).float())
+        # ConvTranspose2d's bias is per output channel, not per pixel of the block: the mean goes back as
+        # its per-channel average (the per-pixel remainder is small for natural patches)
+        g_s.linear.bias.copy_(mean.reshape(3, -1).mean(1).float())
 
 
 class HyperAnalysis(nn.Module):
@@ -187,14 +224,16 @@ def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 class HyperpriorCodec(nn.Module):
     """The whole codec for training and float inference. ``rates`` gain vectors, one per ladder step."""
 
-    def __init__(self, n: int = 64, m: int = 96, nz: int = 48, rates: int = 6) -> None:
+    def __init__(self, n: int = 64, m: int = 96, nz: int = 48, rates: int = 6, klt: bool = False) -> None:
         super().__init__()
-        self.n, self.m, self.nz, self.rates = n, m, nz, rates
-        self.g_a, self.g_s = Analysis(n, m), Synthesis(n, m)
+        self.n, self.m, self.nz, self.rates, self.klt = n, m, nz, rates, klt
+        self.g_a, self.g_s = Analysis(n, m, klt), Synthesis(n, m, klt)
         self.h_a, self.h_s = HyperAnalysis(n, m, nz), QuantHyperSynthesis(n, m, nz)
         self.prior_z = FactorizedPrior(nz)
         # log gains: rate r's gain starts at 2^(r - rates + 1) ... 1 (the top rate quantises y as is)
         init = torch.tensor([float(r - rates + 1) for r in range(rates)]) * math.log(2) * 0.5
+        if klt:  # the KLT path has orthonormal rows on [0, 1] pixels: steps of ~0.1 (top) .. 0.6 (bottom)
+            init = init + math.log(10.0)
         self.log_gain = nn.Parameter(init[:, None].repeat(1, m))
 
     def gain(self, rate: torch.Tensor) -> torch.Tensor:

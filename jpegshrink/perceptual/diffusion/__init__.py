@@ -1,11 +1,12 @@
 """Diffusion decoders (issue 15) on the perceptual codec's stored latents: idempotence, CDC-lite, CorrDiff-lite.
 
 They read the same latents as the faithful decoder and never change them. What fixes a diffusion
-decode's pixels besides the latents and the seed is recorded in the container info under
-``"diffusion"``: a preset name (see :func:`container_info`; the preset fixes the denoiser ids, weights
-by hash in :mod:`.weights`, and every sampler setting, forever) and for CorrDiff-lite the
-encoder-chosen correction codes (added by :func:`add_corrdiff`). Containers without the entry decode
-with preset ``d1``.
+decode's pixels besides the latents and the seed is a *preset* (it fixes the denoiser ids, weights by
+hash in :mod:`.weights`, and every sampler setting, forever) and, for CorrDiff-lite, the
+encoder-chosen correction codes (added by :func:`add_corrdiff`). They live in the container info
+(``"diffusion": {"preset": ...}``, ``"corrdiff": "<one digit per step group>"``); an absent preset
+means ``d1``, so containers of the default preset spend no byte on it (issue 14 keeps the info short:
+at 0.05 bpp every byte counts).
 
 Scale, stated honestly: sub-million-parameter U-Nets trained for CPU minutes on about 35 photos; the
 decodes are slow on CPU (seconds to minutes per image) and for demonstration and measurement.
@@ -65,12 +66,11 @@ DEFAULT_PRESET = "d1"
 
 
 def container_info(preset: str = DEFAULT_PRESET) -> dict:
-    """The ``info["diffusion"]`` entry an encoder records: the preset name (a few bytes; at 0.1 bpp a
-    spelled-out settings record would cost more than the latents of a small image). Its settings are
-    fixed forever in PRESETS; :func:`preset_info` spells them out for people."""
+    """The ``info["diffusion"]`` entry for ``preset``: empty for the default ``d1`` (absence means d1),
+    else the preset name. Settings are fixed forever by the preset; :func:`preset_info` spells them out."""
     if preset not in _presets():
         raise ValueError(f"unknown diffusion preset {preset!r}")
-    return {"preset": preset}
+    return {} if preset == DEFAULT_PRESET else {"preset": preset}
 
 
 def preset_info(preset: str = DEFAULT_PRESET) -> dict:
@@ -81,13 +81,13 @@ def preset_info(preset: str = DEFAULT_PRESET) -> dict:
 
 
 def _settings(info: dict) -> dict:
-    d = info.get("diffusion") or container_info(DEFAULT_PRESET)
+    d = info.get("diffusion") or {}
     presets = _presets()
-    if d.get("preset") not in presets:
+    if d.get("preset", DEFAULT_PRESET) not in presets:
         raise DiffusionError(f"container names diffusion preset {d.get('preset')!r}, which this jpegshrink does not "
                              f"have (known: {', '.join(presets)}); upgrade jpegshrink")
-    p = presets[d["preset"]]
-    return {"prior": p.prior_id, "cdc": p.cdc_id, "corrdiff_codes": d.get("corrdiff"),
+    p = presets[d.get("preset", DEFAULT_PRESET)]
+    return {"prior": p.prior_id, "cdc": p.cdc_id, "corrdiff_codes": info.get("corrdiff"),
             Decoder.IDEMPOTENCE: p.idempotence, Decoder.CDC: p.cdc, Decoder.CORRDIFF: p.corrdiff}
 
 
@@ -129,9 +129,9 @@ def decode(codec, lat, decoder: str | Decoder, seed: int, info: dict, time_budge
     if which is Decoder.CDC:
         return cdc.decode(view, lat, denoiser(s["cdc"]), shape, settings, deadline=deadline)
     codes = s["corrdiff_codes"]
-    if codes is not None and seed != int(info["diffusion"].get("corrdiff_seed", info.get("seed", 0))):
-        raise DiffusionError(f"this container's CorrDiff correction was chosen for seed "
-                             f"{info['diffusion'].get('corrdiff_seed', info.get('seed', 0))}, not {seed}")
+    chosen_for = int(info.get("corrdiff_seed", info.get("seed", 0)))
+    if codes is not None and seed != chosen_for:
+        raise DiffusionError(f"this container's CorrDiff correction was chosen for seed {chosen_for}, not {seed}")
     if codes is None:
         raise DiffusionError("this container carries no CorrDiff correction (add one with "
                              "jpegshrink.perceptual.diffusion.add_corrdiff, or decode with decoder='cdc')")
@@ -142,8 +142,8 @@ def add_corrdiff(blob: bytes, image, seed: int | None = None) -> bytes:
     """The same container with CorrDiff-lite correction codes for decodes with ``seed`` added to its info.
 
     Encoder side (needs the original ``image``, uint8 H x W x 3): the latent streams are untouched; only
-    ``info["diffusion"]["corrdiff_codes"]`` (3 bits per step group) and the seed they were chosen for
-    are added. The codes steer the decode with that seed (the default: the container's seed).
+    the codes (info ``"corrdiff"``, one digit = 3 bits per step group) and, when it is not the
+    container's seed, the seed they were chosen for (``"corrdiff_seed"``) are added.
     """
     import numpy as np
 
@@ -157,13 +157,11 @@ def add_corrdiff(blob: bytes, image, seed: int | None = None) -> bytes:
         raise ValueError(f"image must be the uint8 {c.info['height']}x{c.info['width']}x3 original of this container")
     seed = int(c.info.get("seed", 0) if seed is None else seed)
     info = dict(c.info)
-    d = dict(info.get("diffusion") or container_info(DEFAULT_PRESET))
-    s = _settings({"diffusion": d})
+    s = _settings(info)
     settings = _with_seed(s[Decoder.CORRDIFF], seed)
     x = codec.to_tensor(pixels)
     codes = corrdiff.choose(CodecView(codec, lat.rate), lat, denoiser(s["cdc"]), x, settings)
-    d["corrdiff"] = "".join(str(c) for c in codes)   # one digit (3 bits) per step group
+    info["corrdiff"] = "".join(str(c) for c in codes)   # one digit (3 bits) per step group
     if seed != int(c.info.get("seed", 0)):
-        d["corrdiff_seed"] = seed
-    info["diffusion"] = d
+        info["corrdiff_seed"] = seed
     return container.pack(dataclasses.replace(c, info=info))

@@ -47,8 +47,8 @@ def batches(crops: np.ndarray, size: int, batch: int, rng: np.random.Generator):
 
 
 def load_codec(spec: str | None):
-    """The frozen MSE codec: a registered perceptual codec id (None: the default), or an issue-14 training
-    checkpoint (.pt, float hyper-decoder) when the registered weights are not exported yet."""
+    """The frozen MSE codec: a registered perceptual codec id (None: the default), an exported weight file
+    (.npz, named by its id), or an issue-14 training checkpoint (.pt, float hyper-decoder)."""
     if spec is not None and spec.endswith(".pt"):
         from jpegshrink.perceptual.network import HyperpriorCodec
         ck = torch.load(spec, weights_only=False)
@@ -61,6 +61,9 @@ def load_codec(spec: str | None):
             p.requires_grad_(False)
         return net
     from jpegshrink.perceptual import model
+    if spec is not None and spec.endswith(".npz"):   # an exported weight file not yet registered here
+        with np.load(spec) as f:
+            return model.LearnedCodec(Path(spec).stem, {k: f[k] for k in f.files})
     return model.load(spec)
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jpegshrink.perceptual import gan, model  # noqa: E402
 from train_perceptual import CROPS, batches  # noqa: E402
 
-CHAR, STYLE, FEAT, ADV = 1.0, 2.0, 0.1, 0.01
+CHAR, STYLE, FEAT, ADV = 1.0, 4.0, 0.1, 0.04
 
 
 def charbonnier(a, b, eps=1e-3):

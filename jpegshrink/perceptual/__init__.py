@@ -37,6 +37,8 @@ _PNG_LEVEL = 6
 #: Hex digits of the latents' sha256 kept in the info (64 bits: the container CRC already catches damage;
 #: this catches a decoder that reads intact bytes into other latents, e.g. a changed table or coder).
 LATENT_DIGEST_HEX = 16
+#: Bytes the final container has beyond a bisection probe's (PNG length varint, "psnr_rgb"): about 20.
+_FINAL_MARGIN = 24
 
 
 def encode_image(image, *, quality: int | None = None, target: dict | None = None, decoder: str = "faithful",
@@ -87,14 +89,19 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
         q = DEFAULT_QUALITY if quality is None else quality
         return build(q / 100 * (codec.rates - 1), True)[0]
     budget = _parse_target(target) * width * height / 8
+    # Bisect without decoding (the PNG's length and the PSNR, which the final container records, are left
+    # out: _FINAL_MARGIN bytes stand in for them), then step down until the real container fits.
     lo, hi = 0.0, float(codec.rates - 1)
-    if len(build(hi, False)[0]) <= budget:
+    if len(build(hi, False)[0]) + _FINAL_MARGIN <= budget:
         lo = hi
     else:
         for _ in range(14):  # container size grows with rate; 14 halvings: rate to 3e-4
             mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if len(build(mid, False)[0]) <= budget else (lo, mid)
+            lo, hi = (mid, hi) if len(build(mid, False)[0]) + _FINAL_MARGIN <= budget else (lo, mid)
     blob = build(lo, True)[0]
+    while len(blob) > budget and lo > 0:
+        lo = max(0.0, lo - 0.01 * (codec.rates - 1))
+        blob = build(lo, True)[0]
     return blob
 
 

@@ -61,7 +61,7 @@ def _presets() -> dict[str, Preset]:
 
 #: The denoisers of preset d1 (files in weights/, trained by tools/train_diffusion.py).
 PRIOR_ID = "prior-abf22c0b"
-CDC_ID = "cdc-ca719686"
+CDC_ID = "cdc-e6c5c0a9"
 DEFAULT_PRESET = "d1"
 
 

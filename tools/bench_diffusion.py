@@ -179,12 +179,18 @@ def main(argv=None) -> int:
     ap.add_argument("--anchors", default=",".join(ANCHORS), help=f"comma-separated, of {', '.join(ANCHORS)}")
     ap.add_argument("--check", action="store_true", help="also check decode_image reproduces the bench's decode")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="no run: print the tables of these --json results together (e.g. one per rate)")
     args = ap.parse_args(argv)
-    result = run(args)
+    if args.report:
+        parts = [json.loads(p.read_text()) for p in args.report]
+        result = {**parts[0], "summary": [s for p in parts for s in p["summary"]]}
+    else:
+        result = run(args)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     print(table(result))
-    for s in result["summary"]:
+    for s in sorted(result["summary"], key=lambda s: s["rate"]):
         if s["decoder"] == "idempotence":
             print(f"rate {s['rate']}: idempotence re-encode: y unchanged {s['y_unchanged']:.4f} "
                   f"(pure DPS {s['y_unchanged_dps']:.4f}), z unchanged {s['z_unchanged']:.4f} "

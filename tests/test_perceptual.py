@@ -116,7 +116,8 @@ def test_latents_and_pixels_do_not_depend_on_cpu_features_or_threads(photo):
                ONEDNN_MAX_CPU_ISA="SSE41", MKL_ENABLE_INSTRUCTIONS="SSE4_2",
                NPY_DISABLE_CPU_FEATURES="AVX512F AVX512_SKX AVX2 FMA3 AVX",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", CHILD, str(SAMPLE)], env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", CHILD, str(SAMPLE)], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     child = json.loads(res.stdout.strip().splitlines()[-1])
     assert child["threads"] == 1

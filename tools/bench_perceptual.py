@@ -13,8 +13,8 @@ Phases (results cached in ``--out``; each phase reuses what is there):
 - ``sweep``: each codec over its settings; fidelity per point: PSNR (RGB), PSNR-Y, MS-SSIM (luma),
   SSIMULACRA2. BD-rate (PSNR-RGB, per photo over the common range, then averaged) against
   libjpeg-turbo and JPEG XL.
-- ``matched``: at each of ours' rates, libjpeg-turbo, JPEG XL and AVIF are bisected per photo to the largest setting whose
-  bytes do not exceed ours'; then fidelity (+ butteraugli 3-norm) and realism, pooled over photos:
+- ``matched``: at each of ours' rates, libjpeg-turbo, JPEG XL and AVIF are bisected per photo to the
+  largest setting whose bytes do not exceed ours'; then fidelity (+ butteraugli 3-norm) and realism, pooled over photos:
   multi-scale patch sliced-Wasserstein distance (Laplacian pyramid, 7x7 patches, x1e3), accuracy of a
   fresh real/fake CNN classifier (trained on half the photos' patches, tested on the other half;
   50 % = indistinguishable), high-band (> 0.25 cycles/px) power-spectrum ratio to the original (1 =
@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_lossy import _avif, _monotone, _log_rate_at, codec_jpegli, codec_jxl, codec_turbo, codec_webp, ms_ssim, psnr_y  # noqa: E402,E501
+from bench_lossy import (_avif, _log_rate_at, _monotone, codec_jpegli, codec_jxl, codec_turbo,  # noqa: E402
+                         codec_webp, ms_ssim, psnr_y)
 
 VAL = Path("/work/cache/perceptual/val")
 #: Training checkpoint the default weights were exported from (for the float-vs-integer ablation).
@@ -483,7 +484,8 @@ def phase_report(photos, out: Path) -> str:
                   "HF spectrum | drift PSNR | drift bytes |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c, s in m["summary"].items():
             lines.append(f"| {c} | {s['bpp']:.3f} | {s['psnr']:.2f} | {s['psnr_y']:.2f} | {s['ms_ssim']:.4f} | "
-                         f"{s['ssimulacra2']:.1f} | {s['butteraugli3']:.2f} | {s['swd']:.1f} | {100 * s['c2st']:.0f} % | "
+                         f"{s['ssimulacra2']:.1f} | {s['butteraugli3']:.2f} | {s['swd']:.1f} | "
+                         f"{100 * s['c2st']:.0f} % | "
                          f"{s['spectrum']:.2f} | {s['drift_psnr']:.1f} | {100 * s['drift_bytes']:+.1f} % |")
     for name in ("ablate-int8.json", "speed.json"):
         if (out / name).exists():

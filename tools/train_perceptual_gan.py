@@ -163,14 +163,16 @@ def train(args) -> None:
 
 
 def save(gen, codec, path, it, args):
-    torch.save({"model": gen.state_dict(), "codec": codec.model_id, "n": codec.n, "m": codec.m, "klt": codec.klt, "iteration": it,
+    torch.save({"model": gen.state_dict(), "codec": codec.model_id, "n": codec.n, "m": codec.m, "klt": codec.klt,
+                "iteration": it,
                 "conditional": not args.uncond, "weights": [CHAR, STYLE, FEAT, ADV]}, path)
 
 
 def export(path: Path) -> Path:
     ck = torch.load(path, weights_only=False)
     arrays = {k: v.numpy().astype(np.float16) for k, v in ck["model"].items()}
-    meta = {"family": "gan1", "codec": ck["codec"], "n": ck["n"], "m": ck["m"], "klt": ck.get("klt", False), "iterations": ck["iteration"],
+    meta = {"family": "gan1", "codec": ck["codec"], "n": ck["n"], "m": ck["m"], "klt": ck.get("klt", False),
+            "iterations": ck["iteration"],
             "conditional_d": ck["conditional"], "loss_weights": ck["weights"]}
     arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
     h = hashlib.sha256()

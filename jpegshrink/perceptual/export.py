@@ -99,12 +99,13 @@ def arrays_from_checkpoint(ck: dict) -> dict:
     arrays = {}
     for prefix, mod in (("g_a", net.g_a), ("g_s", net.g_s), ("h_a", net.h_a)):
         for k, v in mod.state_dict().items():
-            arrays[f"{prefix}.{k}"] = v.detach().numpy().astype(np.float16)  # halves the file; fp16 rounding costs < 0.01 dB
+            arrays[f"{prefix}.{k}"] = v.detach().numpy().astype(np.float16)  # halves the file
     arrays["log_gain"] = net.log_gain.detach().float().numpy()
     arrays.update(int_hyper_decoder(net.h_s, cfg["m"]))
     arrays["z_freq"] = z_tables(net.prior_z, cfg["nz"])
     arrays["y_freq"], arrays["y_radius"] = y_tables()
-    meta = {"family": "hp1", "n": cfg["n"], "m": cfg["m"], "nz": cfg["nz"], "klt": cfg.get("klt", False), "lambdas": list(ck["lambdas"]),
+    meta = {"family": "hp1", "n": cfg["n"], "m": cfg["m"], "nz": cfg["nz"], "klt": cfg.get("klt", False),
+            "lambdas": list(ck["lambdas"]),
             "iterations": ck["iteration"], "z_range": Z_RANGE, "table_bits": TABLE_BITS,
             "mean_denom": network.MEAN_DENOM, "shift": intnet.SHIFT}
     arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)

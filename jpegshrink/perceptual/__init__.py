@@ -77,7 +77,7 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
                 "seed": seed, "latents_sha256": lat.digest()[:LATENT_DIGEST_HEX], "target": target}
         png = b"\0" * 32
         if with_png:
-            decoded = decoders.decode(codec, lat, decoder_id, seed, (width, height))
+            decoded = decoders.decode(codec, lat, decoder_id, seed, (width, height), info)
             png = _png(decoded)
             if decoder_id == decoders.FAITHFUL:
                 info["psnr_rgb"] = _psnr(pixels, decoded)
@@ -105,13 +105,19 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     return blob
 
 
-def decode_image(blob: bytes, *, decoder: str | None = None, seed: int | None = None) -> np.ndarray:
-    """uint8 (H, W, 3) pixels of a ``PERCEPTUAL`` container by the recorded (or the given) decoder and seed."""
+def decode_image(blob: bytes, *, decoder: str | None = None, seed: int | None = None,
+                 time_budget_s: float | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) pixels of a ``PERCEPTUAL`` container by the recorded (or the given) decoder and seed.
+
+    ``time_budget_s`` bounds the diffusion decoders (issue 15): they stop early and return their current
+    estimate, which is then not reproducible across machines; the other decoders ignore it.
+    """
     c, codec, lat = _open(blob)
     from jpegshrink.perceptual import decoders
     decoder_id = c.info["decoder"] if decoder is None else decoders.resolve(decoder, codec.model_id)
     seed = c.info.get("seed", 0) if seed is None else seed
-    return decoders.decode(codec, lat, decoder_id, int(seed), (c.info["width"], c.info["height"]))
+    return decoders.decode(codec, lat, decoder_id, int(seed), (c.info["width"], c.info["height"]), c.info,
+                           time_budget_s)
 
 
 def decompress_png(blob: bytes) -> bytes:

@@ -23,6 +23,8 @@ from jpegshrink.perceptual.model import Latents, LearnedCodec, require_torch
 
 FAITHFUL = "faithful"
 PERCEPTUAL = "perceptual"
+#: Diffusion decoders (issue 15, jpegshrink.perceptual.diffusion): ids are their names; models are in the info.
+DIFFUSION = ("idempotence", "cdc", "corrdiff")
 #: Generator weight files (weights/<id>.npz), newest last; each names the codec it was trained on. Never remove.
 GENERATORS: tuple[str, ...] = ("gan1-1d21af5e",)
 
@@ -40,13 +42,18 @@ def resolve(name: str, codec_id: str) -> str:
         if not ids:
             raise UnknownDecoder(f"no perceptual decoder is trained for codec {codec_id}")
         return ids[-1]
-    if name in GENERATORS:
+    if name in GENERATORS or name in DIFFUSION:
         return name
-    raise UnknownDecoder(f"unknown decoder {name!r}; known: faithful, perceptual, {', '.join(GENERATORS) or '-'}")
+    raise UnknownDecoder(f"unknown decoder {name!r}; known: faithful, perceptual, {', '.join(DIFFUSION)}, "
+                         f"{', '.join(GENERATORS) or '-'}")
 
 
-def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (H, W, 3) pixels of ``lat`` by ``decoder_id``, cropped to ``size`` = (width, height)."""
+def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: tuple[int, int],
+           info: dict | None = None, time_budget_s: float | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) pixels of ``lat`` by ``decoder_id``, cropped to ``size`` = (width, height).
+
+    ``info`` (the container info) and ``time_budget_s`` are read by the diffusion decoders only.
+    """
     require_torch()
     import torch
     if decoder_id == FAITHFUL:
@@ -58,6 +65,9 @@ def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: 
         gen = gan.load_generator(decoder_id)
         with torch.no_grad():
             x = gen.decode(codec, lat, seed)
+    elif decoder_id in DIFFUSION:
+        from jpegshrink.perceptual import diffusion
+        x = diffusion.decode(codec, lat, decoder_id, seed, info or {}, time_budget_s).detach()
     else:
         raise UnknownDecoder(f"unknown decoder {decoder_id!r}")
     w, h = size

@@ -20,6 +20,8 @@ Phases (results cached in ``--out``; each phase reuses what is there):
   50 % = indistinguishable), high-band (> 0.25 cycles/px) power-spectrum ratio to the original (1 =
   same; < 1 blur), idempotence drift (re-encode the decode at the same setting: PSNR between the two
   decodes, and the byte change). Writes side-by-side crops to docs/perceptual/.
+- ``ablate-d``: the shipped generator (conditional discriminator) against one trained with ``--uncond``,
+  at one rate: PSNR, SSIMULACRA2, spectrum, SWD, C2ST.
 - ``ablate``: the integer vs float hyper-decoder: bits (the float path's ideal code length from the
   exact Gaussian bins vs the integer tables' true ANS bytes) and hyper-decoder time.
 - ``speed``: encode / faithful / perceptual decode seconds per megapixel on one thread, and peak memory
@@ -395,6 +397,37 @@ def phase_ablate(photos, out: Path) -> None:
     (out / "ablate-int8.json").write_text(json.dumps(res, indent=1))
 
 
+def phase_ablate_d(photos, out: Path, uncond_ckpt: Path, rate: float = 4.0) -> None:
+    """Conditional vs unconditional discriminator: the shipped generator against one trained with --uncond."""
+    import torch
+    from jpegshrink.perceptual import decoders, gan, model
+    codec = model.load()
+    ck = torch.load(uncond_ckpt, weights_only=False)
+    other = gan.Generator(ck["n"], ck["m"], ck.get("klt", False))
+    other.load_state_dict(ck["model"])
+    other = other.double().eval()
+    shipped = gan.load_generator(decoders.GENERATORS[-1])
+    reals, fakes = [], {"conditional": [], "unconditional": []}
+    for name in photos:
+        a = load(name)
+        lat = codec.encode_latents(codec.to_tensor(a), rate)
+        feats = lat.y_hat().double() / codec.gain(rate).double()
+        with torch.no_grad():
+            for key, net in (("conditional", shipped.net), ("unconditional", other)):
+                x = net(feats, 0)[0].clamp(0, 1)
+                fakes[key].append((x * 255).round().byte().permute(1, 2, 0).numpy()[:a.shape[0], :a.shape[1]].copy())
+        reals.append(a)
+    res = {"rate": rate, "photos": photos, "iterations": {"conditional": shipped.meta["iterations"],
+                                                          "unconditional": ck["iteration"]}}
+    for key, dec in fakes.items():
+        res[key] = {"psnr": float(np.mean([psnr_rgb(a, d) for a, d in zip(reals, dec)])),
+                    "ssimulacra2": float(np.mean([ssimulacra2(a, d) for a, d in zip(reals, dec)])),
+                    "spectrum": float(np.mean([spectrum_ratio(a, d) for a, d in zip(reals, dec)])),
+                    "swd": swd(reals, dec), "c2st": c2st(reals, dec)}
+    print(json.dumps(res), flush=True)
+    (out / "ablate-d.json").write_text(json.dumps(res, indent=1))
+
+
 SPEED_CHILD = r"""
 import sys, time, resource, json, numpy as np, torch
 torch.set_num_threads(1)
@@ -527,7 +560,9 @@ def plot(curves, out: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "speed", "report"])
+    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "ablate-d", "speed", "report"])
+    ap.add_argument("--uncond-ckpt", default="/work/cache/perceptual/gan-uncond/last.pt",
+                    help="generator trained with train_perceptual_gan.py --uncond (for ablate-d)")
     ap.add_argument("--out", default="/work/logs/perceptual-bench")
     ap.add_argument("--photos", type=int, default=8, help="first N validation photos (the machine is shared)")
     ap.add_argument("--codecs", default="ours,ours-gan,libjpeg-turbo,jpegli,jxl-e7,avif-s6,webp")
@@ -548,6 +583,8 @@ def main(argv=None) -> int:
             phase_matched(photos, out, not args.no_crops)
         elif phase == "ablate":
             phase_ablate(photos, out)
+        elif phase == "ablate-d":
+            phase_ablate_d(photos, out, Path(args.uncond_ckpt))
         elif phase == "speed":
             phase_speed(out, tuple(args.speed_steps.split(",")))
         else:

@@ -92,6 +92,10 @@ def seaweedfs_s3(seaweedfs_endpoint: S3Endpoint) -> Iterator[S3Endpoint]:
 SLOW_TESTS = (
     "test_migrate.py", "test_migrate_dask.py", "test_migrate_faults.py", "test_migrate_seaweedfs.py",
     "test_bench_tool.py", "test_fuse.py", "test_learned_determinism.py::test_encode_conservative_decode_default",
+    # the diffusion decoders' guided sampling and projection (tens of CPU seconds each, even with tiny settings)
+    "test_diffusion.py::test_decode_reproducible_and_seeded[idempotence]",
+    "test_diffusion.py::test_idempotence_output_reencodes_to_the_stored_code",
+    "test_diffusion.py::test_corrdiff_adds_codes_only", "test_diffusion.py::test_decoders_never_change_the_stored_latents",
 )
 
 

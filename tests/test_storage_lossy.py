@@ -48,6 +48,8 @@ def _layer(**kw) -> JpegShrinkFileSystem:
     ("high-bitrate:ssimulacra2=85", UploadMode.HIGH_BITRATE, Goal.SSIMULACRA2, 85.0),
     (" High-Bitrate : bpp=1.2 ", UploadMode.HIGH_BITRATE, Goal.BPP, 1.2),
     ("high-bitrate:quality=92", UploadMode.HIGH_BITRATE, Goal.QUALITY, 92.0),
+    ("perceptual", UploadMode.PERCEPTUAL, None, None),
+    ("perceptual:bpp=0.2", UploadMode.PERCEPTUAL, Goal.BPP, 0.2),
 ])
 def test_policy_spellings_parse_into_typed_fields(spec, mode, goal, value):
     p = UploadPolicy.parse(spec)
@@ -70,6 +72,7 @@ def test_policy_spellings_parse_into_typed_fields(spec, mode, goal, value):
     ("high-bitrate:bpp=-1", "bpp must be > 0"),
     ("high-bitrate:bpp=inf", "finite"),
     ("lossless:quality=90", "'lossless' takes no goal"),
+    ("perceptual:ssimulacra2=85", "perceptual mode aims at bpp or quality, not ssimulacra2"),
 ])
 def test_malformed_policies_are_refused_when_the_filesystem_is_built(spec, match):
     with pytest.raises(ValueError, match=match):
@@ -121,6 +124,26 @@ def test_new_png_is_stored_lossy_and_read_back_as_a_jpeg_under_its_name(photo, t
     assert entry["content_type"] == "image/jpeg" and entry["size"] == len(back)
     assert layer.info(path) == entry
     assert layer.inspect(path).info["original_recoverable"] is False
+
+
+def test_new_png_in_the_perceptual_mode_reads_back_as_a_png_marked_lossy(photo, tmp_path):
+    pytest.importorskip("torch", reason="the perceptual mode needs pip install 'jpegshrink[perceptual]'")
+    layer = _layer(new_uploads="perceptual:bpp=0.3")
+    png = _file(photo)
+    path = str(tmp_path / "up" / "photo.png")
+    layer.pipe_file(path, png)
+    stored = (tmp_path / "up" / "photo.png").read_bytes()
+    info = jpegshrink.inspect(stored)
+    assert info.lossy and info.mode == "perceptual" and info.info["source_format"] == "PNG"
+    assert len(stored) * 8 / (photo.shape[0] * photo.shape[1]) <= 0.3          # the goal is the whole object
+    back = layer.cat_file(path)
+    assert back[:8] == b"\x89PNG\r\n\x1a\n" and back != png                 # the decode, not the source
+    assert np.asarray(Image.open(io.BytesIO(back))).shape == photo.shape
+    entry, = layer.ls(str(tmp_path / "up"), detail=True)
+    assert entry["lossy"] is True and entry["container_mode"] == "perceptual"
+    assert entry["content_type"] == "image/png" and entry["size"] == len(back)
+    faithful = jpegshrink.decode_image(stored, decoder="faithful")                # still there from the same bytes
+    assert faithful.shape == photo.shape
 
 
 def test_every_write_path_applies_the_policy(photo, tmp_path):

@@ -52,6 +52,8 @@ R = TypeVar("R")
 WHOLE_READ_LIMIT = 32 << 20
 #: Container modes whose decoded bytes are a JPEG file (listed with ``content_type: image/jpeg``).
 JPEG_MODES = ("jpeg", "lossy_jpeg")
+#: Container modes whose decoded bytes are a PNG file (the perceptual codec's recorded decode).
+PNG_MODES = ("perceptual",)
 
 
 class JpegShrinkFileSystem(ChainedFileSystem):
@@ -179,6 +181,8 @@ class JpegShrinkFileSystem(ChainedFileSystem):
                 described["container_mode"] = header.mode
                 if header.mode in JPEG_MODES:  # what a read returns, whatever the name says
                     described["content_type"] = "image/jpeg"
+                elif header.mode in PNG_MODES:
+                    described["content_type"] = "image/png"
             if header.error is not None:
                 described["container_error"] = header.error
             out.append(described)

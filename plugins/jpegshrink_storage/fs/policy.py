@@ -29,6 +29,13 @@ class UploadMode(enum.Enum):
 
     LOSSLESS = "lossless"          #: as every other write: JPEGs compressed losslessly, the rest as it is
     HIGH_BITRATE = "high-bitrate"  #: jpegshrink.encode_image(mode="high-bitrate"): a standard JPEG, source gone
+    PERCEPTUAL = "perceptual"      #: jpegshrink.encode_image(mode="perceptual"): learned codec, read back as PNG
+
+
+#: Goals each lossy mode's encoder can aim at (the perceptual codec has no SSIMULACRA2 bisection: its
+#: scores at its rates are far below any useful SSIMULACRA2 target).
+MODE_GOALS = {UploadMode.HIGH_BITRATE: frozenset({"quality", "ssimulacra2", "bpp"}),
+              UploadMode.PERCEPTUAL: frozenset({"quality", "bpp"})}
 
 
 class Goal(enum.Enum):
@@ -58,7 +65,8 @@ PNM_KINDS = b"123456"
 #: Default encoder quality when a lossy spelling names no goal (the codec's own default).
 DEFAULT_QUALITY = 90
 
-_SPELLING = "'lossless' or 'high-bitrate[:ssimulacra2=85 | bpp=1.2 | quality=90]'"
+_SPELLING = ("'lossless', 'high-bitrate[:ssimulacra2=85 | bpp=1.2 | quality=90]' or "
+             "'perceptual[:bpp=0.2 | quality=50]'")
 
 
 def classify(data: bytes) -> Upload:
@@ -99,6 +107,9 @@ class UploadPolicy:
         if (self.goal is None) != (self.value is None):
             raise ValueError("give a goal and its value together, or neither")
         if self.goal is not None:
+            if self.goal.value not in MODE_GOALS[self.mode]:
+                raise ValueError(f"the {self.mode.value} mode aims at "
+                                 f"{' or '.join(sorted(MODE_GOALS[self.mode]))}, not {self.goal.value}")
             _check_value(self.goal, self.value)
 
     @classmethod
@@ -154,8 +165,9 @@ class UploadPolicy:
         """Keyword arguments of ``jpegshrink.encode_image`` for this policy."""
         if not self.lossy:
             raise ValueError("a lossless policy encodes nothing lossily")
-        if self.goal is None:
-            return {"mode": self.mode.value, "quality": DEFAULT_QUALITY}
+        if self.goal is None:  # each mode's own default (the perceptual one has its own quality scale)
+            return {"mode": self.mode.value} if self.mode is UploadMode.PERCEPTUAL else \
+                {"mode": self.mode.value, "quality": DEFAULT_QUALITY}
         if self.goal is Goal.QUALITY:
             return {"mode": self.mode.value, "quality": int(self.value)}
         return {"mode": self.mode.value, "target": {self.goal.value: self.value}}
@@ -168,6 +180,9 @@ class UploadPolicy:
             raise MissingDependency("new_uploads (decoding uploaded images)", "image")
         if self.goal is Goal.SSIMULACRA2 and importlib.util.find_spec("ssimulacra2") is None:
             raise MissingDependency("new_uploads with an ssimulacra2 goal", "image")
+        if self.mode is UploadMode.PERCEPTUAL and any(
+                importlib.util.find_spec(m) is None for m in ("torch", "constriction")):
+            raise MissingDependency("new_uploads='perceptual' (the learned codec)", "perceptual")
 
     def __str__(self) -> str:
         text = self.mode.value

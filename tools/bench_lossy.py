@@ -182,21 +182,27 @@ def ms_ssim(a, b):
     return float(np.prod(vals))
 
 
+def butteraugli(ref, dist, tmp: Path) -> float | None:
+    """Butteraugli 3-norm from libjxl's ``butteraugli_main`` (None where the tool is not installed)."""
+    from PIL import Image
+    if not shutil.which("butteraugli_main"):
+        return None
+    Image.fromarray(ref).save(tmp / "ref.png")
+    Image.fromarray(dist).save(tmp / "dist.png")
+    r = subprocess.run(["butteraugli_main", str(tmp / "ref.png"), str(tmp / "dist.png"), "--pnorm", "3"],
+                       capture_output=True, text=True, timeout=600)
+    for line in r.stdout.splitlines():
+        if line.startswith("3-norm:"):
+            return float(line.split(":")[1])
+    return None
+
+
 def scores(ref, dist, tmp: Path, quick: bool = False) -> dict:
     """All metrics (``quick``: SSIMULACRA2 and PSNR-Y only, for tuning probes)."""
-    from PIL import Image
     from jpegshrink.lossy import metrics
-    out = {"ssimulacra2": metrics.ssimulacra2(ref, dist), "psnr_y": psnr_y(ref, dist),
-           "ms_ssim": None if quick else ms_ssim(ref, dist), "butteraugli3": None}
-    if shutil.which("butteraugli_main") and not quick:
-        Image.fromarray(ref).save(tmp / "ref.png")
-        Image.fromarray(dist).save(tmp / "dist.png")
-        r = subprocess.run(["butteraugli_main", str(tmp / "ref.png"), str(tmp / "dist.png"), "--pnorm", "3"],
-                           capture_output=True, text=True, timeout=600)
-        for line in r.stdout.splitlines():
-            if line.startswith("3-norm:"):
-                out["butteraugli3"] = float(line.split(":")[1])
-    return out
+    return {"ssimulacra2": metrics.ssimulacra2(ref, dist), "psnr_y": psnr_y(ref, dist),
+            "ms_ssim": None if quick else ms_ssim(ref, dist),
+            "butteraugli3": None if quick else butteraugli(ref, dist, tmp)}
 
 
 # ---------------------------------------------------------------- runs

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from bench_lossy import (_avif, _log_rate_at, _monotone, codec_jpegli, codec_jxl, codec_turbo,  # noqa: E402
+from bench_lossy import (_avif, butteraugli, _log_rate_at, _monotone, codec_jpegli, codec_jxl, codec_turbo,  # noqa: E402
                          codec_webp, ms_ssim, psnr_y)
 
 VAL = Path("/work/cache/perceptual/val")
@@ -109,20 +109,6 @@ def ssimulacra2(a, b):
         buf.seek(0)
         files.append(buf)
     return float(compute_ssimulacra2(*files))
-
-
-def butteraugli(a, b, tmp: Path):
-    from PIL import Image
-    if not shutil.which("butteraugli_main"):
-        return None
-    Image.fromarray(a).save(tmp / "ref.png")
-    Image.fromarray(b).save(tmp / "dist.png")
-    r = subprocess.run(["butteraugli_main", str(tmp / "ref.png"), str(tmp / "dist.png"), "--pnorm", "3"],
-                       capture_output=True, text=True, timeout=600)
-    for line in r.stdout.splitlines():
-        if line.startswith("3-norm:"):
-            return float(line.split(":")[1])
-    return None
 
 
 def fidelity(a, b, tmp=None):

@@ -17,6 +17,28 @@ MODES = {"high-bitrate": "jpegshrink.lossy", "perceptual": "jpegshrink.perceptua
 _PIXEL_DECODERS = {"perceptual": "jpegshrink.perceptual"}
 
 
+#: Valid values of each encode_image target metric.
+_TARGET_RANGES = {"ssimulacra2": (lambda v: 0 < v <= 100, "(0, 100]"), "bpp": (lambda v: v > 0, "> 0")}
+
+
+def parse_target(target: dict, metrics: tuple[str, ...]) -> tuple[str, float]:
+    """``{"metric": value}`` -> ``(metric, value)``, checked against the metrics a mode supports.
+
+    One parser for every image mode, so a target is spelled and refused the same way everywhere.
+    """
+    if not isinstance(target, dict) or len(target) != 1:
+        spelled = " or ".join(f"{{{m!r}: value}}" for m in metrics)
+        raise ValueError(f"target must be {spelled}, not {target!r}")
+    (metric, goal), = target.items()
+    if metric not in metrics:
+        raise ValueError(f"target metric must be one of {metrics}, not {metric!r}")
+    goal = float(goal)
+    valid, spelled = _TARGET_RANGES[metric]
+    if not valid(goal):
+        raise ValueError(f"target {metric}={goal} is out of range (must be {spelled})")
+    return metric, goal
+
+
 def encode_image(image, mode: str = "high-bitrate", quality: int | None = None, target: dict | None = None,
                  **options) -> bytes:
     """A lossy container from a uint8 array (H x W x 3 RGB, H x W grey) or image-file bytes.

@@ -16,6 +16,7 @@ import numpy as np
 
 from jpegshrink import codec
 from jpegshrink.errors import BadImage, MissingDependency
+from jpegshrink.image_api import parse_target
 from jpegshrink.lossy import metrics
 from jpegshrink.lossy.encoder import Settings, encode
 from jpegshrink.lossy.source import decode_file, load
@@ -120,14 +121,7 @@ def _finite(x: float) -> float | None:
 
 
 def _parse_target(target: dict) -> tuple[str, float]:
-    if not isinstance(target, dict) or len(target) != 1:
-        raise ValueError(f"target must be one of {{'ssimulacra2': score}} or {{'bpp': bits}}, not {target!r}")
-    (metric, goal), = target.items()
-    if metric not in TARGET_METRICS:
-        raise ValueError(f"target metric must be one of {TARGET_METRICS}, not {metric!r}")
-    goal = float(goal)
-    if metric == "ssimulacra2" and not 0 < goal <= 100 or metric == "bpp" and not goal > 0:
-        raise ValueError(f"target {metric}={goal} is out of range")
+    metric, goal = parse_target(target, TARGET_METRICS)
     if metric == "ssimulacra2" and not metrics.available("ssimulacra2"):
         raise MissingDependency("SSIMULACRA2 targets need the ssimulacra2 package: pip install ssimulacra2")
     return metric, goal

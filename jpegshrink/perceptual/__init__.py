@@ -24,6 +24,7 @@ import numpy as np
 from jpegshrink.coding import container
 from jpegshrink.coding.container import Container, Mode
 from jpegshrink.errors import BadImage, CorruptContainer, ImageError, MissingDependency
+from jpegshrink.image_api import parse_target
 
 MODE = "perceptual"
 KIND = "lossy-perceptual"
@@ -221,15 +222,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def _parse_target(target: dict) -> float:
-    if not isinstance(target, dict) or len(target) != 1:
-        raise ValueError(f"target must be {{'bpp': bits}}, not {target!r}")
-    (metric, goal), = target.items()
-    if metric not in TARGET_METRICS:
-        raise ValueError(f"perceptual targets: {TARGET_METRICS}, not {metric!r}")
-    goal = float(goal)
-    if not goal > 0:
-        raise ValueError(f"target bpp={goal} is out of range")
-    return goal
+    return parse_target(target, TARGET_METRICS)[1]
 
 
 __all__ = ["DEFAULT_QUALITY", "ENCODER_ID", "KIND", "MODE", "decode_image", "decompress_png", "encode_image"]

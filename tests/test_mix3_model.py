@@ -120,6 +120,37 @@ def test_weights_for_another_layout_are_refused(tmp_path):
         mix3.Mix3Model(tmp_path / "mix3-bad.npz")
 
 
+def test_a_weights_file_records_its_profile(tmp_path):
+    """The profile is part of the format: it travels in the weights file (so in the model id's hash), a
+    file without one is the dense profile, and a profile naming a part the kernel lacks is refused."""
+    w, d, profile = mix3.read_weights(mix3.WEIGHTS_DIR / "mix3-48305388.npz")
+    assert profile == mix3.DENSE
+    for model_id in MIX3:
+        assert mix3.read_weights(mix3.WEIGHTS_DIR / f"{model_id}.npz")[2] in mix3.PROFILES.values()
+    bad = mix3.Profile(leave_out=("sse", "no-such-part"), ac_table_bits=18)
+    np.savez(tmp_path / "mix3-bad.npz", mixer_init=w, counter_init=d, profile=np.array(bad.to_json()))
+    with pytest.raises(ValueError, match="no-such-part"):
+        mix3.Mix3Model(tmp_path / "mix3-bad.npz")
+    big = mix3.Profile(ac_table_bits=30)
+    np.savez(tmp_path / "mix3-big.npz", mixer_init=w, counter_init=d, profile=np.array(big.to_json()))
+    with pytest.raises(ValueError, match="table bits"):
+        mix3.Mix3Model(tmp_path / "mix3-big.npz")
+
+
+def test_profiles_are_different_formats(sample_files):
+    """The same start in another profile writes other bytes (the fast profile leaves parts out) and
+    still round-trips exactly."""
+    parts = _parts(sample_files, "scikit-learn__china.jpg")
+    specs = _specs(parts.layout)
+    streams = {}
+    for name, profile in mix3.PROFILES.items():
+        m = mix3.Mix3Model(None, threads=1, profile=profile)
+        streams[name] = m.encode(parts.coefficients, specs)
+        for a, b in zip(m.decode(streams[name], specs), parts.coefficients):
+            np.testing.assert_array_equal(a, b)
+    assert streams["fast"] != streams["dense"]
+
+
 def test_weights_file_is_named_by_its_hash():
     for model_id in MIX3:
         assert mix3.weights_id(mix3.WEIGHTS_DIR / f"{model_id}.npz") == model_id

@@ -12,7 +12,7 @@ at ``--wcap``), kept for counters seen in at least ``--min-items`` items, with s
 by its sha256: ``<out>/mix3-<sha8>.npz``.
 
     python3 tools/train_priors.py collect --corpus /work/corpus --work /work/mix3data --variants 1
-    python3 tools/train_mix3.py fit --work /work/mix3data --out jpegshrink/model/weights
+    python3 tools/train_mix3.py fit --work /work/mix3data --out jpegshrink/model/weights [--profile fast]
     python3 tools/train_mix3.py eval --work /work/mix3data --weights jpegshrink/model/weights/mix3-XXXX.npz
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jpegshrink.model.base import ComponentSpec  # noqa: E402
-from jpegshrink.model.mix3 import Mix3Model, read_weights  # noqa: E402
+from jpegshrink.model.mix3 import PROFILES, Mix3Model, Profile, read_weights  # noqa: E402
 
 FLIP = np.uint32(0x80000000)
 
@@ -63,9 +63,17 @@ def pack(p22: np.ndarray, n: np.ndarray) -> np.ndarray:
     return ((p22.astype(np.uint32) << np.uint32(10)) | n.astype(np.uint32)) ^ FLIP
 
 
+def _model(weights: str | None, profile: str) -> Mix3Model:
+    """The model a task codes with: a weights file (which carries its profile) or the kernel's built-in
+    start in the given profile."""
+    if weights:
+        return Mix3Model(Path(weights), threads=1)
+    return Mix3Model(None, threads=1, profile=Profile.from_json(profile))
+
+
 def _code(task):
-    path, weights, wcap = task
-    m = Mix3Model(Path(weights) if weights else None, threads=1)
+    path, weights, wcap, profile = task
+    m = _model(weights, profile)
     cos, specs = load_item(Path(path))
     streams, states = m.encode(cos, specs, want_state=True)
     wsum = None
@@ -85,7 +93,7 @@ def _code(task):
 
 
 def fit_round(items: list[Path], weights: Path | None, args) -> tuple[np.ndarray, np.ndarray, int]:
-    tasks = [(str(p), str(weights) if weights else None, args.wcap) for p in items]
+    tasks = [(str(p), str(weights) if weights else None, args.wcap, PROFILES[args.profile].to_json()) for p in items]
     total_w = total_p = total_n = total_seen = None
     stripes = 0
     nbytes = 0
@@ -123,7 +131,8 @@ def fit(args) -> None:
         buf = io.BytesIO()
         meta = dict(items=len(items), wcap=args.wcap, min_items=args.min_items, n0=args.n0, round=r + 1,
                     trained_on="public corpus minus " + ",".join(sorted(_val_packages())))
-        np.savez_compressed(buf, mixer_init=w, counter_init=c, meta=np.array(json.dumps(meta, sort_keys=True)))
+        np.savez_compressed(buf, mixer_init=w, counter_init=c, meta=np.array(json.dumps(meta, sort_keys=True)),
+                            **_profile_field(args.profile))
         tmp.write_bytes(buf.getvalue())
         weights = tmp
     data = tmp.read_bytes()
@@ -133,6 +142,12 @@ def fit(args) -> None:
     print(f"wrote {out} ({len(data)} bytes)")
 
 
+def _profile_field(name: str) -> dict:
+    """The weights file's ``profile`` entry; the dense profile writes none, as the first mix3 file did."""
+    profile = PROFILES[name]
+    return {} if profile == PROFILES["dense"] else {"profile": np.array(profile.to_json())}
+
+
 def _val_packages():
     sys.path.insert(0, str(ROOT / "tools"))
     from train_priors import VAL_PACKAGES
@@ -140,18 +155,19 @@ def _val_packages():
 
 
 def _size(task):
-    path, weights = task
-    m = Mix3Model(Path(weights) if weights else None, threads=1)
+    path, weights, profile = task
+    m = _model(weights, profile)
     cos, specs = load_item(Path(path))
     return sum(map(len, m.encode(cos, specs)))
 
 
 def evaluate(args) -> None:
+    profile = read_weights(args.weights)[2].to_json()
     for split in ("val", "valvar"):
         items = sorted(args.work.glob(f"*.{split}.*npz"))
         with ProcessPoolExecutor(args.workers) as pool:
-            base = sum(pool.map(_size, [(str(p), None) for p in items]))
-            ours = sum(pool.map(_size, [(str(p), str(args.weights)) for p in items]))
+            base = sum(pool.map(_size, [(str(p), None, profile) for p in items]))
+            ours = sum(pool.map(_size, [(str(p), str(args.weights), profile) for p in items]))
         print(f"{split}: {len(items)} items, untrained {base}, {args.weights.name} {ours} "
               f"({100 * (ours / base - 1):+.2f} %)")
 
@@ -167,6 +183,8 @@ def main() -> None:
     f.add_argument("--min-items", type=int, default=3)
     f.add_argument("--n0", type=int, default=6)
     f.add_argument("--limit", type=int, default=0, help="use about N items (quick runs)")
+    f.add_argument("--profile", choices=sorted(PROFILES), default="dense",
+                   help="which kernel parts and table size the model uses (mix3.PROFILES)")
     f.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     e = sub.add_parser("eval")
     e.add_argument("--work", type=Path, required=True)

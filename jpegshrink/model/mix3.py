@@ -34,8 +34,10 @@ inside an image they keep adapting.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -89,20 +91,66 @@ def stripe_rows(specs: Sequence[ComponentSpec], n: int) -> list[list[tuple[int, 
     return out
 
 
+@dataclass(frozen=True)
+class Profile:
+    """Which parts of the kernel a model uses and how large its hashed AC tables are.
+
+    Part of the format: a weights file records its profile (``profile`` in the .npz; a file without one,
+    like ``mix3-48305388``, is :data:`DENSE`), so the model id, which hashes the file, names it too.
+    ``leave_out`` names kernel parts by the keys of the kernel's ``FLAGS``.
+    """
+
+    leave_out: tuple[str, ...] = ()
+    ac_table_bits: int = 21
+
+    def flags(self) -> int:
+        known = _kernel().FLAGS
+        unknown = sorted(set(self.leave_out) - set(known))
+        if unknown:
+            raise ValueError(f"mix3 profile names unknown kernel parts {unknown} (known: {sorted(known)})")
+        out = 0
+        for name in self.leave_out:
+            out |= known[name]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"leave_out": sorted(self.leave_out), "ac_table_bits": self.ac_table_bits}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Profile":
+        d = json.loads(text)
+        return cls(tuple(sorted(d["leave_out"])), int(d["ac_table_bits"]))
+
+
+#: Every part, 2 MiB-entry AC tables: the densest, slowest profile (``mix3-48305388``, ``--level dense``).
+DENSE = Profile()
+#: The read-speed profile: slot 0 (Lepton-class, trained start), the joint north/west DCT-domain
+#: prediction and the cross-channel slots, one mixer, no SSE, AC tables of 2^18 counters (they fit the
+#: L3 cache). Measured on training files: about half the decode time of DENSE for about 1.4 % more
+#: stream bytes (BENCHMARKS.md, "Model v3: read-speed profile").
+FAST = Profile(leave_out=tuple(sorted(("mix2", "sse", "side_pred", "count_pred", "exact", "intra", "run"))),
+               ac_table_bits=18)
+PROFILES = {"dense": DENSE, "fast": FAST}
+
+
 class Mix3Model:
     """A registered coefficient model: the mix3 kernel started from the weights in ``<model_id>.npz``
-    (or from its built-in defaults with ``weights=None``, which is what training starts from)."""
+    (or from its built-in defaults with ``weights=None``, which is what training starts from, in the
+    profile given). ``flags`` leaves out further parts (ablations only)."""
 
     def __init__(self, weights: Path | None, threads: int | None = None, flags: int = 0,
-                 striped: bool = True, model_id: str | None = None) -> None:
+                 striped: bool = True, model_id: str | None = None, profile: Profile = DENSE) -> None:
         self._k = _kernel()
         self.model_id = model_id or (weights.stem if weights is not None else "mix3-untrained")
         #: trained starting state: mixer weights int32[N_WEIGHTS], direct counters uint32[N_DIRECT]
         self.init: tuple[np.ndarray, np.ndarray] | tuple[None, None] = (None, None)
         if weights is not None:
-            self.init = read_weights(weights)
+            *self.init, profile = read_weights(weights)
+            self.init = tuple(self.init)
+        self.profile = profile
         self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
-        self._flags = flags
+        self._flags = flags | profile.flags()
+        self._bits = profile.ac_table_bits
         self._striped = striped
 
     def _plan(self, specs: Sequence[ComponentSpec]):
@@ -121,8 +169,7 @@ class Mix3Model:
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
         arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         rows, quants, samp = self._plan(specs)
-        jobs = [lambda r=r: self._k.code_stripe(True, arrays, quants, samp, r, None, *self.init, self._flags,
-                                                want_state) for r in rows]
+        jobs = [lambda r=r: self._stripe(True, arrays, quants, samp, r, None, want_state) for r in rows]
         results = self._map(jobs)
         if want_state:
             return [s for s, _ in results], [w for _, w in results]
@@ -136,13 +183,24 @@ class Mix3Model:
             if s.block_rows * s.block_cols * 64 * 2 > (1 << 31):
                 raise ValueError("component too large")
         out = [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
-        jobs = [lambda r=r, b=bytes(b): self._k.code_stripe(False, out, quants, samp, r, b, *self.init,
-                                                            self._flags, False) for r, b in zip(rows, streams)]
+        jobs = [lambda r=r, b=bytes(b): self._stripe(False, out, quants, samp, r, b, False)
+                for r, b in zip(rows, streams)]
         try:
             self._map(jobs)
         except ValueError as exc:
             raise ValueError(f"{exc} (mix3)") from None
         return out
+
+    def decode_stripe(self, index: int, stream: bytes, specs: Sequence[ComponentSpec],
+                      out: Sequence[np.ndarray]) -> None:
+        """Decode stripe ``index`` alone into ``out`` (int16 [rows, cols, 64] per component): for tools
+        that time or inspect stripes one by one; :meth:`decode` is the normal path."""
+        rows, quants, samp = self._plan(specs)
+        self._stripe(False, list(out), quants, samp, rows[index], bytes(stream), False)
+
+    def _stripe(self, encode, arrays, quants, samp, rows, data, want_state):
+        return self._k.code_stripe(encode, arrays, quants, samp, rows, data, *self.init, self._flags, self._bits,
+                                   want_state)
 
     def _map(self, jobs):
         if len(jobs) <= 1 or self._threads <= 1:
@@ -160,16 +218,21 @@ def _quant(s: ComponentSpec) -> np.ndarray:
     return np.clip(q, 1, 65535)
 
 
-def read_weights(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(mixer weights, direct counters) from a weights file, checked against this kernel's layout."""
+def read_weights(path: Path) -> tuple[np.ndarray, np.ndarray, Profile]:
+    """(mixer weights, direct counters, profile) from a weights file, checked against this kernel's
+    layout. A file without a profile is :data:`DENSE` (the first mix3 file predates profiles)."""
     k = _kernel()
     with np.load(path) as f:
         w = np.asarray(f["mixer_init"], dtype=np.int32)
         d = np.asarray(f["counter_init"], dtype=np.uint32)
+        profile = Profile.from_json(str(f["profile"])) if "profile" in f.files else DENSE
+    profile.flags()  # names only parts this kernel has
+    if not 12 <= profile.ac_table_bits <= k.AC_TABLE_BITS_MAX:
+        raise ValueError(f"{path.name}: AC table bits {profile.ac_table_bits} outside 12..{k.AC_TABLE_BITS_MAX}")
     if w.shape != (k.N_WEIGHTS,) or d.shape != (k.N_DIRECT,):
         raise ValueError(f"{path.name} holds {w.shape} mixer weights and {d.shape} counters; this kernel "
                          f"has {k.N_WEIGHTS} and {k.N_DIRECT}")
-    return w, d
+    return w, d, profile
 
 
 def weights_id(path: Path) -> str:

@@ -72,7 +72,8 @@ static inline int sq12(int d) {
 // Layout constants: the sizes of every table. Changing any of them changes the format (new model id).
 enum : int {
   AC_SLOTS = 9,        // contexts per AC decision (see ac_contexts)
-  AC_TBITS = 21,       // counters per AC slot table: 2^21 (blocks of 32)
+  AC_TBITS_MAX = 21,   // counters per AC slot table: 2^ac_table_bits (blocks of 32), at most 2^21
+  AC_TBITS_MIN = 12,
   CNT_SLOTS = 4,       // contexts per nonzero-count decision
   CNT_TBITS = 17,      // blocks of 64 (tree nodes)
   DC_SLOTS = 4,        // contexts per DC decision
@@ -112,10 +113,31 @@ enum : int {
   MAX_COMPONENTS = 4,
 };
 
-//: Ablation switches (never set by a registered model id: they exist for tools/ablate_mix3.py).
+//: Switches that leave parts of the model out. A registered model's *profile* (its weights file) may
+//: set some of them (the `fast` profile drops the parts that cost the most time per bit saved); the
+//: others exist for tools/ablate_mix3.py. Every combination is a different format.
 enum Flags : uint32_t {
-  NO_ADVPRED = 1, NO_INTRA = 2, NO_CROSS = 4, NO_SSE = 8, NO_MIXER = 16, NO_RUN = 32,
+  NO_ADVPRED = 1,      // DCT-domain N/W prediction: AC slots 1-3 and the count's nzpred context
+  NO_INTRA = 2,        // AC slot 4: intra-block neighbours rescaled by the quantiser ratio
+  NO_CROSS = 4,        // cross-channel contexts (AC slots 7-8 fall back, count and DC slot 3)
+  NO_SSE = 8,          // both APM/SSE stages
+  NO_MIXER = 16,       // slot 0 alone, no mixing
+  NO_RUN = 32,         // AC slot 5: zero run and zeros left
+  NO_MIX2 = 64,        // the second mixer (weight sets chosen by remaining count / neighbour count)
+  NO_SIDE_PRED = 128,  // AC slots 2-3: north-only and west-only DCT-domain predictions (slot 1 stays)
+  NO_COUNT_PRED = 256, // the count's nzpred context (63 predictions per block, for one context)
+  NO_EXACT = 512,      // AC slot 6: the exact small values of the same coefficient in N, W, NW
 };
+//: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
+static int active_ac_slots(uint32_t flags, uint8_t* out) {
+  int n = 0;
+  for (int i = 0; i < AC_SLOTS; ++i) {
+    const bool off = ((i >= 1 && i <= 3) && (flags & NO_ADVPRED)) || ((i == 2 || i == 3) && (flags & NO_SIDE_PRED)) ||
+                     (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT));
+    if (!off) out[n++] = (uint8_t)i;
+  }
+  return n;
+}
 
 static const int ZIGZAG[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
                                12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
@@ -282,6 +304,7 @@ struct Component {
   int16_t* co = nullptr;  // [R][C][64], natural order
   int R = 0, C = 0, hs = 1, vs = 1;
   int64_t q[64];
+  int64_t bwq_n[64], bwq_w[64];        // (-1)^v BW[v] q[n] and (-1)^u BW[u] q[n]: the boundary weights
   int r0 = 0, r1 = 0;                  // this stripe's block rows
   std::vector<uint8_t> nz;             // [R][C] nonzero AC count (rows r0..r1 valid)
   std::vector<int32_t> dcres;          // [R][C] DC prediction residual, clamped
@@ -308,9 +331,9 @@ struct Sel {
 template <class Coder, bool ENC>
 class Kernel {
  public:
-  Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags)
-      : comps_(comps), flags_(flags),
-        ac_(size_t(AC_SLOTS) << AC_TBITS), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
+  Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags, int ac_tbits)
+      : comps_(comps), flags_(flags), ac_tbits_(ac_tbits),
+        ac_(size_t(AC_SLOTS) << ac_tbits), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
         dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE),
         apm_ac1_(APM_AC1), apm_ac2_(APM_AC2), apm_cnt_(APM_CNT), apm_dc_(APM_DC), w_(N_WEIGHTS),
         direct_(N_DIRECT, 0) {
@@ -332,6 +355,8 @@ class Kernel {
       }
     }
     if (direct) std::memcpy(direct_.data(), direct, sizeof(uint32_t) * N_DIRECT);
+    n_ac_ = active_ac_slots(flags, act_ac_);
+    for (int i = 0; i < 16; ++i) act_all_[i] = (uint8_t)i;
   }
 
   Coder coder;
@@ -354,6 +379,9 @@ class Kernel {
  private:
   std::vector<Component>& comps_;
   uint32_t flags_;
+  int ac_tbits_;
+  uint8_t act_ac_[AC_SLOTS], act_all_[16];  // which slots a decision reads (AC: by flags; others: all)
+  int n_ac_ = AC_SLOTS;
   ZeroTable ac_, cnt_, dc_, mant_;
   APM apm_ac1_, apm_ac2_, apm_cnt_, apm_dc_;
   std::vector<int32_t> w_;
@@ -361,28 +389,33 @@ class Kernel {
   int32_t x_[16];
   uint32_t* slot_[16];
 
-  // One mixed binary decision of type t: counters slot_[i][off], two mixers, two APMs.
-  int mixed_bit(int y, int nslots, int off, const Sel& s, int t) {
+  // One mixed binary decision of type t: counters slot_[i][off] for the nact slots in act (weight i of
+  // a set belongs to slot i; the bias is weight nslots), one or two mixers, up to two APMs.
+  int mixed_bit(int y, const uint8_t* act, int nact, int nslots, int off, const Sel& s, int t) {
     int p, p1 = 2048, p2 = 2048;
     int32_t* w1 = &w_[s.w + t * s.ws];
     int32_t* w2 = &w_[s.w2 + t * s.ws2];
+    const bool two = !(flags_ & NO_MIX2);
     if (flags_ & NO_MIXER) {
       p = std::min(4095, std::max(1, ctr_p12(slot_[0][off])));
     } else {
-      int64_t dot1 = 0, dot2 = 0;
-      for (int i = 0; i < nslots; ++i) {
+      int64_t dot1 = (int64_t)256 * w1[nslots], dot2 = two ? (int64_t)256 * w2[nslots] : 0;
+      for (int j = 0; j < nact; ++j) {
+        const int i = act[j];
         x_[i] = slot_[i] ? STRETCH[ctr_p12(slot_[i][off])] : 0;
         dot1 += (int64_t)x_[i] * w1[i];
-        dot2 += (int64_t)x_[i] * w2[i];
+        if (two) dot2 += (int64_t)x_[i] * w2[i];
       }
       x_[nslots] = 256;
-      dot1 += (int64_t)256 * w1[nslots];
-      dot2 += (int64_t)256 * w2[nslots];
       int d1 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot1 >> 16));
-      int d2 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot2 >> 16));
       p1 = sq12(d1);
-      p2 = sq12(d2);
-      p = sq12((d1 + d2) >> 1);
+      if (two) {
+        int d2 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot2 >> 16));
+        p2 = sq12(d2);
+        p = sq12((d1 + d2) >> 1);
+      } else {
+        p = p1;
+      }
     }
     int pf = p;
     if (!(flags_ & NO_SSE)) {
@@ -401,18 +434,21 @@ class Kernel {
     if (!(flags_ & NO_MIXER)) {
       int e1 = ((bit << 12) - p1) * MIX_LR;
       int e2 = ((bit << 12) - p2) * MIX_LR;
-      for (int i = 0; i <= nslots; ++i) {
+      for (int j = 0; j < nact; ++j) {
+        const int i = act[j];
         w1[i] += (x_[i] * e1) >> 13;
-        w2[i] += (x_[i] * e2) >> 13;
+        if (two) w2[i] += (x_[i] * e2) >> 13;
       }
+      w1[nslots] += (256 * e1) >> 13;
+      if (two) w2[nslots] += (256 * e2) >> 13;
     }
-    for (int i = 0; i < nslots; ++i)
-      if (slot_[i]) ctr_update(slot_[i][off], bit, LIMIT);
+    for (int j = 0; j < nact; ++j)
+      if (slot_[act[j]]) ctr_update(slot_[act[j]][off], bit, LIMIT);
     return bit;
   }
 
   uint32_t* ac_slot(int i, uint64_t h) {
-    return ac_.p + ((size_t)i << AC_TBITS) + ((h >> (64 - AC_TBITS + 5)) << 5);
+    return ac_.p + ((size_t)i << ac_tbits_) + ((h >> (64 - ac_tbits_ + 5)) << 5);
   }
   uint32_t* cnt_slot(int i, uint64_t h) {
     return cnt_.p + ((size_t)i << CNT_TBITS) + ((h >> (64 - CNT_TBITS + 6)) << 6);
@@ -424,24 +460,25 @@ class Kernel {
   // Exp-Golomb-style binarisation of one value: exponent (bit length) in unary, sign, mantissa bits.
   // The exponent bits, the sign and the top mantissa bit are mixed decisions (types 0..5, 6, 7); the
   // lower mantissa bits use one counter per (class, position, exponent, bit).
-  int64_t code_value(int64_t v, int max_exp, int nslots, int block_sz, int cls, int k, const Sel& s) {
+  int64_t code_value(int64_t v, int max_exp, const uint8_t* act, int nact, int nslots, int block_sz, int cls, int k,
+                     const Sel& s) {
     int64_t a = v < 0 ? -v : v;
     int e = ENC ? bitlen((uint64_t)a) : 0;
     int n = 0;
     const int exp_slots = block_sz == AC_BLOCK ? 12 : 18;
     while (n < max_exp) {
       int off = n < exp_slots ? n : (block_sz == AC_BLOCK ? 25 + std::min(n - 12, 6) : 40 + std::min(n - 18, 6));
-      int b = mixed_bit(ENC ? (e > n) : 0, nslots, off, s, std::min(n, 5));
+      int b = mixed_bit(ENC ? (e > n) : 0, act, nact, nslots, off, s, std::min(n, 5));
       if (!b) break;
       ++n;
     }
     if (n == 0) return 0;
     int sign_off = block_sz == AC_BLOCK ? 12 : 18;
-    int neg = mixed_bit(ENC ? (v < 0) : 0, nslots, sign_off, s, 6);
+    int neg = mixed_bit(ENC ? (v < 0) : 0, act, nact, nslots, sign_off, s, 6);
     int64_t r = 1;
     if (n >= 2) {
       int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
-      int b = mixed_bit(ENC ? (int)((a >> (n - 2)) & 1) : 0, nslots, top_off, s, 7);
+      int b = mixed_bit(ENC ? (int)((a >> (n - 2)) & 1) : 0, act, nact, nslots, top_off, s, 7);
       r = (r << 1) | b;
       uint32_t* m = mant_.p + (((size_t)cls * 64 + k) * 20 + std::min(n, 19)) * 20;
       for (int i = n - 3; i >= 0; --i) {
@@ -513,18 +550,14 @@ class Kernel {
     // sumV[v] likewise from the west block for row v.
     int64_t sumU[8] = {0}, sumV[8] = {0};
     if (N)
-      for (int n = 0; n < 64; ++n) {
-        int v = n >> 3, u = n & 7;
-        sumU[u] += ((v & 1) ? -1 : 1) * BW[v] * cp.q[n] * N[n];
-      }
+      for (int n = 0; n < 64; ++n) sumU[n & 7] += cp.bwq_n[n] * N[n];
     if (W)
-      for (int n = 0; n < 64; ++n) {
-        int v = n >> 3, u = n & 7;
-        sumV[v] += ((u & 1) ? -1 : 1) * BW[u] * cp.q[n] * W[n];
-      }
+      for (int n = 0; n < 64; ++n) sumV[n >> 3] += cp.bwq_w[n] * W[n];
     // How many coefficients the neighbours predict to be nonzero: a context for the count.
     int nzpred = 0;
-    if (N || W) {
+    if ((flags_ & NO_COUNT_PRED) || (flags_ & NO_ADVPRED)) {
+      nzpred = 0;  // not computed: the context below does not read it
+    } else if (N || W) {
       for (int k = 1; k < 64; ++k) {
         const int n = ZIGZAG[k], v = n >> 3, u = n & 7;
         const int64_t d = cp.q[n];
@@ -550,7 +583,7 @@ class Kernel {
       else if (nzW >= 0) avg = nzW;
       else avg = 64;
       slot_[0] = &direct_[D_CNT + (size_t)(cls * 65 + avg) * 64];
-      slot_[1] = cnt_slot(1, hash(2, cls, (flags_ & NO_ADVPRED) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
+      slot_[1] = cnt_slot(1, hash(2, cls, (flags_ & (NO_ADVPRED | NO_COUNT_PRED)) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
       if (cls == 1 && cross) {
         slot_[2] = cnt_slot(2, hash(3, cls, lnz + 1, avg / 4));
         slot_[3] = cnt_slot(3, hash(4, ci, pnz + 1, (lnz + 1) / 4));
@@ -564,7 +597,7 @@ class Kernel {
         const Sel sel{W_CNT + cls * 6 * CNT_INPUTS, CNT_INPUTS,
                       W2_CNT + (cls * 6 * 9 + std::min(avg, 64) / 8) * CNT_INPUTS, 9 * CNT_INPUTS,
                       cls * 64 + node, 0, 0, 0, &apm_cnt_, nullptr};
-        int b = mixed_bit(ENC ? (total >> i) & 1 : 0, CNT_SLOTS, node, sel, d);
+        int b = mixed_bit(ENC ? (total >> i) & 1 : 0, act_all_, CNT_SLOTS, CNT_SLOTS, node, sel, d);
         node = (node << 1) | b;
       }
       total = node - 64;
@@ -605,14 +638,18 @@ class Kernel {
       slot_[0] = &direct_[D_AC + ((size_t)(kc * 10 + rb) * 12 + pb) * AC_BLOCK];
       if (adv) {
         slot_[1] = ac_slot(1, hash(12, kc, sN + 32 + 64 * hN, sW + 32 + 64 * hW));
-        slot_[2] = ac_slot(2, hash(13, kc, sN + 32, std::min(rb, 3), hN));
-        slot_[3] = ac_slot(3, hash(14, kc, sW + 32, std::min(rb, 3), hW));
+        if (flags_ & NO_SIDE_PRED) {
+          slot_[2] = slot_[3] = nullptr;
+        } else {
+          slot_[2] = ac_slot(2, hash(13, kc, sN + 32, std::min(rb, 3), hN));
+          slot_[3] = ac_slot(3, hash(14, kc, sW + 32, std::min(rb, 3), hW));
+        }
       } else {
         slot_[1] = slot_[2] = slot_[3] = nullptr;
       }
       slot_[4] = (flags_ & NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
       slot_[5] = (flags_ & NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
-      slot_[6] = ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      slot_[6] = (flags_ & NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
       if (cls == 1 && L) {
         int64_t lsum = 0;
         const Component& lc = comps_[0];
@@ -635,7 +672,7 @@ class Kernel {
                     (cls * AC_TYPES) * 64 + k, 64,
                     (cls * AC_TYPES) * (2 * SQ_MAX + 1) + (adv ? sB : 0) + SQ_MAX, 2 * SQ_MAX + 1,
                     &apm_ac1_, &apm_ac2_};
-      int64_t val = code_value(ENC ? B[n] : 0, 16, AC_SLOTS, AC_BLOCK, cls, k, sel);
+      int64_t val = code_value(ENC ? B[n] : 0, 16, act_ac_, n_ac_, AC_SLOTS, AC_BLOCK, cls, k, sel);
       if (!ENC) {
         if (val < -32768 || val > 32767) { err = true; val = 0; }
         B[n] = (int16_t)val;
@@ -750,7 +787,7 @@ class Kernel {
     int64_t r = ENC ? (int64_t)B[0] - pred : 0;
     const Sel sel{W_DC + cls * AC_TYPES * DC_INPUTS, DC_INPUTS, W2_DC + (cls * AC_TYPES * 12 + u2) * DC_INPUTS,
                   12 * DC_INPUTS, (cls * AC_TYPES) * 12 + u1, 12, 0, 0, &apm_dc_, nullptr};
-    r = code_value(r, 17, DC_SLOTS, DC_BLOCK, cls, 0, sel);
+    r = code_value(r, 17, act_all_, DC_SLOTS, DC_SLOTS, DC_BLOCK, cls, 0, sel);
     int64_t dc = pred + r;
     if (!ENC) {
       if (dc < -32768 || dc > 32767) { err = true; dc = 0; }
@@ -790,6 +827,8 @@ static std::vector<Component> make_components(py::list coefs, py::list quants, p
       int64_t v = q.data()[j];
       if (v < 1 || v > 65535) throw std::invalid_argument("mix3: quantiser steps must be 1..65535");
       c.q[j] = v;
+      c.bwq_n[j] = (((j >> 3) & 1) ? -1 : 1) * BW[j >> 3] * v;
+      c.bwq_w[j] = ((j & 1) ? -1 : 1) * BW[j & 7] * v;
     }
     auto s = samp[i].cast<py::tuple>();
     c.hs = s[0].cast<int>();
@@ -817,7 +856,9 @@ static std::vector<T> optional_array(py::object o, size_t n, const char* what) {
 
 static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::list samp, py::list rows,
                              py::object data, py::object init_weights, py::object init_counters, uint32_t flags,
-                             bool want_state) {
+                             int ac_table_bits, bool want_state) {
+  if (ac_table_bits < AC_TBITS_MIN || ac_table_bits > AC_TBITS_MAX)
+    throw std::invalid_argument("mix3: AC table bits must be 12..21");
   std::vector<Component> comps = make_components(coefs, quants, samp, rows, !encode);
   std::vector<int32_t> w0 = optional_array<int32_t>(init_weights, N_WEIGHTS, "initial weights");
   std::vector<uint32_t> d0 = optional_array<uint32_t>(init_counters, N_DIRECT, "initial counters");
@@ -829,7 +870,7 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
     std::vector<uint32_t> dout;
     {
       py::gil_scoped_release nogil;
-      Kernel<Encoder, true> k(comps, wp, dp, flags);
+      Kernel<Encoder, true> k(comps, wp, dp, flags, ac_table_bits);
       k.run();
       k.coder.flush();
       out.swap(k.coder.out);
@@ -848,7 +889,7 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
   bool bad;
   {
     py::gil_scoped_release nogil;
-    Kernel<Decoder, false> k(comps, wp, dp, flags);
+    Kernel<Decoder, false> k(comps, wp, dp, flags, ac_table_bits);
     k.coder.start(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
     k.run();
     bad = k.err || k.coder.overrun();
@@ -861,10 +902,13 @@ PYBIND11_MODULE(_mix3, m) {
   m.doc() = "mix3 coefficient model kernel (see jpegshrink/model/mix3.py)";
   m.def("code_stripe", &code_stripe, py::arg("encode"), py::arg("coefficients"), py::arg("quant_tables"),
         py::arg("sampling"), py::arg("rows"), py::arg("data"), py::arg("init_weights"), py::arg("init_counters"),
-        py::arg("flags"), py::arg("want_state"));
+        py::arg("flags"), py::arg("ac_table_bits"), py::arg("want_state"));
   m.attr("N_WEIGHTS") = (int)N_WEIGHTS;
   m.attr("N_DIRECT") = (int)N_DIRECT;
   m.attr("FLAGS") = py::dict(py::arg("advpred") = (int)NO_ADVPRED, py::arg("intra") = (int)NO_INTRA,
                              py::arg("cross") = (int)NO_CROSS, py::arg("sse") = (int)NO_SSE,
-                             py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN);
+                             py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN,
+                             py::arg("mix2") = (int)NO_MIX2, py::arg("side_pred") = (int)NO_SIDE_PRED,
+                             py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT);
+  m.attr("AC_TABLE_BITS_MAX") = (int)AC_TBITS_MAX;
 }

@@ -7,7 +7,8 @@ thread (Lepton's default pool shows about 50%, threads='single' 0%; libjxl via i
 single-threaded unless numthreads > 1).
 
 A codec is named by a key of :data:`CODECS`, by ``jpegshrink@<model id>`` (jpegshrink writing with that
-model, so that two models can be compared in one run), or by ``module:attribute`` (a class with the
+model, so that two models can be compared in one run), by ``jpegshrink@<path>.npz`` (a mix3 weights file
+not yet registered: a candidate, registered in the worker only), or by ``module:attribute`` (a class with the
 same methods), which is how tests plug in a deliberately broken codec.
 """
 from __future__ import annotations
@@ -41,6 +42,8 @@ class JpegShrink:
     def __init__(self, model_id: str | None = None) -> None:
         import jpegshrink
         self._js = jpegshrink
+        if model_id and model_id.endswith(".npz"):
+            model_id = _register_candidate(model_id)
         self.model_id = model_id
 
     def version(self) -> str:
@@ -62,6 +65,20 @@ class JpegShrink:
         """(mode, reason) of a container: how many files went to fallback, and why."""
         info = self._js.inspect(blob)
         return info.mode, info.reason
+
+
+def _register_candidate(path: str) -> str:
+    """Register a mix3 weights file that has no model id yet, in this worker process only, and return
+    the id it would get (``mix3-<sha8>``): a candidate is measured before anyone gives it a permanent
+    id. Its containers are benchmark output, never archives."""
+    from pathlib import Path
+    from jpegshrink import model
+    from jpegshrink.model import mix3
+    weights = Path(path)
+    model_id = mix3.weights_id(weights)
+    if model_id not in model.registered_ids():
+        model.register(model_id, lambda: mix3.Mix3Model(weights, model_id=model_id))
+    return model_id
 
 
 class JpegShrinkNoVerify(JpegShrink):

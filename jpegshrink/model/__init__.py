@@ -91,8 +91,6 @@ register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 #: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
 #: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).
 register("mix3-48305388", _mix3_model("mix3-48305388"))
-#: model v3 in its read-speed profile (mix3.FAST: fewer slots, one mixer, no SSE, L3-sized tables).
-register("mix3-40d0ebcb", _mix3_model("mix3-40d0ebcb"))
 #: The denser level ("cold archive"): what `--level dense` picks.
 DENSE_MODEL_ID: str = "mix3-48305388"
 

@@ -124,10 +124,13 @@ class Profile:
 
 #: Every part, 2 MiB-entry AC tables: the densest, slowest profile (``mix3-48305388``, ``--level dense``).
 DENSE = Profile()
-#: The read-speed profile: slot 0 (Lepton-class, trained start), the joint north/west DCT-domain
+#: A read-speed candidate: slot 0 (Lepton-class, trained start), the joint north/west DCT-domain
 #: prediction and the cross-channel slots, one mixer, no SSE, AC tables of 2^18 counters (they fit the
-#: L3 cache). Measured on training files: about half the decode time of DENSE for about 1.4 % more
-#: stream bytes (BENCHMARKS.md, "Model v3: read-speed profile").
+#: L3 cache). Measured (BENCHMARKS.md, "Model v3", the trade-off table): 2.6x DENSE's decode speed for
+#: 2.2 points less saving, but still ~0.23x Lepton's speed at 1.145x its saving, so no model id has it:
+#: it meets neither floor of issue 16 and every registered id is kept forever. Train one with
+#: ``tools/train_mix3.py fit --profile fast`` and measure it with ``tools/bench.py --codecs
+#: jpegshrink@<weights>.npz``.
 FAST = Profile(leave_out=tuple(sorted(("mix2", "sse", "side_pred", "count_pred", "exact", "intra", "run"))),
                ac_table_bits=18)
 PROFILES = {"dense": DENSE, "fast": FAST}

@@ -49,7 +49,7 @@ def test_encode_decode_inspect(photo):
     assert info.info["settings"]["quality"] == 90
     assert info.info["scores"]["psnr_y"] > 27
     jpeg = jpegshrink.decompress(blob)
-    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == info.info["jpeg_bytes"]
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == info.original_length
     pixels = jpegshrink.decode_image(blob)
     assert pixels.shape == photo.shape and pixels.dtype == np.uint8
     assert _psnr(photo, pixels) > 27
@@ -291,7 +291,25 @@ def test_quantise_kernel_checks_its_arguments():
 def test_info_is_json_and_names_the_encoder(photo):
     info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, measure=False)).info
     json.dumps(info)
-    assert info["encoder"] == "jpegshrink-lossy-2" and info["mode"] == "high-bitrate"
+    assert info["encoder"] == "jpegshrink-lossy-3" and info["mode"] == "high-bitrate"
+
+
+def test_compact_info_defaults_are_this_encoders_defaults():
+    """The frozen defaults a compact info is read with must be the encoder's: changing a default changes
+    the bytes, so it needs a new ENCODER_ID and a new COMPACT_INFO_DEFAULTS entry (old ones stay)."""
+    from jpegshrink.lossy import COMPACT_INFO_DEFAULTS, ENCODER_ID, Settings
+    assert COMPACT_INFO_DEFAULTS[ENCODER_ID] == Settings().to_info()
+
+
+def test_info_is_compact_and_settings_of_restores_every_field(photo):
+    from jpegshrink.lossy import Settings, settings_of
+    info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, lam_milli=30, measure=False)).info
+    assert info["settings"] == {"quality": 70, "lam_milli": 30, "subsampling_chosen": info["settings"]["subsampling_chosen"]}
+    assert "target" not in info and "source_conversions" not in info and "metadata" not in info
+    assert settings_of(info) == {**Settings(quality=70, lam_milli=30).to_info(),
+                                 "subsampling_chosen": info["settings"]["subsampling_chosen"]}
+    old = {"encoder": "jpegshrink-lossy-2", "settings": {"quality": 80, "lam_milli": 20}}   # full settings
+    assert settings_of(old) == {"quality": 80, "lam_milli": 20}
 
 
 def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path, capsys):

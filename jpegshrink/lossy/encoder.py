@@ -46,6 +46,9 @@ class Settings:
     #: 1 = end-of-run trellis in the RDO rounds (quant.quantise ``truncate``): trailing zeros of each
     #: block's interior / first row / first column are free, so cutting a run's tail can pay; 0 = off.
     run_trellis: int = 1
+    #: 4:2:0 only: rounds of error feedback that make the decoder's upsampled chroma match the source
+    #: (transform.downsample_sharp); 0 = the plain 2x2 mean.
+    chroma_sharpen: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100:
@@ -77,7 +80,7 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     rows, cols = -(-height // mcu) * mcu, -(-width // mcu) * mcu
     planes = [transform.pad_to(p, rows, cols) for p in planes]
     if sub == "420":
-        planes = [planes[0]] + [transform.downsample_2x2(p) for p in planes[1:]]
+        planes = [planes[0]] + [transform.downsample_sharp(p, 1 if settings.chroma_sharpen else 0, settings.chroma_sharpen) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
     tables = [quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma)]
     if len(coefs) > 1:

@@ -207,29 +207,43 @@ def _sample(name: str, grey: bool = False) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img))
 
 
-#: sha256 of the JPEG that ``decompress`` returns. Re-pinned for encoder jpegshrink-lossy-2 (end-of-run
-#: trellis on); the OLD_SETTINGS cases are digests recorded with lossy-1 (first with
-#: the JIT-compiled Python kernels of the RDO, 36 cases compared then, BENCHMARKS.md), which those settings
-#: must still reproduce. A change here means the encoder decides other coefficients: bump
-#: lossy.ENCODER_ID and re-pin on purpose.
-OLD_SETTINGS = dict(run_trellis=0)
+#: sha256 of the JPEG that ``decompress`` returns. Pinned for encoder jpegshrink-lossy-3 (sharp 4:2:0
+#: chroma, finer DC and lowest AC steps); the LOSSY2_SETTINGS cases are the digests recorded with
+#: lossy-2 (end-of-run trellis), the OLD_SETTINGS ones those of lossy-1 (first with the JIT-compiled
+#: Python kernels of the RDO, 36 cases compared then, BENCHMARKS.md), which those settings must still
+#: reproduce. A change here means the encoder decides other coefficients: bump lossy.ENCODER_ID (and add
+#: its COMPACT_INFO_DEFAULTS) and re-pin on purpose.
+LOSSY2_SETTINGS = dict(chroma_sharpen=0, dc_percent=100, chroma_dc_percent=100, low_ac_percent=100)
+OLD_SETTINGS = dict(run_trellis=0, **LOSSY2_SETTINGS)
 PINNED_JPEGS = [
     ("photo", dict(quality=50, **OLD_SETTINGS), "6b719dd230f77003e4c18144e7b38f0e0004736cf9e9a82ec184b846d79a139c"),
     ("photo", dict(quality=97, subsampling="444", **OLD_SETTINGS),
      "d47cc23baaad426ded0ee2b39207f6ed2292222ed1f78f1b28c63ff59c10449d"),
     ("brick", dict(quality=70, subsampling="420", **OLD_SETTINGS),
      "fa5167ba0cbee5886d2788ea30cc273ff1a36e3635cbc1d39903f6cbc204649b"),
-    ("photo", dict(quality=50), "2850839ddea0aa618af30ce1e3befcb61a190d56602a86b2f5efafcbe88c85ee"),
-    ("photo", dict(quality=88, subsampling="420"), "1b92f96ec2483d697e707e2b32af2cbd0b1284e71afb51c53f3bf7145e61874e"),
-    ("photo", dict(quality=97, subsampling="444"), "581e5a44fc12802cb2bbbbda2fb3862f42ce35ea4c5fa8aea0e0f944e67ebe2d"),
-    ("grey", dict(quality=85), "5eb98187fa796bcbebb8fa9de42037db27f0554308c58701d82b5eb7b0d82a06"),
-    ("pixel", dict(quality=85), "f1509a9fdbfbaf0c0b275d5de012b3c62592fe8a2478324eae2b8a4ea5971e62"),
-    ("flower", dict(quality=88, lam_milli=60), "a08a67dea5956fee6b42bd3b1c55b3e3e034e8207de6ed255425d94bb2eda865"),
-    ("flower", dict(quality=88, aq_strength=80, aq_threshold=50),
+    ("photo", dict(quality=50, **LOSSY2_SETTINGS), "2850839ddea0aa618af30ce1e3befcb61a190d56602a86b2f5efafcbe88c85ee"),
+    ("photo", dict(quality=88, subsampling="420", **LOSSY2_SETTINGS),
+     "1b92f96ec2483d697e707e2b32af2cbd0b1284e71afb51c53f3bf7145e61874e"),
+    ("photo", dict(quality=97, subsampling="444", **LOSSY2_SETTINGS),
+     "581e5a44fc12802cb2bbbbda2fb3862f42ce35ea4c5fa8aea0e0f944e67ebe2d"),
+    ("grey", dict(quality=85, **LOSSY2_SETTINGS), "5eb98187fa796bcbebb8fa9de42037db27f0554308c58701d82b5eb7b0d82a06"),
+    ("pixel", dict(quality=85, **LOSSY2_SETTINGS), "f1509a9fdbfbaf0c0b275d5de012b3c62592fe8a2478324eae2b8a4ea5971e62"),
+    ("flower", dict(quality=88, lam_milli=60, **LOSSY2_SETTINGS),
+     "a08a67dea5956fee6b42bd3b1c55b3e3e034e8207de6ed255425d94bb2eda865"),
+    ("flower", dict(quality=88, aq_strength=80, aq_threshold=50, **LOSSY2_SETTINGS),
      "83c6a8261a1eab13bfee5732e66176d2722f562ffbd2c27a27990a26b342ecd5"),
-    ("flower", dict(quality=88, tables="annexk", flatten_luma=0),
+    ("flower", dict(quality=88, tables="annexk", flatten_luma=0, **LOSSY2_SETTINGS),
      "d909a43c8d94ad79ccd17a038271ac0b6717044abdb4e2031943846cd92c47ab"),
-    ("brick", dict(quality=70, subsampling="420"), "ba21b6ecf321e9ff537f854ee4fad978d64ebc0300448c4dbc7fff056e91a61a"),
+    ("brick", dict(quality=70, subsampling="420", **LOSSY2_SETTINGS),
+     "ba21b6ecf321e9ff537f854ee4fad978d64ebc0300448c4dbc7fff056e91a61a"),
+    # encoder jpegshrink-lossy-3 defaults
+    ("photo", dict(quality=50), "NEW"),
+    ("photo", dict(quality=88, subsampling="420"), "NEW"),
+    ("photo", dict(quality=97, subsampling="444"), "NEW"),
+    ("grey", dict(quality=85), "NEW"),
+    ("pixel", dict(quality=85), "NEW"),
+    ("flower", dict(quality=88), "NEW"),
+    ("brick", dict(quality=70), "NEW"),
 ]
 
 

@@ -54,6 +54,10 @@ class Settings:
     #: smooth areas (tuning photos: 100 % -> 45 % is the largest single gain of encoder lossy-3).
     dc_percent: int = 45
     chroma_dc_percent: int = 45
+    #: The two lowest AC steps (natural positions 1 and 8) of every table, in percent.
+    low_ac_percent: int = 75
+    #: Every chroma step (both subsamplings), in percent.
+    chroma_percent: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100:
@@ -88,10 +92,10 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
         planes = [planes[0]] + [transform.downsample_sharp(p, 1 if settings.chroma_sharpen else 0, settings.chroma_sharpen) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
     tables = [_dc_scaled(quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma),
-                         settings.dc_percent)]
+                         settings.dc_percent, settings.low_ac_percent)]
     table_of = [0]
     if len(coefs) > 1:
-        ct = _dc_scaled(chroma_table(settings), settings.chroma_dc_percent)
+        ct = _dc_scaled(chroma_table(settings), settings.chroma_dc_percent, settings.low_ac_percent)
         if sub == "444":
             ct = np.clip((ct * settings.chroma_444_percent + 50) // 100, 1, 255)
         tables.append(ct)
@@ -112,14 +116,17 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     return Encoded(writer.write_jpeg(comps, sampling, tables, table_of, width, height, app), sub)
 
 
-def _dc_scaled(t: np.ndarray, percent: int) -> np.ndarray:
+def _dc_scaled(t: np.ndarray, percent: int, low_ac: int = 100) -> np.ndarray:
     t = t.copy()
     t[0] = min(max((int(t[0]) * percent + 50) // 100, 1), 255)
+    for k in (1, 8):
+        t[k] = min(max((int(t[k]) * low_ac + 50) // 100, 1), 255)
     return t
 
 
 def chroma_table(settings: Settings) -> np.ndarray:
-    return quant.table(quant.TABLE_FAMILIES[settings.tables][1], settings.quality, settings.flatten_chroma)
+    t = quant.table(quant.TABLE_FAMILIES[settings.tables][1], settings.quality, settings.flatten_chroma)
+    return np.clip((t * settings.chroma_percent + 50) // 100, 1, 255) if settings.chroma_percent != 100 else t
 
 
 def _choose_subsampling(planes: list[np.ndarray], s: Settings, chroma_steps: np.ndarray) -> str:

@@ -31,7 +31,7 @@ ENCODER_ID = "jpegshrink-lossy-3"
 COMPACT_INFO_DEFAULTS = {
     "jpegshrink-lossy-3": {
         "quality": 90, "subsampling": "auto", "lam_milli": 20, "aq_strength": 25, "aq_threshold": 200,
-        "tables": "jpegli", "flatten_luma": 30, "flatten_chroma": 0, "chroma_noise_percent": 100,
+        "tables": "jpegli", "flatten_luma": 60, "flatten_chroma": 0, "chroma_noise_percent": 100,
         "chroma_444_percent": 200, "rdo_rounds": 2, "run_trellis": 1, "chroma_sharpen": 100,
         "dc_percent": 45, "chroma_dc_percent": 45, "low_ac_percent": 75, "chroma_percent": 100},
 }

@@ -33,7 +33,7 @@ class Settings:
     #: Base quantisation tables (quant.TABLE_FAMILIES), scaled by quality.
     tables: str = "jpegli"
     #: Flattening of the luma and chroma tables towards their DC step, percent.
-    flatten_luma: int = 30
+    flatten_luma: int = 60
     flatten_chroma: int = 0
     #: "auto" keeps full chroma when the error 4:2:0 alone causes exceeds this percentage of the chroma
     #: quantisation noise (mean step^2 / 12) at the chosen quality: subsampling only pays while it hides
@@ -91,11 +91,11 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     if sub == "420":
         planes = [planes[0]] + [transform.downsample_sharp(p, 1 if settings.chroma_sharpen else 0, settings.chroma_sharpen) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
-    tables = [_dc_scaled(quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma),
-                         settings.dc_percent, settings.low_ac_percent)]
+    tables = [_low_scaled(quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma),
+                          settings.dc_percent, settings.low_ac_percent)]
     table_of = [0]
     if len(coefs) > 1:
-        ct = _dc_scaled(chroma_table(settings), settings.chroma_dc_percent, settings.low_ac_percent)
+        ct = _low_scaled(chroma_table(settings), settings.chroma_dc_percent, settings.low_ac_percent)
         if sub == "444":
             ct = np.clip((ct * settings.chroma_444_percent + 50) // 100, 1, 255)
         tables.append(ct)
@@ -116,11 +116,12 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     return Encoded(writer.write_jpeg(comps, sampling, tables, table_of, width, height, app), sub)
 
 
-def _dc_scaled(t: np.ndarray, percent: int, low_ac: int = 100) -> np.ndarray:
+def _low_scaled(t: np.ndarray, dc_percent: int, low_ac_percent: int) -> np.ndarray:
+    """``t`` with its DC step and its two lowest AC steps (natural 1 and 8) scaled, in percent (1..255)."""
     t = t.copy()
-    t[0] = min(max((int(t[0]) * percent + 50) // 100, 1), 255)
-    for k in (1, 8):
-        t[k] = min(max((int(t[k]) * low_ac + 50) // 100, 1), 255)
+    for ks, p in (((0,), dc_percent), ((1, 8), low_ac_percent)):
+        for k in ks:
+            t[k] = min(max((int(t[k]) * p + 50) // 100, 1), 255)
     return t
 
 

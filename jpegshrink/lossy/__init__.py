@@ -33,7 +33,7 @@ COMPACT_INFO_DEFAULTS = {
         "quality": 90, "subsampling": "auto", "lam_milli": 20, "aq_strength": 25, "aq_threshold": 200,
         "tables": "jpegli", "flatten_luma": 60, "flatten_chroma": 0, "chroma_noise_percent": 100,
         "chroma_444_percent": 200, "rdo_rounds": 2, "run_trellis": 1, "chroma_sharpen": 100,
-        "dc_percent": 45, "chroma_dc_percent": 45, "low_ac_percent": 75, "chroma_percent": 100},
+        "dc_percent": 45, "chroma_dc_percent": 30, "low_ac_percent": 75},
 }
 TARGET_METRICS = ("ssimulacra2", "bpp")
 DEFAULT_QUALITY = 90

@@ -46,18 +46,17 @@ class Settings:
     #: 1 = end-of-run trellis in the RDO rounds (quant.quantise ``truncate``): trailing zeros of each
     #: block's interior / first row / first column are free, so cutting a run's tail can pay; 0 = off.
     run_trellis: int = 1
-    #: 4:2:0 only: rounds of error feedback that make the decoder's upsampled chroma match the source
-    #: (transform.downsample_sharp); 0 = the plain 2x2 mean.
+    #: 4:2:0 only: strength in percent of the round of error feedback that makes the decoder's upsampled
+    #: chroma match the source (transform.downsample_sharp); 0 = the plain 2x2 mean (lossy-1/2).
     chroma_sharpen: int = 100
     #: DC step of the luma / chroma table in percent of the scaled base table's. Our coder predicts DC
     #: from the neighbours' pixels, so a finer DC step costs few bits and removes visible blocking in
-    #: smooth areas (tuning photos: 100 % -> 45 % is the largest single gain of encoder lossy-3).
+    #: smooth areas, and blotchy colour (tuning photos: 100 % -> 45 % / 30 % is the largest single gain
+    #: of encoder lossy-3).
     dc_percent: int = 45
-    chroma_dc_percent: int = 45
+    chroma_dc_percent: int = 30
     #: The two lowest AC steps (natural positions 1 and 8) of every table, in percent.
     low_ac_percent: int = 75
-    #: Every chroma step (both subsamplings), in percent.
-    chroma_percent: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.quality <= 100:
@@ -66,6 +65,9 @@ class Settings:
             raise ValueError(f"tables must be one of {tuple(quant.TABLE_FAMILIES)}, not {self.tables!r}")
         if self.subsampling not in SUBSAMPLINGS:
             raise ValueError(f"subsampling must be one of {SUBSAMPLINGS}, not {self.subsampling!r}")
+        for name in ("chroma_sharpen", "dc_percent", "chroma_dc_percent", "low_ac_percent"):
+            if not 0 <= getattr(self, name) <= 1000:
+                raise ValueError(f"{name} must be a percentage in 0..1000, not {getattr(self, name)}")
 
     def to_info(self) -> dict:
         return asdict(self)
@@ -89,7 +91,7 @@ def encode(src: SourceImage, settings: Settings, *, keep_metadata: bool = True) 
     rows, cols = -(-height // mcu) * mcu, -(-width // mcu) * mcu
     planes = [transform.pad_to(p, rows, cols) for p in planes]
     if sub == "420":
-        planes = [planes[0]] + [transform.downsample_sharp(p, 1 if settings.chroma_sharpen else 0, settings.chroma_sharpen) for p in planes[1:]]
+        planes = [planes[0]] + [transform.downsample_sharp(p, settings.chroma_sharpen) for p in planes[1:]]
     coefs = [transform.forward_dct(p) for p in planes]
     tables = [_low_scaled(quant.table(quant.TABLE_FAMILIES[settings.tables][0], settings.quality, settings.flatten_luma),
                           settings.dc_percent, settings.low_ac_percent)]
@@ -126,8 +128,7 @@ def _low_scaled(t: np.ndarray, dc_percent: int, low_ac_percent: int) -> np.ndarr
 
 
 def chroma_table(settings: Settings) -> np.ndarray:
-    t = quant.table(quant.TABLE_FAMILIES[settings.tables][1], settings.quality, settings.flatten_chroma)
-    return np.clip((t * settings.chroma_percent + 50) // 100, 1, 255) if settings.chroma_percent != 100 else t
+    return quant.table(quant.TABLE_FAMILIES[settings.tables][1], settings.quality, settings.flatten_chroma)
 
 
 def _choose_subsampling(planes: list[np.ndarray], s: Settings, chroma_steps: np.ndarray) -> str:

@@ -49,7 +49,7 @@ def test_encode_decode_inspect(photo):
     assert info.info["settings"]["quality"] == 90
     assert info.info["scores"]["psnr_y"] > 27
     jpeg = jpegshrink.decompress(blob)
-    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == info.info["jpeg_bytes"]
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) == info.original_length
     pixels = jpegshrink.decode_image(blob)
     assert pixels.shape == photo.shape and pixels.dtype == np.uint8
     assert _psnr(photo, pixels) > 27
@@ -207,29 +207,43 @@ def _sample(name: str, grey: bool = False) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img))
 
 
-#: sha256 of the JPEG that ``decompress`` returns. Re-pinned for encoder jpegshrink-lossy-2 (end-of-run
-#: trellis on); the OLD_SETTINGS cases are digests recorded with lossy-1 (first with
-#: the JIT-compiled Python kernels of the RDO, 36 cases compared then, BENCHMARKS.md), which those settings
-#: must still reproduce. A change here means the encoder decides other coefficients: bump
-#: lossy.ENCODER_ID and re-pin on purpose.
-OLD_SETTINGS = dict(run_trellis=0)
+#: sha256 of the JPEG that ``decompress`` returns. Pinned for encoder jpegshrink-lossy-3 (sharp 4:2:0
+#: chroma, finer DC and lowest AC steps); the LOSSY2_SETTINGS cases are the digests recorded with
+#: lossy-2 (end-of-run trellis), the OLD_SETTINGS ones those of lossy-1 (first with the JIT-compiled
+#: Python kernels of the RDO, 36 cases compared then, BENCHMARKS.md), which those settings must still
+#: reproduce. A change here means the encoder decides other coefficients: bump lossy.ENCODER_ID (and add
+#: its COMPACT_INFO_DEFAULTS) and re-pin on purpose.
+LOSSY2_SETTINGS = dict(chroma_sharpen=0, dc_percent=100, chroma_dc_percent=100, low_ac_percent=100, flatten_luma=30)
+OLD_SETTINGS = dict(run_trellis=0, **LOSSY2_SETTINGS)
 PINNED_JPEGS = [
     ("photo", dict(quality=50, **OLD_SETTINGS), "6b719dd230f77003e4c18144e7b38f0e0004736cf9e9a82ec184b846d79a139c"),
     ("photo", dict(quality=97, subsampling="444", **OLD_SETTINGS),
      "d47cc23baaad426ded0ee2b39207f6ed2292222ed1f78f1b28c63ff59c10449d"),
     ("brick", dict(quality=70, subsampling="420", **OLD_SETTINGS),
      "fa5167ba0cbee5886d2788ea30cc273ff1a36e3635cbc1d39903f6cbc204649b"),
-    ("photo", dict(quality=50), "2850839ddea0aa618af30ce1e3befcb61a190d56602a86b2f5efafcbe88c85ee"),
-    ("photo", dict(quality=88, subsampling="420"), "1b92f96ec2483d697e707e2b32af2cbd0b1284e71afb51c53f3bf7145e61874e"),
-    ("photo", dict(quality=97, subsampling="444"), "581e5a44fc12802cb2bbbbda2fb3862f42ce35ea4c5fa8aea0e0f944e67ebe2d"),
-    ("grey", dict(quality=85), "5eb98187fa796bcbebb8fa9de42037db27f0554308c58701d82b5eb7b0d82a06"),
-    ("pixel", dict(quality=85), "f1509a9fdbfbaf0c0b275d5de012b3c62592fe8a2478324eae2b8a4ea5971e62"),
-    ("flower", dict(quality=88, lam_milli=60), "a08a67dea5956fee6b42bd3b1c55b3e3e034e8207de6ed255425d94bb2eda865"),
-    ("flower", dict(quality=88, aq_strength=80, aq_threshold=50),
+    ("photo", dict(quality=50, **LOSSY2_SETTINGS), "2850839ddea0aa618af30ce1e3befcb61a190d56602a86b2f5efafcbe88c85ee"),
+    ("photo", dict(quality=88, subsampling="420", **LOSSY2_SETTINGS),
+     "1b92f96ec2483d697e707e2b32af2cbd0b1284e71afb51c53f3bf7145e61874e"),
+    ("photo", dict(quality=97, subsampling="444", **LOSSY2_SETTINGS),
+     "581e5a44fc12802cb2bbbbda2fb3862f42ce35ea4c5fa8aea0e0f944e67ebe2d"),
+    ("grey", dict(quality=85, **LOSSY2_SETTINGS), "5eb98187fa796bcbebb8fa9de42037db27f0554308c58701d82b5eb7b0d82a06"),
+    ("pixel", dict(quality=85, **LOSSY2_SETTINGS), "f1509a9fdbfbaf0c0b275d5de012b3c62592fe8a2478324eae2b8a4ea5971e62"),
+    ("flower", dict(quality=88, lam_milli=60, **LOSSY2_SETTINGS),
+     "a08a67dea5956fee6b42bd3b1c55b3e3e034e8207de6ed255425d94bb2eda865"),
+    ("flower", dict(quality=88, aq_strength=80, aq_threshold=50, **LOSSY2_SETTINGS),
      "83c6a8261a1eab13bfee5732e66176d2722f562ffbd2c27a27990a26b342ecd5"),
-    ("flower", dict(quality=88, tables="annexk", flatten_luma=0),
+    ("flower", {**LOSSY2_SETTINGS, "quality": 88, "tables": "annexk", "flatten_luma": 0},
      "d909a43c8d94ad79ccd17a038271ac0b6717044abdb4e2031943846cd92c47ab"),
-    ("brick", dict(quality=70, subsampling="420"), "ba21b6ecf321e9ff537f854ee4fad978d64ebc0300448c4dbc7fff056e91a61a"),
+    ("brick", dict(quality=70, subsampling="420", **LOSSY2_SETTINGS),
+     "ba21b6ecf321e9ff537f854ee4fad978d64ebc0300448c4dbc7fff056e91a61a"),
+    # encoder jpegshrink-lossy-3 defaults
+    ("photo", dict(quality=50), "ee1b77b260fa56b404525607b810a3746671306d1ec9b5512ceafc935df7b0bd"),
+    ("photo", dict(quality=88, subsampling="420"), "ae7f20d1f971acdfe087e74b0b62591b628b52e034d3cbf7d604f84934c391af"),
+    ("photo", dict(quality=97, subsampling="444"), "bac15f6c18929352939cf28928a7b47141ff20cceebe58e3c84b99b392f531fe"),
+    ("grey", dict(quality=85), "08852a8c59d973fae0a30e64fb6112247ce41a2ef351c5a34e2b9403ae856fcd"),
+    ("pixel", dict(quality=85), "4eac71867e3cbb97dce9d342ae8c36379d049d32d32f15f80f239bc53a0b6a9f"),
+    ("flower", dict(quality=88), "2e8ddd877c3b0469a3021280781593dcc04b0c249f0cab3b26a6360a66323551"),
+    ("brick", dict(quality=70), "8300620fb5cc332e859554cd0f95aa96c027dddaece8d6960eab448eddc1bc78"),
 ]
 
 
@@ -291,7 +305,25 @@ def test_quantise_kernel_checks_its_arguments():
 def test_info_is_json_and_names_the_encoder(photo):
     info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, measure=False)).info
     json.dumps(info)
-    assert info["encoder"] == "jpegshrink-lossy-2" and info["mode"] == "high-bitrate"
+    assert info["encoder"] == "jpegshrink-lossy-3" and info["mode"] == "high-bitrate"
+
+
+def test_compact_info_defaults_are_this_encoders_defaults():
+    """The frozen defaults a compact info is read with must be the encoder's: changing a default changes
+    the bytes, so it needs a new ENCODER_ID and a new COMPACT_INFO_DEFAULTS entry (old ones stay)."""
+    from jpegshrink.lossy import COMPACT_INFO_DEFAULTS, ENCODER_ID, Settings
+    assert COMPACT_INFO_DEFAULTS[ENCODER_ID] == Settings().to_info()
+
+
+def test_info_is_compact_and_settings_of_restores_every_field(photo):
+    from jpegshrink.lossy import Settings, settings_of
+    info = jpegshrink.inspect(jpegshrink.encode_image(photo, quality=70, lam_milli=30, measure=False)).info
+    assert info["settings"] == {"quality": 70, "lam_milli": 30, "subsampling_chosen": info["settings"]["subsampling_chosen"]}
+    assert "target" not in info and "source_conversions" not in info and "metadata" not in info
+    assert settings_of(info) == {**Settings(quality=70, lam_milli=30).to_info(),
+                                 "subsampling_chosen": info["settings"]["subsampling_chosen"]}
+    old = {"encoder": "jpegshrink-lossy-2", "settings": {"quality": 80, "lam_milli": 20}}   # full settings
+    assert settings_of(old) == {"quality": 80, "lam_milli": 20}
 
 
 def test_cli_lossy_is_opt_in_and_spares_existing_jpegs(photo, tmp_path, capsys):
@@ -324,3 +356,36 @@ def test_images_with_several_frames_are_refused(photo, fmt):
     frames[0].save(b, fmt, save_all=True, append_images=frames[1:])
     with pytest.raises(BadImage, match="2 frames"):
         jpegshrink.encode_image(b.getvalue(), quality=80)
+
+
+def test_sharp_chroma_downsampling_brings_the_upsampled_chroma_closer():
+    """After one round of error feedback, libjpeg's fancy upsampling of the 4:2:0 plane is nearer the
+    source than the upsampling of the plain 2x2 mean (a chroma edge and a random texture); 0 % is the mean."""
+    from jpegshrink.lossy import transform
+    rng = np.random.default_rng(7)
+    edge = np.zeros((32, 32), np.int64)
+    edge[:, 13:] = 100 << 4
+    for plane, factor in ((edge, 0.9), (rng.integers(-2000, 2000, (32, 48)).astype(np.int64), 1.0)):
+        def err(d):
+            return int(np.sum(((plane << 4) - transform._fancy_up_16(d)) ** 2))
+        plain = transform.downsample_2x2(plane)
+        np.testing.assert_array_equal(transform.downsample_sharp(plane, 0), plain)
+        assert err(transform.downsample_sharp(plane, 100)) < factor * err(plain)
+
+
+def test_percent_settings_are_checked():
+    from jpegshrink.lossy import Settings
+    for name in ("chroma_sharpen", "dc_percent", "chroma_dc_percent", "low_ac_percent"):
+        with pytest.raises(ValueError, match=name):
+            Settings(**{name: -1})
+
+
+def test_fine_dc_steps_are_in_the_tables(photo):
+    """lossy-3 defaults: DC at 45 % (luma) / 30 % (chroma) and AC 1, 8 at 75 % of the scaled table."""
+    from jpegshrink.lossy import quant
+    jpeg = jpegshrink.decompress(jpegshrink.encode_image(photo, quality=50, subsampling="420", measure=False))
+    q = Image.open(io.BytesIO(jpeg)).quantization   # natural order
+    luma = quant.table(quant.JPEGLI_LUMA, 50, 60)
+    chroma = quant.table(quant.JPEGLI_CHROMA, 50, 0)
+    assert q[0][0] == round(luma[0] * 0.45) and q[1][0] == round(chroma[0] * 0.30)
+    assert (q[0][1], q[0][8]) == (round(luma[1] * 0.75), round(luma[8] * 0.75))

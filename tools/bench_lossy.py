@@ -16,7 +16,8 @@ butteraugli 3-norm (butteraugli_main, skipped with a note if absent), PSNR-Y, MS
     nice python tools/bench_lossy.py --restore --photos 4                        # decode_image(restore=True)
 
 Results are cached per (photo, codec, setting) in <out>/cache-<set>-<codec>.json, so re-running with
-another setting of ours only measures what changed.
+another setting of ours only measures what changed; records of ours name the encoder version
+(lossy.ENCODER_ID), and those of another version are measured again, never mixed into a report.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ TARGET_MP = 0.25
 
 #: Settings swept per codec (chosen to span SSIMULACRA2 ~65..92 and bpp ~0.5..4).
 SWEEPS = {
-    "ours": [65, 75, 85, 92, 97],
+    "ours": [35, 45, 55, 65, 75, 85, 92, 97],   # 35-55 since lossy-3 (its q65 scores ~80)
     "libjpeg-turbo": [65, 78, 88, 94, 98],
     "jpegli": [65, 78, 88, 94, 98],
     "jxl-e7": [2.6, 1.6, 1.0, 0.6, 0.35],
@@ -223,12 +224,12 @@ def run_set(photos, only, ours_options, out: Path, set_name: str, quick: bool = 
                 cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
                 for setting in SWEEPS[codec]:
                     key = f"{name}|{codec}|{setting}|{opt_key if codec == 'ours' else ''}"
-                    if key in cache and (quick or cache[key]["ms_ssim"] is not None):
+                    if key in cache and (quick or cache[key]["ms_ssim"] is not None) and _current(cache[key]):
                         continue
                     t = time.perf_counter()
                     data, dec = CODECS[codec](a, setting, ours_options if codec == "ours" else {})
                     elapsed = time.perf_counter() - t
-                    rec = {"photo": name, "codec": codec, "setting": setting,
+                    rec = {"photo": name, "codec": codec, "setting": setting, **_encoder_field(codec),
                            "options": opt_key if codec == "ours" else "", "pixels": pixels, "bytes": len(data),
                            "seconds": elapsed, **scores(a, dec, tmp, quick)}
                     if codec in ("libjpeg-turbo", "jpegli"):
@@ -239,6 +240,17 @@ def run_set(photos, only, ours_options, out: Path, set_name: str, quick: bool = 
                     cache_path.write_text(json.dumps(cache, indent=0))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _encoder_field(codec: str) -> dict:
+    """Our records name the encoder version that made them (lossy.ENCODER_ID)."""
+    from jpegshrink.lossy import ENCODER_ID
+    return {"encoder": ENCODER_ID} if codec == "ours" else {}
+
+
+def _current(rec: dict) -> bool:
+    """False for a cached record of ours made by another encoder version (re-measured, never reported)."""
+    return rec["codec"] != "ours" or rec.get("encoder") == _encoder_field("ours")["encoder"]
 
 
 def load_cache(out: Path, set_name: str) -> dict:
@@ -252,7 +264,8 @@ def curves(cache: dict, photos: list[str], opt_key: str) -> dict:
     """{curve: {photo: [(bpp, metrics...)]}} from the cache."""
     out = {c: {p: [] for p in photos} for c, _, _ in CURVES}
     for rec in cache.values():
-        if rec["photo"] not in photos or (rec["codec"] == "ours" and rec.get("options", "") != opt_key):
+        if rec["photo"] not in photos or (rec["codec"] == "ours" and (rec.get("options", "") != opt_key
+                                                                      or not _current(rec))):
             continue
         for name, base, stored in CURVES:
             if base != rec["codec"]:

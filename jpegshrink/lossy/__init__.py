@@ -23,7 +23,18 @@ from jpegshrink.lossy.source import decode_file, load
 
 MODE = "high-bitrate"
 #: Names the encoder version in the container info (bump when the same settings give other bytes).
-ENCODER_ID = "jpegshrink-lossy-2"
+ENCODER_ID = "jpegshrink-lossy-3"
+#: The :class:`Settings` defaults of each encoder id that stores only the settings that differ from them
+#: (lossy-1 and lossy-2 containers list every field). Frozen here, never edited: a container's info is
+#: read with the defaults of the encoder that wrote it (:func:`settings_of`), and a change of defaults
+#: changes the bytes, so it needs a new id (tests/test_lossy.py checks this entry against Settings()).
+COMPACT_INFO_DEFAULTS = {
+    "jpegshrink-lossy-3": {
+        "quality": 90, "subsampling": "auto", "lam_milli": 20, "aq_strength": 25, "aq_threshold": 200,
+        "tables": "jpegli", "flatten_luma": 60, "flatten_chroma": 0, "chroma_noise_percent": 100,
+        "chroma_444_percent": 200, "rdo_rounds": 2, "run_trellis": 1, "chroma_sharpen": 100,
+        "dc_percent": 45, "chroma_dc_percent": 30, "low_ac_percent": 75},
+}
 TARGET_METRICS = ("ssimulacra2", "bpp")
 DEFAULT_QUALITY = 90
 _TUNING = {f.name for f in dataclasses.fields(Settings)} - {"quality"}
@@ -50,17 +61,7 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
         pixels = decode_file(jpeg)
         if score is None and measure and metrics.available("ssimulacra2"):
             score = metrics.ssimulacra2(src.pixels, pixels)
-        info = {
-            # no free-text note: "original_recoverable": false says it, and every byte of this JSON is
-            # stored in every container (the whole info is ~2 % of a 0.25 MP photo's container at 1 bpp)
-            "mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
-            "source_format": src.source_format, "source_width": src.size[0], "source_height": src.size[1],
-            "source_conversions": src.conversions, "metadata": "stripped" if strip_metadata else "kept",
-            "settings": {**settings.to_info(), "subsampling_chosen": sub}, "target": target,
-            "jpeg_bytes": len(jpeg),
-            "scores": {"ssimulacra2": None if score is None else round(score, 3),
-                       "psnr_y": _finite(metrics.psnr_y(src.pixels, pixels))},
-        }
+        info = _info(src, settings, sub, target, strip_metadata, score, metrics.psnr_y(src.pixels, pixels))
         return codec.store_lossy_jpeg(jpeg, info, model_id=model_id)
 
     if target is None:
@@ -116,6 +117,44 @@ def decode_image(blob: bytes, *, restore: bool | str = False) -> np.ndarray:
     return pixels
 
 
+def _info(src, settings: Settings, sub: str, target: dict | None, stripped: bool, ssimulacra2: float | None,
+          psnr_y: float) -> dict:
+    """The container's info: what the source was, how it was encoded, what it scored.
+
+    Compact, because every byte of this JSON is stored in every container (at 0.25 MP and 1 bpp the
+    full settings made ~1.7 % of the container): ``settings`` holds the quality, the subsampling chosen
+    and only the fields that differ from this encoder's defaults (:data:`COMPACT_INFO_DEFAULTS`;
+    :func:`settings_of` gives them all back); ``target``, ``source_conversions``, ``metadata``
+    (``"stripped"``) and scores appear only when there is something to say. The JPEG's length is the
+    container's ``original_length``. No free-text note: ``original_recoverable: false`` says it.
+    """
+    defaults = COMPACT_INFO_DEFAULTS[ENCODER_ID]
+    full = settings.to_info()
+    compact = {"quality": full["quality"], **{k: v for k, v in full.items() if k != "quality" and v != defaults[k]},
+               "subsampling_chosen": sub}
+    scores = {k: v for k, v in (("ssimulacra2", None if ssimulacra2 is None else round(ssimulacra2, 3)),
+                                ("psnr_y", _finite(psnr_y))) if v is not None}
+    info = {"mode": MODE, "encoder": ENCODER_ID, "original_recoverable": False,
+            "source_format": src.source_format, "source_width": src.size[0], "source_height": src.size[1],
+            "settings": compact}
+    if src.conversions:
+        info["source_conversions"] = src.conversions
+    if stripped:
+        info["metadata"] = "stripped"
+    if target is not None:
+        info["target"] = target
+    if scores:
+        info["scores"] = scores
+    return info
+
+
+def settings_of(info: dict) -> dict:
+    """Every encoder setting of a lossy container's info (compact infos name only the non-default ones)."""
+    settings = dict(info.get("settings", {}))
+    defaults = COMPACT_INFO_DEFAULTS.get(info.get("encoder"))
+    return {**defaults, **settings} if defaults is not None else settings
+
+
 def _finite(x: float) -> float | None:
     return round(x, 3) if np.isfinite(x) else None  # JSON has no infinity (identical pixels)
 
@@ -135,4 +174,4 @@ def _encode(src, settings: Settings) -> tuple[bytes, str]:
     return e.jpeg, e.subsampling
 
 
-__all__ = ["DEFAULT_QUALITY", "ENCODER_ID", "MODE", "Settings", "decode_image", "encode_image"]
+__all__ = ["DEFAULT_QUALITY", "ENCODER_ID", "MODE", "Settings", "decode_image", "encode_image", "settings_of"]

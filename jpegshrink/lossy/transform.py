@@ -2,7 +2,9 @@
 
 * Colour: JFIF's full-range BT.601 RGB -> YCbCr with libjpeg's 16-bit fixed-point constants, but
   kept with 4 fractional bits instead of rounded to 8-bit samples (the DCT sees the exact colour).
-* Chroma 4:2:0: the mean of each 2x2 (integer, rounded), as libjpeg's simple downsampler does.
+* Chroma 4:2:0: the mean of each 2x2 (integer, rounded), as libjpeg's simple downsampler does, then
+  (encoder lossy-3) one round of error feedback so that libjpeg's upsampler gives the source back
+  (:func:`downsample_sharp`).
 * Padding: edge replication to whole MCUs, as libjpeg does.
 * Forward DCT: the orthonormal 8x8 DCT-II (which is JPEG's FDCT) as two products with a matrix
   rounded to 13 fractional bits, in int64; the result is kept with 8 fractional bits
@@ -53,6 +55,45 @@ def downsample_2x2(plane: np.ndarray) -> np.ndarray:
     """Rounded mean of each 2x2 (both sides of ``plane`` even)."""
     s = plane[0::2, 0::2] + plane[1::2, 0::2] + plane[0::2, 1::2] + plane[1::2, 1::2]
     return (s + 2) >> 2
+
+
+def _fancy_up_16(d: np.ndarray) -> np.ndarray:
+    """16 x libjpeg's h2v2 "fancy" (triangle) upsampling of ``d``, before its rounding: what a decoder shows.
+
+    The full-resolution reference of what :func:`downsample_sharp` computes at half resolution (tests).
+    """
+    def up(x, axis):
+        n = x.shape[axis]
+        prev = np.take(x, np.r_[0, np.arange(n - 1)], axis=axis)
+        nxt = np.take(x, np.r_[np.arange(1, n), n - 1], axis=axis)
+        out = np.stack([3 * x + prev, 3 * x + nxt], axis=axis + 1)
+        shape = list(x.shape)
+        shape[axis] *= 2
+        return out.reshape(shape)
+    return up(up(d, 0), 1)
+
+
+def downsample_sharp(plane: np.ndarray, percent: int) -> np.ndarray:
+    """2x2 downsampling whose *upsampled* image matches ``plane`` (both sides even), integer only.
+
+    The 2x2 mean ``d``, then one round of error feedback through the upsampler decoders use (libjpeg's
+    h2v2 "fancy" triangle filter): ``d += percent/100 * mean2x2(plane - fancy_up(d))``. The plain mean
+    is what a decoder blurs once more when it upsamples; the corrected samples overshoot at chroma
+    edges just enough for the upsampled chroma to meet the source (libwebp's "sharp YUV", in spirit, for
+    libjpeg's filter). One round at 100 % was best on the tuning photos (60 / 140 %, 2 or 4 rounds: worse).
+    ``percent = 0`` is :func:`downsample_2x2`.
+    """
+    s = plane[0::2, 0::2] + plane[1::2, 0::2] + plane[0::2, 1::2] + plane[1::2, 1::2]
+    d = (s + 2) >> 2
+    if percent:
+        # mean2x2(16 * plane - fancy_up_16(d)) without the full-resolution upsampling: over each 2x2,
+        # the triangle filter's weights add up to [1, 6, 1] x [1, 6, 1] of d (edges replicated)
+        p = np.pad(d, 1, mode="edge")
+        h = p[:, :-2] + 6 * p[:, 1:-1] + p[:, 2:]
+        up_sum = h[:-2] + 6 * h[1:-1] + h[2:]
+        err = ((s << 4) - up_sum + 2) >> 2
+        d = d + ((err * percent + 800) // 1600)
+    return d
 
 
 def chroma_detail(cb: np.ndarray, cr: np.ndarray) -> float:

@@ -243,17 +243,33 @@ class HyperpriorCodec(nn.Module):
         t = (rate - lo.float())[:, None]
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[hi])[:, :, None, None]
 
-    def forward(self, x: torch.Tensor, rate: torch.Tensor) -> dict:
-        """Training pass: noisy latents for the rate, straight-through rounding for the synthesis."""
+    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1) -> dict:
+        """Training pass: noisy latents for the rate, straight-through rounding for the synthesis.
+
+        ``samples`` > 1: the multi-sample (importance-weighted, MS-NIC 2209.13834) rate term. The
+        synthesis sees the straight-through latents ("direct-y"), and h_s sees round(z), so only the
+        likelihood terms depend on the uniform noise; the posterior and the priors given z factorise over
+        latent elements, so each element's likelihood is the log-mean-exp over ``samples`` noise draws:
+        an IWAE bound on the same model that tends to log E_u p(y + u) instead of E_u log p(y + u) (ELBO).
+        """
         g = self.gain(rate)
         y = self.g_a(x) * g
         z = self.h_a(y)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_ste = z + (z.round() - z).detach()
         means, logits = self.h_s(z_ste)
         scales = scales_from_logits(logits)
-        y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_ste = y + ((y - means).round() + means - y).detach()
         x_hat = self.g_s(y_ste / g)
-        return {"x_hat": x_hat, "lik_y": gaussian_likelihood(y_noisy, scales),
-                "lik_z": self.prior_z.likelihood(z_noisy), "y": y, "y_ste": y_ste, "g": g}
+        if samples == 1:
+            z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+            y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
+            lik_y, lik_z = gaussian_likelihood(y_noisy, scales), self.prior_z.likelihood(z_noisy)
+        else:
+            log_k = math.log(samples)
+            ly = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()
+                              for _ in range(samples)])
+            lz = torch.stack([self.prior_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+                              for _ in range(samples)])
+            lik_y = (torch.logsumexp(ly, 0) - log_k).exp()
+            lik_z = (torch.logsumexp(lz, 0) - log_k).exp()
+        return {"x_hat": x_hat, "lik_y": lik_y, "lik_z": lik_z, "y": y, "y_ste": y_ste, "g": g}

@@ -450,8 +450,10 @@ def _code_edit_variants(steps: int) -> dict:
         f"optimised-{steps}": (ladder, ladder, ladder, steps),
         "amortised-frac": (half, half, half, None),  # gain interpolated between ladder rates (the product's way)
         f"optimised-{steps}-frac": (half, half, half, steps),
-        f"optimised-{steps}-lambda-only": (half, [float(int(r)) for r in half], half, steps),  # ladder gain, lambda between
-        f"optimised-{steps}-one-gain": (ladder, [5.0] * 6, ladder, steps),  # one quantiser; rates by lambda alone
+        # the ladder rate's gain below, lambda between two ladder rates: a rate reached by lambda alone
+        f"optimised-{steps}-lambda-only": (half, [float(int(r)) for r in half], half, steps),
+        # Code Editing's extreme: one quantiser (the top rate's gain) for every lambda
+        f"optimised-{steps}-one-gain": ([1.0, 3.0], [5.0, 5.0], [1.0, 3.0], steps),
     }
 
 
@@ -528,6 +530,63 @@ def report_code_edit(photos, out: Path) -> list[str]:
     return lines
 
 
+def phase_ablate_train(photos, out: Path, ckpts: list[tuple[str, Path]]) -> None:
+    """Codecs fine-tuned from one start (e.g. ELBO vs MS-NIC), each exported in memory (not registered).
+
+    Per photo (whole validation photos) and ladder rate: bpp of the true latent streams (the header is
+    the same for every model), PSNR of the float32 synthesis (rounded to uint8).
+    """
+    import torch
+    from jpegshrink.perceptual import export, model
+    cache, path = _cache(out, "ablate-train")
+    for label, ck in ckpts:
+        arrays = export.arrays_from_checkpoint(torch.load(ck, weights_only=False))
+        codec = model.LearnedCodec(export.weights_id(arrays), arrays)
+        for name in photos:
+            a = load(name)
+            h, w = a.shape[:2]
+            x = codec.to_tensor(a)
+            for rate in SWEEPS["ours"]:
+                key = f"{name}|{label}|{rate}"
+                if key in cache:
+                    continue
+                lat = codec.encode_latents(x, rate)
+                streams = codec.pack(lat)
+                with torch.no_grad():
+                    dec = codec.synthesis(lat.y_hat(), rate)[0, :, :h, :w].clamp(0, 1)
+                dec = (dec * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                cache[key] = {"photo": name, "variant": label, "model_id": codec.model_id, "setting": rate,
+                              "bpp": 8 * sum(len(s) for s in streams) / (h * w), "psnr": psnr_rgb(a, dec)}
+                print(f"{name:36s} {label:12s} {rate:3.1f} {cache[key]['bpp']:6.3f} bpp psnr={cache[key]['psnr']:6.2f}",
+                      flush=True)
+            path.write_text(json.dumps(cache, indent=0))
+
+
+def report_ablate_train(photos, out: Path) -> list[str]:
+    cache, _ = _cache(out, "ablate-train")
+    if not cache:
+        return []
+    by = {}
+    for r in cache.values():
+        if r["photo"] in photos:
+            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append(r)
+    labels = list(by)
+    lines = ["", "Training-objective ablation (stream bpp, PSNR of the float32 synthesis; BD-rate on PSNR, row vs column)",
+             "", "| model | id | mean bpp (rates 0..5) | mean PSNR | " + " | ".join(f"vs {c}" for c in labels) + " |",
+             "|---|---|---|---|" + "---|" * len(labels)]
+    for lab in labels:
+        pts = [r for p in by[lab].values() for r in p]
+        settings = sorted({r["setting"] for r in pts})
+        bpp = " ".join(f"{np.mean([r['bpp'] for r in pts if r['setting'] == s]):.3f}" for s in settings)
+        ps = " ".join(f"{np.mean([r['psnr'] for r in pts if r['setting'] == s]):.2f}" for s in settings)
+        cells = []
+        for other in labels:
+            v, n = bd_rate(by[lab], by[other], "psnr", 0.5) if other != lab else (None, 0)
+            cells.append("-" if v is None else f"{v:+.2f} % ({n})")
+        lines.append(f"| {lab} | {pts[0]['model_id']} | {bpp} | {ps} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def phase_speed(out: Path, which_steps=("encode", "faithful", "perceptual")) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     blob = out / "speed-12mp.jsk"
@@ -601,6 +660,7 @@ def phase_report(photos, out: Path) -> str:
                          f"{100 * s['c2st']:.0f} % | "
                          f"{s['spectrum']:.2f} | {s['drift_psnr']:.1f} | {100 * s['drift_bytes']:+.1f} % |")
     lines += report_code_edit(photos, out)
+    lines += report_ablate_train(photos, out)
     for name in ("ablate-int8.json", "speed.json"):
         if (out / name).exists():
             lines += ["", f"{name}: `{(out / name).read_text().strip()}`"]
@@ -640,8 +700,8 @@ def plot(curves, out: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "ablate-d", "code-edit", "speed",
-                                                    "report"])
+    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "ablate-d", "code-edit",
+                                                    "ablate-train", "speed", "report"])
     ap.add_argument("--uncond-ckpt", default="/work/cache/perceptual/gan-uncond/last.pt",
                     help="generator trained with train_perceptual_gan.py --uncond (for ablate-d)")
     ap.add_argument("--out", default="/work/logs/perceptual-bench")
@@ -653,6 +713,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=100, help="optimisation steps of 'code-edit'")
     ap.add_argument("--crop", type=int, default=256, help="centre crop (px) of each photo for 'code-edit'")
     ap.add_argument("--variants", default="", help="comma-separated subset of the 'code-edit' variants")
+    ap.add_argument("--ckpts", default="", help="'ablate-train': label=checkpoint,... (first = the start)")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -671,6 +732,9 @@ def main(argv=None) -> int:
             phase_ablate_d(photos, out, Path(args.uncond_ckpt))
         elif phase == "code-edit":
             phase_code_edit(photos, out, args.steps, args.crop, [v for v in args.variants.split(",") if v])
+        elif phase == "ablate-train":
+            phase_ablate_train(photos, out, [(c.split("=", 1)[0], Path(c.split("=", 1)[1]))
+                                             for c in args.ckpts.split(",") if c])
         elif phase == "speed":
             phase_speed(out, tuple(args.speed_steps.split(",")))
         else:

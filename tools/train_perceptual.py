@@ -61,8 +61,8 @@ def val_crops() -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
 
 
-def rd(net, x, rate, samples: int = 1):
-    out = net(x, rate, samples)
+def rd(net, x, rate, samples: int = 1, mix: bool = False):
+    out = net(x, rate, samples, mix)
     pixels = x.shape[2] * x.shape[3]
     bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
     bpp = bits / pixels
@@ -140,7 +140,7 @@ def train(args) -> None:
             g["lr"] = lr * g.get("scale", 1.0)  # (also overrides the lr stored with a resumed optimizer)
         x = next(data)
         rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
-        bpp, mse = rd(net, x, rate, args.iwae)
+        bpp, mse = rd(net, x, rate, args.iwae, args.iwae_mix)
         loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
         opt.zero_grad()
         loss.backward()
@@ -207,6 +207,8 @@ def main(argv=None) -> int:
                     help="budget in process CPU minutes instead of --minutes of wall clock (equal-compute ablations)")
     ap.add_argument("--iwae", type=int, default=1,
                     help="noise samples per latent of the multi-sample (MS-NIC, IWAE) rate bound; 1 = ELBO")
+    ap.add_argument("--iwae-mix", action="store_true",
+                    help="with --iwae: the bound trains the entropy model only; the encoder gets the ELBO gradient")
     ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)

@@ -207,6 +207,24 @@ class FactorizedPrior(nn.Module):
         c = z.shape[1]
         v = z.transpose(0, 1).reshape(c, 1, -1)
         lower, upper = self.logits_cdf(v - 0.5), self.logits_cdf(v + 0.5)
+        return self._bin(lower, upper, z)
+
+    def likelihood_frozen(self, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`likelihood` with the prior's parameters detached: gradients reach z only."""
+        c = z.shape[1]
+        v = z.transpose(0, 1).reshape(c, 1, -1)
+
+        def cdf(t):
+            for i in range(len(self.matrices)):
+                t = torch.matmul(F.softplus(self.matrices[i].detach()), t) + self.biases[i].detach()
+                if i < len(self.factors):
+                    t = t + torch.tanh(self.factors[i].detach()) * torch.tanh(t)
+            return t
+        return self._bin(cdf(v - 0.5), cdf(v + 0.5), z)
+
+    @staticmethod
+    def _bin(lower: torch.Tensor, upper: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        c = z.shape[1]
         sign = -torch.sign(lower + upper).detach()
         p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
         return p.reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1).clamp_min(1e-9)
@@ -243,7 +261,7 @@ class HyperpriorCodec(nn.Module):
         t = (rate - lo.float())[:, None]
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[hi])[:, :, None, None]
 
-    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1) -> dict:
+    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1, mix: bool = False) -> dict:
         """Training pass: noisy latents for the rate, straight-through rounding for the synthesis.
 
         ``samples`` > 1: the multi-sample (importance-weighted, MS-NIC 2209.13834) rate term. The
@@ -251,6 +269,11 @@ class HyperpriorCodec(nn.Module):
         likelihood terms depend on the uniform noise; the posterior and the priors given z factorise over
         latent elements, so each element's likelihood is the log-mean-exp over ``samples`` noise draws:
         an IWAE bound on the same model that tends to log E_u p(y + u) instead of E_u log p(y + u) (ELBO).
+
+        ``mix``: the IWAE bound trains the entropy model (h_s, z's prior) only, on detached latents, and
+        the encoder (g_a, h_a) gets the single-sample ELBO's pathwise gradient, with the entropy model
+        detached (MS-NIC's point that the pathwise IWAE gradient of the encoder is biased under a
+        uniform posterior whose support moves with y). The returned likelihoods have the IWAE values.
         """
         g = self.gain(rate)
         y = self.g_a(x) * g
@@ -264,6 +287,24 @@ class HyperpriorCodec(nn.Module):
             z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
             y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
             lik_y, lik_z = gaussian_likelihood(y_noisy, scales), self.prior_z.likelihood(z_noisy)
+        elif mix:
+            log_k = math.log(samples)
+            y_d, z_d = y.detach(), z.detach()
+            m_d, l_d = self.h_s(z_ste.detach())  # entropy model on detached latents: IWAE gradients
+            s_d = scales_from_logits(l_d)
+            ly = torch.stack([gaussian_likelihood(y_d - m_d + torch.empty_like(y).uniform_(-0.5, 0.5), s_d).log()
+                              for _ in range(samples)])
+            lz = torch.stack([self.prior_z.likelihood(z_d + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+                              for _ in range(samples)])
+            iw_y, iw_z = torch.logsumexp(ly, 0) - log_k, torch.logsumexp(lz, 0) - log_k
+            # encoder: one-sample ELBO through the entropy model with its parameters frozen (h_a still
+            # gets the gradient through h_s, as in ELBO training)
+            frozen = {k: v.detach() for k, v in self.h_s.named_parameters()}
+            m_f, l_f = torch.func.functional_call(self.h_s, frozen, (z_ste,))
+            el_y = gaussian_likelihood(y - m_f + torch.empty_like(y).uniform_(-0.5, 0.5), scales_from_logits(l_f)).log()
+            el_z = self.prior_z.likelihood_frozen(z + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+            lik_y = (iw_y + el_y - el_y.detach()).exp()  # value: IWAE; gradient: IWAE (model) + ELBO (encoder)
+            lik_z = (iw_z + el_z - el_z.detach()).exp()
         else:
             log_k = math.log(samples)
             ly = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()

@@ -97,6 +97,8 @@ def test_bad_arguments_are_refused(photo, codec):
     x = codec.to_tensor(photo)
     with pytest.raises(ValueError, match="lambda"):
         refine.optimise(codec, x, 1.0, photo.shape[:2], 2, lam=0.0)
+    with pytest.raises(ValueError, match="limited to"):  # checked before any memory is taken
+        refine.optimise(codec, x, 1.0, (4000, 1001), 2)
 
 
 def test_lambda_follows_the_ladder(codec):

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jpegshrink.perceptual.network import HyperpriorCodec  # noqa: E402
+from jpegshrink.perceptual.network import HyperpriorCodec, MultiSample  # noqa: E402
 
 #: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
 LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
@@ -61,10 +61,13 @@ def val_crops() -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
 
 
-def rd(net, x, rate, samples: int = 1, mix: bool = False):
-    out = net(x, rate, samples, mix)
+def rd(net, x, rate, samples: int = 1, bound=None):
+    out = net(x, rate, samples, bound)
     pixels = x.shape[2] * x.shape[3]
-    bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
+    if "log_lik" in out:  # an image-level bound: nats per image
+        bits = -out["log_lik"] / math.log(2)
+    else:
+        bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
     bpp = bits / pixels
     mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
     return bpp, mse
@@ -140,7 +143,7 @@ def train(args) -> None:
             g["lr"] = lr * g.get("scale", 1.0)  # (also overrides the lr stored with a resumed optimizer)
         x = next(data)
         rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
-        bpp, mse = rd(net, x, rate, args.iwae, args.iwae_mix)
+        bpp, mse = rd(net, x, rate, args.iwae, MultiSample(args.iwae_bound))
         loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
         opt.zero_grad()
         loss.backward()
@@ -207,8 +210,9 @@ def main(argv=None) -> int:
                     help="budget in process CPU minutes instead of --minutes of wall clock (equal-compute ablations)")
     ap.add_argument("--iwae", type=int, default=1,
                     help="noise samples per latent of the multi-sample (MS-NIC, IWAE) rate bound; 1 = ELBO")
-    ap.add_argument("--iwae-mix", action="store_true",
-                    help="with --iwae: the bound trains the entropy model only; the encoder gets the ELBO gradient")
+    ap.add_argument("--iwae-bound", default="element", choices=[b.value for b in MultiSample],
+                    help="with --iwae: log-mean-exp per latent element, per image, or 'mix' (the bound trains the "
+                         "entropy model only; the encoder gets the ELBO gradient)")
     ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)

@@ -16,6 +16,7 @@ pixels, and the stored latents do not depend on its rounding.
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import numpy as np
 
@@ -239,6 +240,14 @@ def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return (upper - lower).clamp_min(1e-9)
 
 
+class MultiSample(Enum):
+    """How :meth:`HyperpriorCodec.forward` combines several noise samples into one rate bound."""
+
+    ELEMENT = "element"  # log-mean-exp per latent element
+    IMAGE = "image"  # log-mean-exp per image of the whole rate (IWAE over images)
+    MIX = "mix"  # per-element bound for the entropy model, one-sample ELBO gradient for the encoder
+
+
 class HyperpriorCodec(nn.Module):
     """The whole codec for training and float inference. ``rates`` gain vectors, one per ladder step."""
 
@@ -261,7 +270,8 @@ class HyperpriorCodec(nn.Module):
         t = (rate - lo.float())[:, None]
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[hi])[:, :, None, None]
 
-    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1, mix: bool = False) -> dict:
+    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1,
+                bound: "MultiSample | None" = None) -> dict:
         """Training pass: noisy latents for the rate, straight-through rounding for the synthesis.
 
         ``samples`` > 1: the multi-sample (importance-weighted, MS-NIC 2209.13834) rate term. The
@@ -270,7 +280,9 @@ class HyperpriorCodec(nn.Module):
         latent elements, so each element's likelihood is the log-mean-exp over ``samples`` noise draws:
         an IWAE bound on the same model that tends to log E_u p(y + u) instead of E_u log p(y + u) (ELBO).
 
-        ``mix``: the IWAE bound trains the entropy model (h_s, z's prior) only, on detached latents, and
+        ``bound`` (:class:`MultiSample`, default ELEMENT) says how the samples are combined. ELEMENT: as
+        above. IMAGE: one log-mean-exp per image of the whole rate (the paper's IWAE form; returned as
+        ``log_lik``, nats per image). MIX: the IWAE bound trains the entropy model (h_s, z's prior) only, on detached latents, and
         the encoder (g_a, h_a) gets the single-sample ELBO's pathwise gradient, with the entropy model
         detached (MS-NIC's point that the pathwise IWAE gradient of the encoder is biased under a
         uniform posterior whose support moves with y). The returned likelihoods have the IWAE values.
@@ -287,7 +299,14 @@ class HyperpriorCodec(nn.Module):
             z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
             y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
             lik_y, lik_z = gaussian_likelihood(y_noisy, scales), self.prior_z.likelihood(z_noisy)
-        elif mix:
+        elif bound is MultiSample.IMAGE:
+            log_k = math.log(samples)
+            tot = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()
+                               .sum((1, 2, 3)) + self.prior_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+                               .log().sum((1, 2, 3)) for _ in range(samples)])  # (samples, B) nats
+            out = {"x_hat": x_hat, "log_lik": torch.logsumexp(tot, 0) - log_k, "y": y, "y_ste": y_ste, "g": g}
+            return out
+        elif bound is MultiSample.MIX:
             log_k = math.log(samples)
             y_d, z_d = y.detach(), z.detach()
             m_d, l_d = self.h_s(z_ste.detach())  # entropy model on detached latents: IWAE gradients

@@ -55,7 +55,7 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     ``optimize_steps`` > 0: encode-time latent optimisation (:mod:`.refine`, "Code Editing"): that many
     gradient steps on the latents for rate + lambda * distortion before coding. Same decoder, same
     container; fewer bytes at about the same quality (BENCHMARKS.md: 100 steps, ~6 % BD-rate),
-    at about 0.05 CPU-seconds per step per 100k pixels. The bytes are deterministic on one machine and
+    at about 0.1 CPU-seconds per step per 100k pixels. The bytes are deterministic on one machine and
     thread count. ``roi_weight``: a (height, width) array of distortion weights >= 0 (needs
     ``optimize_steps``): bits move towards the heavily weighted pixels. With ``target``, the rate is
     chosen without optimisation and the optimised container then fits the budget with room to spare.

@@ -571,7 +571,8 @@ def report_ablate_train(photos, out: Path) -> list[str]:
         if r["photo"] in photos:
             by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append(r)
     labels = list(by)
-    lines = ["", "Training-objective ablation (stream bpp, PSNR of the float32 synthesis; BD-rate on PSNR, row vs column)",
+    lines = ["", "Training-objective ablation (stream bpp, PSNR of the float32 synthesis; BD-rate on PSNR, "
+             "row vs column)",
              "", "| model | id | mean bpp (rates 0..5) | mean PSNR | " + " | ".join(f"vs {c}" for c in labels) + " |",
              "|---|---|---|---|" + "---|" * len(labels)]
     for lab in labels:

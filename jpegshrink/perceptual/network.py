@@ -282,10 +282,12 @@ class HyperpriorCodec(nn.Module):
 
         ``bound`` (:class:`MultiSample`, default ELEMENT) says how the samples are combined. ELEMENT: as
         above. IMAGE: one log-mean-exp per image of the whole rate (the paper's IWAE form; returned as
-        ``log_lik``, nats per image). MIX: the IWAE bound trains the entropy model (h_s, z's prior) only, on detached latents, and
-        the encoder (g_a, h_a) gets the single-sample ELBO's pathwise gradient, with the entropy model
-        detached (MS-NIC's point that the pathwise IWAE gradient of the encoder is biased under a
-        uniform posterior whose support moves with y). The returned likelihoods have the IWAE values.
+        ``log_lik``, nats per image). MIX: the IWAE bound trains the entropy model (h_s, z's prior) only,
+        on detached latents, and the encoder (g_a, h_a) gets the single-sample ELBO's pathwise gradient
+        through the frozen entropy model (our reading of MS-NIC's point that the pathwise IWAE gradient of
+        the encoder is biased under a uniform posterior whose support moves with y); the returned
+        likelihoods have the IWAE values. Measured (BENCHMARKS.md, issue 14 ablations): none beat ELBO;
+        ELEMENT cost ~24 % BD-rate and MIX diverged (likely: the bound rewards collapsing the scales).
         """
         g = self.gain(rate)
         y = self.g_a(x) * g
@@ -304,8 +306,7 @@ class HyperpriorCodec(nn.Module):
             tot = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()
                                .sum((1, 2, 3)) + self.prior_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
                                .log().sum((1, 2, 3)) for _ in range(samples)])  # (samples, B) nats
-            out = {"x_hat": x_hat, "log_lik": torch.logsumexp(tot, 0) - log_k, "y": y, "y_ste": y_ste, "g": g}
-            return out
+            return {"x_hat": x_hat, "log_lik": torch.logsumexp(tot, 0) - log_k, "y": y, "y_ste": y_ste, "g": g}
         elif bound is MultiSample.MIX:
             log_k = math.log(samples)
             y_d, z_d = y.detach(), z.detach()

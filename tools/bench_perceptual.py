@@ -435,6 +435,159 @@ print(json.dumps({"what": which, "seconds": time.perf_counter() - t,
 """
 
 
+def _center(a: np.ndarray, size: int) -> np.ndarray:
+    h, w = a.shape[:2]
+    y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(a[y:y + size, x:x + size])
+
+
+#: Code Editing variants: name -> (rates, gain rate of each, lambda rate of each, steps or None = amortised)
+def _code_edit_variants(steps: int) -> dict:
+    ladder = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    half = [0.5, 1.5, 2.5, 3.5, 4.5]
+    return {
+        "amortised": (ladder, ladder, ladder, None),
+        f"optimised-{steps}": (ladder, ladder, ladder, steps),
+        "amortised-frac": (half, half, half, None),  # gain interpolated between ladder rates (the product's way)
+        f"optimised-{steps}-frac": (half, half, half, steps),
+        # the ladder rate's gain below, lambda between two ladder rates: a rate reached by lambda alone
+        f"optimised-{steps}-lambda-only": (half, [float(int(r)) for r in half], half, steps),
+        # Code Editing's extreme: one quantiser (the top rate's gain) for every lambda
+        f"optimised-{steps}-one-gain": ([1.0, 3.0], [5.0, 5.0], [1.0, 3.0], steps),
+    }
+
+
+def phase_code_edit(photos, out: Path, steps: int, crop: int, variants: list[str] | None = None) -> None:
+    """Encode-time latent optimisation (jpegshrink.perceptual.refine) against the amortised encoder.
+
+    Per photo (centre crop ``crop``^2; the optimisation costs seconds per step per megapixel) and variant:
+    bpp = the latent streams plus the header/info bytes of the amortised container of the same photo
+    (what the container would be: the decoder and format do not change), PSNR of the faithful float64
+    decode. Every optimised latent set is checked to decode from its own bytes exactly.
+    """
+    import jpegshrink
+    from jpegshrink.perceptual import decoders, model, refine
+    codec = model.load()
+    cache, path = _cache(out, "code-edit")
+    table = _code_edit_variants(steps)
+    for name in photos:
+        a = _center(load(name), crop)
+        h, w = a.shape[:2]
+        x = codec.to_tensor(a)
+        for variant, (rates, gains, lams, n) in table.items():
+            if variants and variant not in variants:
+                continue
+            for r, g, lr in zip(rates, gains, lams):
+                key = f"{name}|{variant}|{r}"
+                if key in cache:
+                    continue
+                t = time.process_time()
+                res = refine.optimise(codec, x, g, (h, w), n or 0, lam=refine.lambda_at(codec, lr))
+                lat = res.latents
+                streams = codec.pack(lat)
+                back = codec.unpack(streams, lat.symbols.shape[1:], g)
+                assert back.digest() == lat.digest(), "optimised latents did not decode to themselves"
+                blob = jpegshrink.encode_image(a, mode="perceptual", quality=g / (codec.rates - 1) * 100)
+                overhead = len(blob) - sum(len(s) for s in codec.pack(codec.encode_latents(x, g)))
+                dec = decoders.decode(codec, lat, decoders.FAITHFUL, 0, (w, h))
+                cache[key] = {"photo": name, "variant": variant, "setting": r, "gain_rate": g, "lambda_rate": lr,
+                              "steps": n or 0, "bpp": 8 * (sum(len(s) for s in streams) + overhead) / (h * w),
+                              "stream_bpp": 8 * sum(len(s) for s in streams) / (h * w),
+                              "psnr": psnr_rgb(a, dec), "objective": res.objective,
+                              "objective_amortised": res.objective_amortised, "improved": res.improved,
+                              "cpu_s": time.process_time() - t}
+                print(f"{name:36s} {variant:28s} {r:4.1f} {cache[key]['bpp']:6.3f} bpp psnr={cache[key]['psnr']:6.2f} "
+                      f"obj {res.objective_amortised:.4f}->{res.objective:.4f} {cache[key]['cpu_s']:.1f}s", flush=True)
+                path.write_text(json.dumps(cache, indent=0))
+
+
+def report_code_edit(photos, out: Path) -> list[str]:
+    cache, _ = _cache(out, "code-edit")
+    if not cache:
+        return []
+    by = {}
+    for r in cache.values():
+        if r["photo"] in photos:  # BD-rate on the latent streams (what the optimisation changes; header equal)
+            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append({**r, "bpp": r["stream_bpp"],
+                                                                               "container_bpp": r["bpp"]})
+    lines = ["", "Code Editing (encode-time latent optimisation): mean stream bpp (container bpp) / PSNR per "
+             "setting; BD-rate (PSNR) on the stream bytes", "",
+             "| variant | settings | mean stream bpp | (container bpp) | mean PSNR | CPU s / encode | "
+             "BD-rate vs amortised | vs amortised (ladder + frac) | photos |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    both = {p: by.get("amortised", {}).get(p, []) + by.get("amortised-frac", {}).get(p, []) for p in photos}
+    for variant, cv in by.items():
+        pts = [r for p in cv.values() for r in p]
+        settings = sorted({r["setting"] for r in pts})
+        bpp = " ".join(f"{np.mean([r['bpp'] for r in pts if r['setting'] == s]):.3f}" for s in settings)
+        cb = " ".join(f"{np.mean([r['container_bpp'] for r in pts if r['setting'] == s]):.3f}" for s in settings)
+        ps = " ".join(f"{np.mean([r['psnr'] for r in pts if r['setting'] == s]):.2f}" for s in settings)
+        v1, n = bd_rate(cv, by["amortised"], "psnr", 0.3) if "amortised" in by and variant != "amortised" else (None, 0)
+        v2, _ = bd_rate(cv, both, "psnr", 0.3) if variant not in ("amortised", "amortised-frac") else (None, 0)
+        lines.append(f"| {variant} | {' '.join(f'{s:g}' for s in settings)} | {bpp} | ({cb}) | {ps} | "
+                     f"{np.mean([r['cpu_s'] for r in pts]):.1f} | {'-' if v1 is None else f'{v1:+.1f} %'} | "
+                     f"{'-' if v2 is None else f'{v2:+.1f} %'} | {len(cv)} |")
+    return lines
+
+
+def phase_ablate_train(photos, out: Path, ckpts: list[tuple[str, Path]]) -> None:
+    """Codecs fine-tuned from one start (e.g. ELBO vs MS-NIC), each exported in memory (not registered).
+
+    Per photo (whole validation photos) and ladder rate: bpp of the true latent streams (the header is
+    the same for every model), PSNR of the float32 synthesis (rounded to uint8).
+    """
+    import torch
+    from jpegshrink.perceptual import export, model
+    cache, path = _cache(out, "ablate-train")
+    for label, ck in ckpts:
+        arrays = export.arrays_from_checkpoint(torch.load(ck, weights_only=False))
+        codec = model.LearnedCodec(export.weights_id(arrays), arrays)
+        for name in photos:
+            a = load(name)
+            h, w = a.shape[:2]
+            x = codec.to_tensor(a)
+            for rate in SWEEPS["ours"]:
+                key = f"{name}|{label}|{rate}"
+                if key in cache:
+                    continue
+                lat = codec.encode_latents(x, rate)
+                streams = codec.pack(lat)
+                with torch.no_grad():
+                    dec = codec.synthesis(lat.y_hat(), rate)[0, :, :h, :w].clamp(0, 1)
+                dec = (dec * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                cache[key] = {"photo": name, "variant": label, "model_id": codec.model_id, "setting": rate,
+                              "bpp": 8 * sum(len(s) for s in streams) / (h * w), "psnr": psnr_rgb(a, dec)}
+                print(f"{name:36s} {label:12s} {rate:3.1f} {cache[key]['bpp']:6.3f} bpp psnr={cache[key]['psnr']:6.2f}",
+                      flush=True)
+            path.write_text(json.dumps(cache, indent=0))
+
+
+def report_ablate_train(photos, out: Path) -> list[str]:
+    cache, _ = _cache(out, "ablate-train")
+    if not cache:
+        return []
+    by = {}
+    for r in cache.values():
+        if r["photo"] in photos:
+            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append(r)
+    labels = list(by)
+    lines = ["", "Training-objective ablation (stream bpp, PSNR of the float32 synthesis; BD-rate on PSNR, "
+             "row vs column)",
+             "", "| model | id | mean bpp (rates 0..5) | mean PSNR | " + " | ".join(f"vs {c}" for c in labels) + " |",
+             "|---|---|---|---|" + "---|" * len(labels)]
+    for lab in labels:
+        pts = [r for p in by[lab].values() for r in p]
+        settings = sorted({r["setting"] for r in pts})
+        bpp = " ".join(f"{np.mean([r['bpp'] for r in pts if r['setting'] == s]):.3f}" for s in settings)
+        ps = " ".join(f"{np.mean([r['psnr'] for r in pts if r['setting'] == s]):.2f}" for s in settings)
+        cells = []
+        for other in labels:
+            v, n = bd_rate(by[lab], by[other], "psnr", 0.5) if other != lab else (None, 0)
+            cells.append("-" if v is None else f"{v:+.2f} % ({n})")
+        lines.append(f"| {lab} | {pts[0]['model_id']} | {bpp} | {ps} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def phase_speed(out: Path, which_steps=("encode", "faithful", "perceptual")) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     blob = out / "speed-12mp.jsk"
@@ -507,6 +660,8 @@ def phase_report(photos, out: Path) -> str:
                          f"{s['ssimulacra2']:.1f} | {s['butteraugli3']:.2f} | {s['swd']:.1f} | "
                          f"{100 * s['c2st']:.0f} % | "
                          f"{s['spectrum']:.2f} | {s['drift_psnr']:.1f} | {100 * s['drift_bytes']:+.1f} % |")
+    lines += report_code_edit(photos, out)
+    lines += report_ablate_train(photos, out)
     for name in ("ablate-int8.json", "speed.json"):
         if (out / name).exists():
             lines += ["", f"{name}: `{(out / name).read_text().strip()}`"]
@@ -546,7 +701,8 @@ def plot(curves, out: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "ablate-d", "speed", "report"])
+    ap.add_argument("phases", nargs="+", choices=["sweep", "matched", "ablate", "ablate-d", "code-edit",
+                                                    "ablate-train", "speed", "report"])
     ap.add_argument("--uncond-ckpt", default="/work/cache/perceptual/gan-uncond/last.pt",
                     help="generator trained with train_perceptual_gan.py --uncond (for ablate-d)")
     ap.add_argument("--out", default="/work/logs/perceptual-bench")
@@ -555,6 +711,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-crops", action="store_true")
     ap.add_argument("--speed-steps", default="encode,faithful,perceptual", help="which 12 MP timings to (re)measure")
     ap.add_argument("--rates", default=",".join(str(r) for r in MATCHED_RATES), help="ours' rates for 'matched'")
+    ap.add_argument("--steps", type=int, default=100, help="optimisation steps of 'code-edit'")
+    ap.add_argument("--crop", type=int, default=256, help="centre crop (px) of each photo for 'code-edit'")
+    ap.add_argument("--variants", default="", help="comma-separated subset of the 'code-edit' variants")
+    ap.add_argument("--ckpts", default="", help="'ablate-train': label=checkpoint,... (first = the start)")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
@@ -571,6 +731,11 @@ def main(argv=None) -> int:
             phase_ablate(photos, out)
         elif phase == "ablate-d":
             phase_ablate_d(photos, out, Path(args.uncond_ckpt))
+        elif phase == "code-edit":
+            phase_code_edit(photos, out, args.steps, args.crop, [v for v in args.variants.split(",") if v])
+        elif phase == "ablate-train":
+            phase_ablate_train(photos, out, [(c.split("=", 1)[0], Path(c.split("=", 1)[1]))
+                                             for c in args.ckpts.split(",") if c])
         elif phase == "speed":
             phase_speed(out, tuple(args.speed_steps.split(",")))
         else:

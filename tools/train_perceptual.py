@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jpegshrink.perceptual.network import HyperpriorCodec  # noqa: E402
+from jpegshrink.perceptual.network import HyperpriorCodec, MultiSample  # noqa: E402
 
 #: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
 LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
@@ -61,10 +61,13 @@ def val_crops() -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
 
 
-def rd(net, x, rate):
-    out = net(x, rate)
+def rd(net, x, rate, samples: int = 1, bound=None):
+    out = net(x, rate, samples, bound)
     pixels = x.shape[2] * x.shape[3]
-    bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
+    if "log_lik" in out:  # an image-level bound: nats per image
+        bits = -out["log_lik"] / math.log(2)
+    else:
+        bits = -(out["lik_y"].log2().sum((1, 2, 3)) + out["lik_z"].log2().sum((1, 2, 3)))
     bpp = bits / pixels
     mse = ((out["x_hat"] - x) ** 2).mean((1, 2, 3))
     return bpp, mse
@@ -115,13 +118,17 @@ def train(args) -> None:
     data = batches(crops, args.batch, args.patch, rng)
     vx = val_crops()
     start = time.time()
-    budget = args.minutes * 60
+    # --cpu-minutes: budget in this process's CPU time, so two runs on a shared, unevenly loaded machine
+    # get the same compute (an ablation's condition); --minutes: wall clock
+    clock = time.process_time if args.cpu_minutes else time.time
+    cpu0 = clock()
+    budget = (args.cpu_minutes or args.minutes) * 60
     stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
     it = it0
     last_ck = start
     print(json.dumps({"start": time.strftime("%H:%M:%S"), "args": vars(args), "lambdas": LAMBDAS}), flush=True)
     while True:
-        elapsed = time.time() - start
+        elapsed = clock() - cpu0
         frac = elapsed / budget
         if frac >= 1:
             break
@@ -136,7 +143,7 @@ def train(args) -> None:
             g["lr"] = lr * g.get("scale", 1.0)  # (also overrides the lr stored with a resumed optimizer)
         x = next(data)
         rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
-        bpp, mse = rd(net, x, rate)
+        bpp, mse = rd(net, x, rate, args.iwae, MultiSample(args.iwae_bound))
         loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
         opt.zero_grad()
         loss.backward()
@@ -199,6 +206,13 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", default="")
     ap.add_argument("--lambdas", default="", help="comma-separated lambda ladder (default: LAMBDAS)")
     ap.add_argument("--klt", action="store_true", help="linear block-transform path (PCA-initialised) + nonlinear")
+    ap.add_argument("--cpu-minutes", type=float, default=0,
+                    help="budget in process CPU minutes instead of --minutes of wall clock (equal-compute ablations)")
+    ap.add_argument("--iwae", type=int, default=1,
+                    help="noise samples per latent of the multi-sample (MS-NIC, IWAE) rate bound; 1 = ELBO")
+    ap.add_argument("--iwae-bound", default="element", choices=[b.value for b in MultiSample],
+                    help="with --iwae: log-mean-exp per latent element, per image, or 'mix' (the bound trains the "
+                         "entropy model only; the encoder gets the ELBO gradient)")
     ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)

@@ -100,6 +100,8 @@ class LearnedCodec:
         self.log_gain = torch.from_numpy(arrays["log_gain"])
         self.hyper = intnet.IntHyperDecoder.from_arrays(arrays)
         self.tables = entropy.Tables(arrays["z_freq"], arrays["y_freq"], arrays["y_radius"], self.meta["z_range"])
+        #: the integer frequency tables themselves (code lengths for encode-time optimisation, :mod:`.refine`)
+        self.z_freq, self.y_freq = arrays["z_freq"], arrays["y_freq"]
         self.mean_denom = self.meta["mean_denom"]
 
     # -- float transforms -------------------------------------------------------------------------

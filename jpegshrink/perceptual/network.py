@@ -16,6 +16,7 @@ pixels, and the stored latents do not depend on its rounding.
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import numpy as np
 
@@ -207,6 +208,24 @@ class FactorizedPrior(nn.Module):
         c = z.shape[1]
         v = z.transpose(0, 1).reshape(c, 1, -1)
         lower, upper = self.logits_cdf(v - 0.5), self.logits_cdf(v + 0.5)
+        return self._bin(lower, upper, z)
+
+    def likelihood_frozen(self, z: torch.Tensor) -> torch.Tensor:
+        """:meth:`likelihood` with the prior's parameters detached: gradients reach z only."""
+        c = z.shape[1]
+        v = z.transpose(0, 1).reshape(c, 1, -1)
+
+        def cdf(t):
+            for i in range(len(self.matrices)):
+                t = torch.matmul(F.softplus(self.matrices[i].detach()), t) + self.biases[i].detach()
+                if i < len(self.factors):
+                    t = t + torch.tanh(self.factors[i].detach()) * torch.tanh(t)
+            return t
+        return self._bin(cdf(v - 0.5), cdf(v + 0.5), z)
+
+    @staticmethod
+    def _bin(lower: torch.Tensor, upper: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        c = z.shape[1]
         sign = -torch.sign(lower + upper).detach()
         p = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
         return p.reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1).clamp_min(1e-9)
@@ -219,6 +238,14 @@ def gaussian_likelihood(y: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     upper = torch.special.ndtr((half - y) / scales)
     lower = torch.special.ndtr((-half - y) / scales)
     return (upper - lower).clamp_min(1e-9)
+
+
+class MultiSample(Enum):
+    """How :meth:`HyperpriorCodec.forward` combines several noise samples into one rate bound."""
+
+    ELEMENT = "element"  # log-mean-exp per latent element
+    IMAGE = "image"  # log-mean-exp per image of the whole rate (IWAE over images)
+    MIX = "mix"  # per-element bound for the entropy model, one-sample ELBO gradient for the encoder
 
 
 class HyperpriorCodec(nn.Module):
@@ -243,17 +270,67 @@ class HyperpriorCodec(nn.Module):
         t = (rate - lo.float())[:, None]
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[hi])[:, :, None, None]
 
-    def forward(self, x: torch.Tensor, rate: torch.Tensor) -> dict:
-        """Training pass: noisy latents for the rate, straight-through rounding for the synthesis."""
+    def forward(self, x: torch.Tensor, rate: torch.Tensor, samples: int = 1,
+                bound: "MultiSample | None" = None) -> dict:
+        """Training pass: noisy latents for the rate, straight-through rounding for the synthesis.
+
+        ``samples`` > 1: the multi-sample (importance-weighted, MS-NIC 2209.13834) rate term. The
+        synthesis sees the straight-through latents ("direct-y"), and h_s sees round(z), so only the
+        likelihood terms depend on the uniform noise; the posterior and the priors given z factorise over
+        latent elements, so each element's likelihood is the log-mean-exp over ``samples`` noise draws:
+        an IWAE bound on the same model that tends to log E_u p(y + u) instead of E_u log p(y + u) (ELBO).
+
+        ``bound`` (:class:`MultiSample`, default ELEMENT) says how the samples are combined. ELEMENT: as
+        above. IMAGE: one log-mean-exp per image of the whole rate (the paper's IWAE form; returned as
+        ``log_lik``, nats per image). MIX: the IWAE bound trains the entropy model (h_s, z's prior) only,
+        on detached latents, and the encoder (g_a, h_a) gets the single-sample ELBO's pathwise gradient
+        through the frozen entropy model (our reading of MS-NIC's point that the pathwise IWAE gradient of
+        the encoder is biased under a uniform posterior whose support moves with y); the returned
+        likelihoods have the IWAE values. Measured (BENCHMARKS.md, issue 14 ablations): none beat ELBO;
+        ELEMENT cost ~24 % BD-rate and MIX diverged (likely: the bound rewards collapsing the scales).
+        """
         g = self.gain(rate)
         y = self.g_a(x) * g
         z = self.h_a(y)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_ste = z + (z.round() - z).detach()
         means, logits = self.h_s(z_ste)
         scales = scales_from_logits(logits)
-        y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_ste = y + ((y - means).round() + means - y).detach()
         x_hat = self.g_s(y_ste / g)
-        return {"x_hat": x_hat, "lik_y": gaussian_likelihood(y_noisy, scales),
-                "lik_z": self.prior_z.likelihood(z_noisy), "y": y, "y_ste": y_ste, "g": g}
+        if samples == 1:
+            z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+            y_noisy = y - means + torch.empty_like(y).uniform_(-0.5, 0.5)
+            lik_y, lik_z = gaussian_likelihood(y_noisy, scales), self.prior_z.likelihood(z_noisy)
+        elif bound is MultiSample.IMAGE:
+            log_k = math.log(samples)
+            tot = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()
+                               .sum((1, 2, 3)) + self.prior_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+                               .log().sum((1, 2, 3)) for _ in range(samples)])  # (samples, B) nats
+            return {"x_hat": x_hat, "log_lik": torch.logsumexp(tot, 0) - log_k, "y": y, "y_ste": y_ste, "g": g}
+        elif bound is MultiSample.MIX:
+            log_k = math.log(samples)
+            y_d, z_d = y.detach(), z.detach()
+            m_d, l_d = self.h_s(z_ste.detach())  # entropy model on detached latents: IWAE gradients
+            s_d = scales_from_logits(l_d)
+            ly = torch.stack([gaussian_likelihood(y_d - m_d + torch.empty_like(y).uniform_(-0.5, 0.5), s_d).log()
+                              for _ in range(samples)])
+            lz = torch.stack([self.prior_z.likelihood(z_d + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+                              for _ in range(samples)])
+            iw_y, iw_z = torch.logsumexp(ly, 0) - log_k, torch.logsumexp(lz, 0) - log_k
+            # encoder: one-sample ELBO through the entropy model with its parameters frozen (h_a still
+            # gets the gradient through h_s, as in ELBO training)
+            frozen = {k: v.detach() for k, v in self.h_s.named_parameters()}
+            m_f, l_f = torch.func.functional_call(self.h_s, frozen, (z_ste,))
+            el_y = gaussian_likelihood(y - m_f + torch.empty_like(y).uniform_(-0.5, 0.5), scales_from_logits(l_f)).log()
+            el_z = self.prior_z.likelihood_frozen(z + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+            lik_y = (iw_y + el_y - el_y.detach()).exp()  # value: IWAE; gradient: IWAE (model) + ELBO (encoder)
+            lik_z = (iw_z + el_z - el_z.detach()).exp()
+        else:
+            log_k = math.log(samples)
+            ly = torch.stack([gaussian_likelihood(y - means + torch.empty_like(y).uniform_(-0.5, 0.5), scales).log()
+                              for _ in range(samples)])
+            lz = torch.stack([self.prior_z.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5)).log()
+                              for _ in range(samples)])
+            lik_y = (torch.logsumexp(ly, 0) - log_k).exp()
+            lik_z = (torch.logsumexp(lz, 0) - log_k).exp()
+        return {"x_hat": x_hat, "lik_y": lik_y, "lik_z": lik_z, "y": y, "y_ste": y_ste, "g": g}

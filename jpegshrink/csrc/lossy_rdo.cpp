@@ -18,6 +18,9 @@ JSK_INLINE int context(const i64* q, i64 cols, i64 by, i64 bx, int k) {
 // Python's round-half-up of a / s for a >= 0, s > 0: (a + s // 2) // s.
 JSK_INLINE i64 round_div(i64 a, i64 s) { return (a + s / 2) / s; }
 
+// Distortion of zeroing a coefficient of more than 256 steps (see rdo_quantise); 49 * (DZ_CAP + 2^48) < 2^62.
+constexpr i64 DZ_CAP = i64(1) << 56;
+
 // First row, then first column: the two edge runs our coder codes, each after its own nonzero count.
 constexpr int EDGE_ROW[7] = {1, 2, 3, 4, 5, 6, 7};
 constexpr int EDGE_COL[7] = {8, 16, 24, 32, 40, 48, 56};
@@ -107,8 +110,10 @@ void rdo_quantise(const i64* c, i64 rows, i64 cols, const i64* qt, const i64* we
                 i64 best = 0;
                 if (trellis) {   // cost of the zero, and its D + lambda R while no decision below changes it
                     const i64* row = costs + (k * N_CTX + context(out, cols, by, bx, k)) * N_MAG;
-                    const i64 en = floordiv(a * 16, q);
-                    dz[k] = (en * en * w) >> 8;
+                    const i64 en = floordiv(a * 16, q);   // a <= MAX_COEF: a * 16 < 2^45
+                    // beyond 2^20 (256 steps) en^2 * w could overflow; DZ_CAP exceeds any run's rate
+                    // (49 * MAX_LAMBDA * MAX_COST < 2^54), so such a coefficient is never cut
+                    dz[k] = en > (i64(1) << 20) ? DZ_CAP : (en * en * w) >> 8;
                     jc[k] = dz[k] + lam * row[0];
                 }
                 if (v0 > 0) {

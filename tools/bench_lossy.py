@@ -405,13 +405,16 @@ def plot(cv, photos, out: Path) -> None:
         plt.close(fig)
 
 
-def speed(out: Path, repeat: int = 1, only: tuple[str, ...] = ("ours", "jpegli", "jxl-e7", "avif-s4", "avif-s6")) -> str:
+def speed(out: Path, repeat: int = 1, only: tuple[str, ...] = ("ours", "jpegli", "jxl-e7", "avif-s4", "avif-s6"),
+          options: dict | None = None) -> str:
     """Encode/decode MP/s on one core for a 12 MP photo (4000 x 3000 crop of a held-out photo).
 
     Each timing is the best of ``repeat`` runs (after one small warm-up encode); MP/s are from wall time,
     and our encoder's CPU seconds are printed too (on a shared machine they are the figure to compare).
     ``only``: the anchors to time besides ours (names of SWEEPS; webp and libjpeg-turbo are not timed).
+    ``options``: Settings fields for ours (``--ours``), e.g. an older encoder's settings to compare with.
     """
+    options = options or {}
     os.environ.setdefault("JPEGSHRINK_THREADS", "1")
     import imagecodecs
     import pyjpegli
@@ -436,7 +439,7 @@ def speed(out: Path, repeat: int = 1, only: tuple[str, ...] = ("ours", "jpegli",
         return r, best[0]
 
     jpegshrink.encode_image(a[:64, :64], quality=91, measure=False)  # warm-up: imports, any JIT compilation
-    blob, te = timed(lambda: jpegshrink.encode_image(a, quality=91, measure=False), "encode")
+    blob, te = timed(lambda: jpegshrink.encode_image(a, quality=91, measure=False, **options), "encode")
     _, td = timed(lambda: jpegshrink.decompress(blob))
     _, tp = timed(lambda: jpegshrink.decode_image(blob))
     rows.append(("ours q91 (container)", len(blob), te, td, tp))
@@ -455,7 +458,7 @@ def speed(out: Path, repeat: int = 1, only: tuple[str, ...] = ("ours", "jpegli",
         _, tp = timed(lambda: imagecodecs.avif_decode(data, numthreads=1))
         rows.append((f"AVIF s{s} q86", len(data), te, None, tp))
     lines = [f"{a.shape[1]}x{a.shape[0]} = {mp:.1f} MP, one thread (JPEGSHRINK_THREADS=1, numthreads=1), best of "
-             f"{repeat}; ours: encode {cpu['encode']:.2f} CPU s, container sha256 "
+             f"{repeat}; ours{' ' + str(options) if options else ''}: encode {cpu['encode']:.2f} CPU s, container sha256 "
              f"{hashlib.sha256(blob).hexdigest()[:16]}", "",
              "| codec | bpp | encode MP/s | decode to JPEG bytes MP/s | decode to pixels MP/s |",
              "|---|---|---|---|---|"]
@@ -514,8 +517,12 @@ def main(argv=None) -> int:
                     help="measure decode_image(restore=True or MODEL) on the set instead (held-out by default)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    options = {}
+    for kv in args.ours:
+        k, v = kv.split("=", 1)
+        options[k] = v if k in ("subsampling", "tables") else int(v)
     if args.speed:
-        print(speed(args.out, args.repeat, tuple(args.only.split(","))))
+        print(speed(args.out, args.repeat, tuple(args.only.split(",")), options))
         return 0
     if args.restore is not None:
         photos = (HELDOUT if args.set == "heldout" else TUNING)[:args.photos or None]
@@ -523,10 +530,6 @@ def main(argv=None) -> int:
         (args.out / f"restore-{args.set}.md").write_text(text + "\n")
         print(text)
         return 0
-    options = {}
-    for kv in args.ours:
-        k, v = kv.split("=", 1)
-        options[k] = v if k in ("subsampling", "tables") else int(v)
     photos = (HELDOUT if args.set == "heldout" else TUNING)
     if args.photos:
         photos = photos[:args.photos]

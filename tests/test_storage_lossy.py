@@ -39,6 +39,14 @@ def _layer(**kw) -> JpegShrinkFileSystem:
     return JpegShrinkFileSystem(fs=LocalFileSystem(auto_mkdir=True), skip_instance_cache=True, **kw)
 
 
+def _upload_png(layer, photo, tmp_path) -> tuple[str, bytes, bytes]:
+    """Write ``photo`` as ``up/photo.png`` through ``layer``: (its path, the PNG written, the bytes stored)."""
+    png = _file(photo)
+    path = str(tmp_path / "up" / "photo.png")
+    layer.pipe_file(path, png)
+    return path, png, (tmp_path / "up" / "photo.png").read_bytes()
+
+
 # ---------------------------------------------------------------------------------------------- parsing
 
 @pytest.mark.parametrize("spec,mode,goal,value", [
@@ -105,10 +113,7 @@ def test_uploads_are_classified_by_content_not_name(photo):
 
 def test_new_png_is_stored_lossy_and_read_back_as_a_jpeg_under_its_name(photo, tmp_path):
     layer = _layer(new_uploads="high-bitrate:quality=85")
-    png = _file(photo)
-    path = str(tmp_path / "up" / "photo.png")
-    layer.pipe_file(path, png)
-    stored = (tmp_path / "up" / "photo.png").read_bytes()
+    path, _, stored = _upload_png(layer, photo, tmp_path)
     info = jpegshrink.inspect(stored)
     assert info.lossy and info.mode == "lossy_jpeg" and info.info["source_format"] == "PNG"
     assert info.info["settings"]["quality"] == 85
@@ -129,10 +134,7 @@ def test_new_png_is_stored_lossy_and_read_back_as_a_jpeg_under_its_name(photo, t
 def test_new_png_in_the_perceptual_mode_reads_back_as_a_png_marked_lossy(photo, tmp_path):
     pytest.importorskip("torch", reason="the perceptual mode needs pip install 'jpegshrink[perceptual]'")
     layer = _layer(new_uploads="perceptual:bpp=0.3")
-    png = _file(photo)
-    path = str(tmp_path / "up" / "photo.png")
-    layer.pipe_file(path, png)
-    stored = (tmp_path / "up" / "photo.png").read_bytes()
+    path, png, stored = _upload_png(layer, photo, tmp_path)
     info = jpegshrink.inspect(stored)
     assert info.lossy and info.mode == "perceptual" and info.info["source_format"] == "PNG"
     assert len(stored) * 8 / (photo.shape[0] * photo.shape[1]) <= 0.3          # the goal is the whole object

@@ -501,15 +501,21 @@ def phase_code_edit(photos, out: Path, steps: int, crop: int, variants: list[str
                 path.write_text(json.dumps(cache, indent=0))
 
 
+def _by_variant(cache: dict, photos, row=lambda r: r) -> dict:
+    """Cached records of ``photos`` as {variant: {photo: [row(record), ...]}}, the shape bd_rate takes."""
+    by = {}
+    for r in cache.values():
+        if r["photo"] in photos:
+            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append(row(r))
+    return by
+
+
 def report_code_edit(photos, out: Path) -> list[str]:
     cache, _ = _cache(out, "code-edit")
     if not cache:
         return []
-    by = {}
-    for r in cache.values():
-        if r["photo"] in photos:  # BD-rate on the latent streams (what the optimisation changes; header equal)
-            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append({**r, "bpp": r["stream_bpp"],
-                                                                               "container_bpp": r["bpp"]})
+    # BD-rate on the latent streams (what the optimisation changes; the header is equal)
+    by = _by_variant(cache, photos, lambda r: {**r, "bpp": r["stream_bpp"], "container_bpp": r["bpp"]})
     lines = ["", "Code Editing (encode-time latent optimisation): mean stream bpp (container bpp) / PSNR per "
              "setting; BD-rate (PSNR) on the stream bytes", "",
              "| variant | settings | mean stream bpp | (container bpp) | mean PSNR | CPU s / encode | "
@@ -566,10 +572,7 @@ def report_ablate_train(photos, out: Path) -> list[str]:
     cache, _ = _cache(out, "ablate-train")
     if not cache:
         return []
-    by = {}
-    for r in cache.values():
-        if r["photo"] in photos:
-            by.setdefault(r["variant"], {}).setdefault(r["photo"], []).append(r)
+    by = _by_variant(cache, photos)
     labels = list(by)
     lines = ["", "Training-objective ablation (stream bpp, PSNR of the float32 synthesis; BD-rate on PSNR, "
              "row vs column)",

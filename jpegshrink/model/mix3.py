@@ -139,21 +139,24 @@ PROFILES = {"dense": DENSE, "fast": FAST}
 class Mix3Model:
     """A registered coefficient model: the mix3 kernel started from the weights in ``<model_id>.npz``
     (or from its built-in defaults with ``weights=None``, which is what training starts from, in the
-    profile given). ``flags`` leaves out further parts (ablations only)."""
+    profile given; a weights file carries its own profile, so giving one beside it is refused).
+    ``flags`` leaves out further parts (ablations only)."""
 
     def __init__(self, weights: Path | None, threads: int | None = None, flags: int = 0,
-                 striped: bool = True, model_id: str | None = None, profile: Profile = DENSE) -> None:
+                 striped: bool = True, model_id: str | None = None, profile: Profile | None = None) -> None:
         self._k = _kernel()
         self.model_id = model_id or (weights.stem if weights is not None else "mix3-untrained")
         #: trained starting state: mixer weights int32[N_WEIGHTS], direct counters uint32[N_DIRECT]
         self.init: tuple[np.ndarray, np.ndarray] | tuple[None, None] = (None, None)
         if weights is not None:
-            *self.init, profile = read_weights(weights)
-            self.init = tuple(self.init)
-        self.profile = profile
+            if profile is not None:
+                raise ValueError(f"{weights.name} records its own profile; do not pass one")
+            w, d, profile = read_weights(weights)
+            self.init = (w, d)
+        self.profile = profile or DENSE
         self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
-        self._flags = flags | profile.flags()
-        self._bits = profile.ac_table_bits
+        self._flags = flags | self.profile.flags()
+        self._bits = self.profile.ac_table_bits
         self._striped = striped
 
     def _plan(self, specs: Sequence[ComponentSpec]):

@@ -574,7 +574,7 @@ class Kernel {
       for (int n = 0; n < 64; ++n) sumV[n >> 3] += cp.bwq_w[n] * W[n];
     // How many coefficients the neighbours predict to be nonzero: a context for the count.
     int nzpred = 0;
-    if ((flags_ & NO_COUNT_PRED) || (flags_ & NO_ADVPRED)) {
+    if (flags_ & (NO_ADVPRED | NO_COUNT_PRED)) {
       nzpred = 0;  // not computed: the context below does not read it
     } else if (N || W) {
       for (int k = 1; k < 64; ++k) {

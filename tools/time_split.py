@@ -36,10 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     os.environ["JPEGSHRINK_THREADS"] = args.threads
     import jpegshrink
-    import zstandard
     from jpegshrink import jpeg, model as registry
     from jpegshrink.codec import component_specs
-    from jpegshrink.coding import container
+    from jpegshrink.coding import container, dictionary
 
     data = args.file.read_bytes()
     t0 = time.perf_counter()
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t = [time.perf_counter()]
     c = container.unpack(blob)
-    layout = jpeg.JpegLayout.from_bytes(zstandard.ZstdDecompressor().decompress(c.layout))
+    layout = jpeg.JpegLayout.from_bytes(dictionary.decompress(c.layout, 64 << 20))
     t.append(time.perf_counter())
     coefs = registry.get(c.model_id).decode(c.streams, component_specs(layout))
     t.append(time.perf_counter())

@@ -203,3 +203,16 @@ def test_golden_containers_decode(name, expect):
 def test_golden_index_covers_every_registered_codec():
     covered = {container.unpack((GOLDEN / n).read_bytes()).model_id for n, _ in _golden_cases()}
     assert set(model.REGISTERED) <= covered, "run tools/make_golden.py --perceptual"
+
+
+def test_a_generator_serves_only_the_codec_it_was_trained_on():
+    from jpegshrink.perceptual import decoders, gan, model
+    for g in decoders.GENERATORS:
+        codec_id = gan.codec_of(g)
+        assert decoders.resolve(g, codec_id) == g
+        assert decoders.default_codec(g) == codec_id
+        with pytest.raises(decoders.UnknownDecoder, match="trained on codec"):
+            decoders.resolve(g, "hp0-00000000")
+    # "perceptual" picks the newest codec that has a generator; faithful the newest codec of all
+    assert decoders.default_codec("perceptual") in {gan.codec_of(g) for g in decoders.GENERATORS}
+    assert decoders.default_codec("faithful") == model.DEFAULT_MODEL_ID

@@ -84,9 +84,13 @@ def load(name: str) -> np.ndarray:
     return np.asarray(Image.open(VAL / f"{name}.png").convert("RGB"))
 
 
+#: The perceptual codec ``ours`` runs (``--model``; None = the library's default).
+OURS_MODEL: list[str | None] = [None]
+
+
 def ours(a, rate, _=None):
     import jpegshrink
-    blob = jpegshrink.encode_image(a, mode="perceptual", quality=rate / 5 * 100)
+    blob = jpegshrink.encode_image(a, mode="perceptual", quality=rate / 5 * 100, model_id=OURS_MODEL[0])
     return blob, jpegshrink.decode_image(blob, decoder="faithful")
 
 
@@ -219,6 +223,11 @@ def _cache(out: Path, name: str) -> tuple[dict, Path]:
 def phase_sweep(photos, codecs, out: Path) -> None:
     for codec in codecs:
         cache, path = _cache(out, f"sweep-{codec}")
+        if codec in ("ours", "ours-gan"):
+            stale = {r.get("model", "hp1-b6e22de7") for r in cache.values()} - {_ours_model_id()}
+            if stale:  # (records made before the field existed are hp1's, the only codec then)
+                raise SystemExit(f"{path} holds records of {', '.join(sorted(stale))}, not of {_ours_model_id()}: "
+                                 "use another --out")
         for name in photos:
             a = load(name)
             pixels = a.shape[0] * a.shape[1]
@@ -235,9 +244,16 @@ def phase_sweep(photos, codecs, out: Path) -> None:
                     blob, dec = ANCHORS[codec](a, s, None)
                 cache[key] = {"photo": name, "setting": s, "bpp": 8 * len(blob) / pixels,
                               "seconds": time.perf_counter() - t, **fidelity(a, dec)}
+                if codec in ("ours", "ours-gan"):
+                    cache[key]["model"] = _ours_model_id()
                 print(f"{name:40s} {codec:14s} {s!s:5s} {cache[key]['bpp']:6.3f} bpp psnr={cache[key]['psnr']:6.2f} "
                       f"s2={cache[key]['ssimulacra2']:6.2f}", flush=True)
                 path.write_text(json.dumps(cache, indent=0))
+
+
+def _ours_model_id() -> str:
+    from jpegshrink.perceptual import model
+    return OURS_MODEL[0] or model.DEFAULT_MODEL_ID
 
 
 def _bisect_bytes(codec, a, budget):
@@ -711,6 +727,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="/work/logs/perceptual-bench")
     ap.add_argument("--photos", type=int, default=8, help="first N validation photos (the machine is shared)")
     ap.add_argument("--codecs", default="ours,ours-gan,libjpeg-turbo,jpegli,jxl-e7,avif-s6,webp")
+    ap.add_argument("--model", help="perceptual codec id that 'ours' runs in 'sweep' (default: the library's)")
     ap.add_argument("--no-crops", action="store_true")
     ap.add_argument("--speed-steps", default="encode,faithful,perceptual", help="which 12 MP timings to (re)measure")
     ap.add_argument("--rates", default=",".join(str(r) for r in MATCHED_RATES), help="ours' rates for 'matched'")
@@ -724,6 +741,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     photos = PHOTOS[:args.photos]
+    OURS_MODEL[0] = args.model
     for phase in args.phases:
         if phase == "sweep":
             phase_sweep(photos, args.codecs.split(","), out)

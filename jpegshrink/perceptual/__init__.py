@@ -72,7 +72,7 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     if not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise ValueError(f"seed must be a non-negative int, not {seed!r}")
     model.require_torch()
-    codec = model.load(model_id)
+    codec = model.load(model_id or decoders.default_codec(decoder))
     decoder_id = decoders.resolve(decoder, codec.model_id)
     pixels, source_format, conversions = _load(image, alpha)
     height, width = pixels.shape[:2]

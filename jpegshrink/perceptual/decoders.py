@@ -42,10 +42,29 @@ def resolve(name: str, codec_id: str) -> str:
         if not ids:
             raise UnknownDecoder(f"no perceptual decoder is trained for codec {codec_id}")
         return ids[-1]
-    if name in GENERATORS or name in DIFFUSION:
+    if name in GENERATORS:
+        if _generator_codec(name) != codec_id:
+            raise UnknownDecoder(f"generator {name} was trained on codec {_generator_codec(name)}, not {codec_id}")
+        return name
+    if name in DIFFUSION:
         return name
     raise UnknownDecoder(f"unknown decoder {name!r}; known: faithful, perceptual, {', '.join(DIFFUSION)}, "
                          f"{', '.join(GENERATORS) or '-'}")
+
+
+def default_codec(name: str) -> str:
+    """The codec new containers are written with when the caller names none: the newest registered one
+    that has decoder ``name`` (a generator is trained on one codec's latents; a newer codec may not
+    have one yet, and then "perceptual" keeps using the newest codec that does)."""
+    from jpegshrink.perceptual import model
+    if name == PERCEPTUAL:
+        with_generator = [c for c in model.REGISTERED if any(_generator_codec(g) == c for g in GENERATORS)]
+        if not with_generator:
+            raise UnknownDecoder("no perceptual decoder is trained for any codec")
+        return with_generator[-1]
+    if name in GENERATORS:
+        return _generator_codec(name)
+    return model.DEFAULT_MODEL_ID
 
 
 def decode(codec: LearnedCodec, lat: Latents, decoder_id: str, seed: int, size: tuple[int, int],

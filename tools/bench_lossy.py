@@ -17,7 +17,8 @@ butteraugli 3-norm (butteraugli_main, skipped with a note if absent), PSNR-Y, MS
 
 Results are cached per (photo, codec, setting) in <out>/cache-<set>-<codec>.json, so re-running with
 another setting of ours only measures what changed; records of ours name the encoder version
-(lossy.ENCODER_ID), and those of another version are measured again, never mixed into a report.
+(lossy.ENCODER_ID) and the JPEG layout version, and those of another version are measured again, never
+mixed into a report.
 """
 from __future__ import annotations
 
@@ -243,14 +244,17 @@ def run_set(photos, only, ours_options, out: Path, set_name: str, quick: bool = 
 
 
 def _encoder_field(codec: str) -> dict:
-    """Our records name the encoder version that made them (lossy.ENCODER_ID)."""
+    """Our records name the encoder version that made the JPEG (lossy.ENCODER_ID) and the newest JPEG
+    layout blob version, which decides how the container stores it (version 2 leaves out the Huffman
+    tables: the same JPEG, fewer bytes)."""
+    from jpegshrink.jpeg import layout
     from jpegshrink.lossy import ENCODER_ID
-    return {"encoder": ENCODER_ID} if codec == "ours" else {}
+    return {"encoder": ENCODER_ID, "layout": layout.VERSION_DERIVED_TABLES} if codec == "ours" else {}
 
 
 def _current(rec: dict) -> bool:
-    """False for a cached record of ours made by another encoder version (re-measured, never reported)."""
-    return rec["codec"] != "ours" or rec.get("encoder") == _encoder_field("ours")["encoder"]
+    """False for a cached record of ours made by another encoder or layout version (re-measured, never reported)."""
+    return rec["codec"] != "ours" or all(rec.get(k) == v for k, v in _encoder_field("ours").items())
 
 
 def load_cache(out: Path, set_name: str) -> dict:

@@ -229,3 +229,30 @@ def test_optimal_table_ties_are_broken_as_libjpeg_does():
     assert (counts[:3], symbols) == ([0, 3, 1], [0, 1, 2, 3])
     with pytest.raises(CorruptJpeg):
         optimal.derive(99, [np.zeros((1, 1, 64), np.int16)], [(1, 1)], [0], [0])
+
+
+def _ac_symbols_reference(comp: np.ndarray) -> np.ndarray:
+    """The writer's numpy count (before the compiled kernel): run/size, a ZRL per 16 zeros, EOB."""
+    from jpegshrink.blocks import ZIGZAG
+    freq = np.zeros(256, np.int64)
+    for block in comp.reshape(-1, 64)[:, ZIGZAG[1:]].astype(np.int64):
+        run = 0
+        for v in block:
+            if v == 0:
+                run += 1
+                continue
+            freq[0xF0] += run // 16
+            freq[((run % 16) << 4) | int(abs(v)).bit_length()] += 1
+            run = 0
+        freq[0] += run > 0
+    return freq
+
+
+def test_the_compiled_symbol_count_is_the_reference_count():
+    rng = np.random.default_rng(3)
+    blocks = (rng.laplace(0, 40, (300, 64)) * (rng.random((300, 64)) < rng.random((300, 1)) ** 3)).astype(np.int16)
+    blocks[0] = 0
+    blocks[1, 1:] = 0
+    blocks[1, 63] = -1                        # 62 zeros then a nonzero: three ZRLs, no EOB
+    blocks[2, 1:] = 32767
+    np.testing.assert_array_equal(optimal._ac_symbols(blocks), _ac_symbols_reference(blocks))

@@ -63,6 +63,29 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
     for (i64 blk = 0; blk < blocks; ++blk) out[blk] = last_nonzero_of(coef + blk * 64);
 }
 
+bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
+    for (i64 blk = 0; blk < n; ++blk) {
+        const std::int16_t* b = coef + blk * 64;
+        int run = 0;
+        for (int k = 1; k < 64; ++k) {
+            const int v = b[ZIGZAG[k]];
+            if (v == 0) {
+                ++run;
+                continue;
+            }
+            for (; run > 15; run -= 16) ++freq[0xF0];
+            unsigned a = static_cast<unsigned>(v < 0 ? -v : v);
+            int size = 0;
+            for (; a; a >>= 1) ++size;
+            if (size > 15) return false;
+            ++freq[(run << 4) | size];
+            run = 0;
+        }
+        if (run > 0) ++freq[0];
+    }
+    return true;
+}
+
 void gather_blocks(const std::int16_t* src, i64 n, std::int16_t* dst, i64 offset, i64* lastnz) {
     std::memcpy(dst + offset * 64, src, static_cast<std::size_t>(n) * 64 * sizeof(std::int16_t));
     for (i64 blk = 0; blk < n; ++blk) lastnz[offset + blk] = last_nonzero_of(src + blk * 64);

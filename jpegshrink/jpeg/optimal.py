@@ -7,8 +7,8 @@ decoded coefficients. A builder is therefore part of the container format: :data
 or changes an entry. Another table algorithm (other code-length limiting, other symbol counting, other
 table order) is a new :class:`Builder` value; the old one stays for the containers that name it.
 
-Everything is integer arithmetic (numpy int64 counts, Python ints), so the tables are the same on every
-machine.
+Everything is integer arithmetic (symbol counts in numpy int64 and the compiled core's
+``scan.ac_symbol_counts``, table building in Python ints), so the tables are the same on every machine.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from jpegshrink.blocks import ZIGZAG
+from jpegshrink._native import core
 from jpegshrink.errors import CorruptJpeg
 
 
@@ -107,25 +107,12 @@ def _counts(symbols: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _ac_symbols(comp: np.ndarray) -> np.ndarray:
-    """Frequencies of the 256 AC symbols (run/size, EOB, ZRL) of one component's blocks."""
-    zz = comp.reshape(-1, 64)[:, ZIGZAG[1:]].astype(np.int64)
+    """Frequencies of the 256 AC symbols (run/size, EOB, ZRL) of one component's blocks (compiled core)."""
     freq = np.zeros(256, np.int64)
-    blk, pos = np.nonzero(zz)
-    pos = pos + 1
-    prev = np.zeros(len(pos), np.int64)
-    if len(pos):
-        same = np.concatenate(([False], blk[1:] == blk[:-1]))
-        prev[same] = pos[:-1][same[1:]]
-    run = pos - prev - 1
-    freq[0xF0] += int(np.sum(run // 16))
-    cat = _categories(zz[blk, pos - 1])
-    if cat.size and int(cat.max()) > 15:
-        raise CorruptJpeg(f"an AC coefficient needs {int(cat.max())} magnitude bits, more than a Huffman code carries")
-    freq += _counts(((run % 16) << 4) | cat, 255)
-    last = np.zeros(zz.shape[0], np.int64)
-    if len(pos):
-        last[blk] = pos                       # nonzero() is in (block, position) order: last write wins
-    freq[0] += int(np.sum(last < 63))         # EOB
+    try:
+        core.scan.ac_symbol_counts(np.ascontiguousarray(comp, np.int16).reshape(-1, 64), freq)
+    except ValueError as e:
+        raise CorruptJpeg(f"an AC coefficient needs more magnitude bits than a Huffman code carries ({e})") from None
     return freq
 
 

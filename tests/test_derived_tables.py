@@ -256,3 +256,21 @@ def test_the_compiled_symbol_count_is_the_reference_count():
     blocks[1, 63] = -1                        # 62 zeros then a nonzero: three ZRLs, no EOB
     blocks[2, 1:] = 32767
     np.testing.assert_array_equal(optimal._ac_symbols(blocks), _ac_symbols_reference(blocks))
+
+
+def test_damaged_compact_layouts_give_corrupt_container_only(photo):
+    """Seeded byte flips and truncations of a version 2 layout blob: CorruptContainer, or the same JPEG."""
+    data, blob, raw = _compact(photo)
+    rng = np.random.default_rng(11)
+    for i in range(150):
+        damaged = bytearray(raw)
+        if i % 10 == 0:
+            damaged = damaged[:int(rng.integers(0, len(raw)))]
+        else:
+            pos = int(rng.integers(0, len(raw)))
+            damaged[pos] ^= int(rng.integers(1, 256))
+        try:
+            out = jpegshrink.decompress(_with_layout(blob, bytes(damaged)))
+        except CorruptContainer:
+            continue
+        assert out == data

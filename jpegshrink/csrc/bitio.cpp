@@ -66,8 +66,10 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
 bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
     for (i64 blk = 0; blk < n; ++blk) {
         const std::int16_t* b = coef + blk * 64;
+        const int last = last_nonzero_of(b);
+        if (last < 63) ++freq[0];   // EOB: the block ends in zeros (also when it has no nonzero AC)
         int run = 0;
-        for (int k = 1; k < 64; ++k) {
+        for (int k = 1; k <= last; ++k) {
             const int v = b[ZIGZAG[k]];
             if (v == 0) {
                 ++run;
@@ -81,7 +83,6 @@ bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
             ++freq[(run << 4) | size];
             run = 0;
         }
-        if (run > 0) ++freq[0];
     }
     return true;
 }

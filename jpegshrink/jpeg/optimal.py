@@ -90,13 +90,11 @@ def _dc_order(comp: np.ndarray, v: int, h: int) -> np.ndarray:
 
 
 def _categories(v: np.ndarray) -> np.ndarray:
-    """Bits of each value's magnitude (JPEG's SSSS), 0 for 0."""
-    a = np.abs(v.astype(np.int64))
-    n = np.zeros(a.shape, np.int64)
-    while np.any(a):
-        n += a > 0
-        a >>= 1
-    return n
+    """Bits of each value's magnitude (JPEG's SSSS), 0 for 0: the number of powers of two <= |v|."""
+    return np.searchsorted(_POWERS, np.abs(v.astype(np.int64)), side="right")
+
+
+_POWERS = np.array([1 << k for k in range(24)], np.int64)
 
 
 def _counts(symbols: np.ndarray, limit: int) -> np.ndarray:

@@ -66,22 +66,18 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
 bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
     for (i64 blk = 0; blk < n; ++blk) {
         const std::int16_t* b = coef + blk * 64;
-        const int last = last_nonzero_of(b);
-        if (last < 63) ++freq[0];   // EOB: the block ends in zeros (also when it has no nonzero AC)
-        int run = 0;
-        for (int k = 1; k <= last; ++k) {
-            const int v = b[ZIGZAG[k]];
-            if (v == 0) {
-                ++run;
-                continue;
-            }
-            for (; run > 15; run -= 16) ++freq[0xF0];
-            unsigned a = static_cast<unsigned>(v < 0 ? -v : v);
-            int size = 0;
-            for (; a; a >>= 1) ++size;
+        u64 mask = nonzero_mask(b, 1, 63);        // bit k: zig-zag coefficient k is nonzero
+        if (!(mask >> 63)) ++freq[0];           // EOB: the block ends in zeros (also: no nonzero AC at all)
+        int prev = 0;
+        while (mask) {
+            const int k = ctz(mask);
+            mask &= mask - 1;
+            const int run = k - prev - 1;
+            prev = k;
+            const int size = bit_length(b[ZIGZAG[k]] < 0 ? -static_cast<i64>(b[ZIGZAG[k]]) : b[ZIGZAG[k]]);
             if (size > 15) return false;
-            ++freq[(run << 4) | size];
-            run = 0;
+            freq[0xF0] += run >> 4;             // a ZRL per 16 zeros before the nonzero
+            ++freq[((run & 15) << 4) | size];
         }
     }
     return true;

@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="jpegshrink", description="Store JPEG files in fewer bytes and give back the byte-identical "
                                        "originals; compress, decompress and inspect files and folders.")
     p.add_argument("--version", action="version",
-                   version=f"jpegshrink {jpegshrink.__version__} (writes container format v{FORMAT_VERSION})")
+                   version=f"jpegshrink {jpegshrink.__version__} (writes container format v{FORMAT_VERSION}; v2 for objects without info)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_compress_options(_add_transform_options(sub.add_parser(
         "compress", help="store JPEGs as compact containers (verified before writing)")))

@@ -154,3 +154,62 @@ def test_layout_blobs_use_the_pinned_dictionary_and_an_unknown_one_is_refused(sa
     c.layout = bytes(frame)
     with pytest.raises(CorruptContainer, match="dictionary 7"):
         jpegshrink.decompress(container.pack(c))
+
+
+# -- format v3: the info field, compressed with the info dictionary ---------------------------------
+
+REALISTIC_INFO = {"encoder": "jpegshrink-lossy-3", "mode": "high-bitrate", "original_recoverable": False,
+                  "scores": {"psnr_y": 41.25, "ssimulacra2": 84.113}, "settings": {"quality": 85,
+                  "subsampling_chosen": "420"}, "source_format": "PNG", "source_height": 1200, "source_width": 1600}
+
+
+def test_a_container_with_info_is_v3_with_a_dictionary_frame_and_one_without_stays_v2(sample_files):
+    import zstandard
+
+    from jpegshrink.coding import dictionary
+
+    jpeg_bytes = sample_files[0].read_bytes()
+    assert container.read_header(jpegshrink.compress(jpeg_bytes)).version == 2
+    blob = jpegshrink.store_lossy_jpeg(jpeg_bytes, REALISTIC_INFO)
+    c = container.unpack(blob)
+    assert container.read_header(blob).version == container.FORMAT_VERSION == 3
+    assert c.info == {"lossy": True, **REALISTIC_INFO}
+    # the stored field is the zstd frame, and it is far smaller than the JSON it holds
+    plain = container.pack(container.Container(c.mode, c.original_length, c.original_sha256, c.model_id,
+                                               c.reason, c.layout, c.streams))
+    stored_info = len(blob) - len(plain)
+    assert stored_info < len(container.info_json(c.info)) / 2
+    start = blob.index(b"\x28\xb5\x2f\xfd")  # the info frame comes first in the body
+    assert zstandard.get_frame_parameters(blob[start:]).dict_id == dictionary.INFO_DICTIONARY_ID
+
+
+@pytest.mark.parametrize("frame, match", [
+    (b"\x28\xb5\x2f\xfd" + b"not a frame at all", "damaged"),
+    (None, "not valid JSON"),        # a good frame of something that is not JSON
+    ("bomb", "claims"),              # a frame that inflates past the info limit
+])
+def test_a_bad_info_frame_is_a_corrupt_container(sample_files, monkeypatch, frame, match):
+    import zstandard
+
+    from jpegshrink.coding import dictionary
+
+    if frame is None:
+        frame = zstandard.ZstdCompressor().compress(b"\xff not json")
+    elif frame == "bomb":
+        frame = zstandard.ZstdCompressor(level=3).compress(b"{" + b" " * (2 << 20) + b"}")
+    blob = jpegshrink.store_lossy_jpeg(sample_files[0].read_bytes(), REALISTIC_INFO)
+    c = container.unpack(blob)
+    monkeypatch.setattr(dictionary, "compress_info", lambda raw, level: frame)
+    with pytest.raises(CorruptContainer, match=match):
+        container.unpack(container.pack(c))
+
+
+def test_a_layout_frame_claiming_more_than_the_limit_is_refused_before_allocation(sample_files):
+    import zstandard
+
+    blob = jpegshrink.compress(sample_files[0].read_bytes())
+    c = container.unpack(blob)
+    # zstandard would size its output by the frame's claim (65 MiB here; a forged one could say 1 TB)
+    c.layout = zstandard.ZstdCompressor(level=1).compress(bytes(65 << 20))
+    with pytest.raises(CorruptContainer, match="claims 68157440 bytes"):
+        jpegshrink.decompress(container.pack(c))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jpegshrink
 from jpegshrink import model
-from jpegshrink.coding.container import FORMAT_VERSION
+from jpegshrink.coding import container
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Small sample files that cover the layout cases: baseline 4:2:0, progressive, restart markers, grey,
@@ -78,8 +78,10 @@ def _perceptual(out: Path) -> None:
     pixels = np.ascontiguousarray(np.asarray(img)[20:90, 10:140])
     cases = [(codec_id, "faithful", 0) for codec_id in pmodel.REGISTERED]
     cases += [(gan.codec_of(g), g, 7) for g in decoders.GENERATORS]
+    version = container.FORMAT_VERSION  # perceptual containers always have info
     for codec_id, decoder, seed in cases:
-        name = f"{codec_id}-{decoder}-q60.jsk"
+        # (the files of format v2, the first of this mode, were named without the version)
+        name = f"{codec_id}-{decoder}-q60.jsk" if version == 2 else f"v{version}-{codec_id}-{decoder}-q60.jsk"
         if name in index:
             continue
         blob = jpegshrink.encode_image(pixels, mode="perceptual", quality=60, model_id=codec_id, decoder=decoder,
@@ -107,19 +109,21 @@ def main() -> None:
     have = {row["file"] for row in index}
     written = {row["container_sha256"] for row in index}
     for tag, name, data, model_id in _cases():
-        target = f"v{FORMAT_VERSION}-{tag}-{Path(name).stem}.jsk"
-        if target in have:
-            continue
         if model_id == "lossy":  # as the lossy encoder stores its output: the JPEG plus what made it
             blob = jpegshrink.store_lossy_jpeg(data, LOSSY_INFO)
         else:
             blob = jpegshrink.compress(data, model_id=model_id)
+        # Named by the version the writer chose (v3 for containers with info, v2 for the others)
+        version = container.read_header(blob).version
+        target = f"v{version}-{tag}-{Path(name).stem}.jsk"
+        if target in have:
+            continue
         info = jpegshrink.inspect(blob)
         if hashlib.sha256(blob).hexdigest() in written:  # e.g. the arithmetic file: the same fallback
             continue                                    # for every model, pinned once is enough
         written.add(hashlib.sha256(blob).hexdigest())
         (args.out / target).write_bytes(blob)
-        index.append({"file": target, "format_version": FORMAT_VERSION, "model_id": info.model_id,
+        index.append({"file": target, "format_version": version, "model_id": info.model_id,
                       "mode": info.mode, "lossy": info.lossy, "original_sha256": info.original_sha256,
                       "container_sha256": hashlib.sha256(blob).hexdigest(), "source": name})
         print(f"wrote {target}: {info.mode} {info.model_id} {len(blob)} bytes")

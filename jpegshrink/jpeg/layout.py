@@ -36,6 +36,8 @@ MAGIC = b"JPLY"
 VERSION = 1
 #: One DHT segment left out, derived from the coefficients by a builder of :mod:`.optimal`.
 VERSION_DERIVED_TABLES = 2
+#: The newest version this code writes (where a caller asks for it: :meth:`JpegLayout.leave_out_tables`).
+NEWEST_VERSION = VERSION_DERIVED_TABLES
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,10 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode 
     m = model.get(model_id)
     parts = jpeg.parse(data)
     streams = m.encode(parts.coefficients, component_specs(parts.layout))
-    layout = dictionary.compress_layout(parts.layout.to_bytes(), ZSTD_LEVEL)
+    layout = parts.layout
+    if mode == Mode.LOSSY_JPEG:  # our writer's Huffman tables follow from the coefficients: store none
+        layout = layout.leave_out_tables(parts.coefficients)
+    layout = dictionary.compress_layout(layout.to_bytes(), ZSTD_LEVEL)
     return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
 

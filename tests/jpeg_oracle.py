@@ -17,6 +17,11 @@ def roundtrip(data: bytes) -> jpeg.JpegParts:
     layout = jpeg.JpegLayout.from_bytes(blob)
     assert layout.to_bytes() == blob
     assert jpeg.rebuild(jpeg.JpegParts(layout, parts.coefficients)) == data
+    derived = parts.layout.leave_out_tables(parts.coefficients)  # version 2 when our builder's tables
+    if derived is not parts.layout:
+        blob2 = derived.to_bytes()
+        assert blob2[:5] == b"JPLY\x02" and len(blob2) < len(blob)
+        assert jpeg.rebuild(jpeg.JpegParts(jpeg.JpegLayout.from_bytes(blob2), parts.coefficients)) == data
     for a, b in zip(layout.components, parts.layout.components):
         assert (a.id, a.h_samp, a.v_samp, a.block_rows, a.block_cols) == (b.id, b.h_samp, b.v_samp, b.block_rows,
                                                                           b.block_cols)

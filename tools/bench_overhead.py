@@ -12,6 +12,12 @@ on ``PYTHONPATH`` (run it once on an older checkout for a before/after):
 
 With a corpus MANIFEST.tsv it also reports the files of the validation packages (under
 ``--held-out-max-bytes``), which neither the trained statistics nor the layout dictionary have seen.
+
+``--lossy`` reports instead where the bytes of lossy-mode containers go (``encode_image`` of the
+tuning photos of tools/bench_lossy.py, 0.25 MP, at a few qualities): layout blob, coefficient streams
+and the rest (header, info, lengths, CRC), per quality:
+
+    PYTHONPATH=. python3 tools/bench_overhead.py --lossy [--photos 6]
 """
 from __future__ import annotations
 
@@ -44,9 +50,14 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parent.parent / "tests/data/sample")
     ap.add_argument("--max-bytes", type=int, default=15000)
     ap.add_argument("--held-out-max-bytes", type=int, default=100000)
+    ap.add_argument("--lossy", action="store_true", help="lossy-mode containers of the lossy bench's tuning photos")
+    ap.add_argument("--photos", type=int, default=6, help="--lossy: first N tuning photos")
     args = ap.parse_args()
     fmt = container.FORMAT_VERSION
     print(f"jpegshrink {jpegshrink.__version__}, container format v{fmt}")
+    if args.lossy:
+        lossy(args.photos)
+        return
     print("\nincompressible input (seeded random bytes): container - original")
     print("| original bytes | container bytes | overhead |\n|---:|---:|---:|")
     for n, c in incompressible():
@@ -57,6 +68,27 @@ def main() -> None:
     if held_out:
         report(held_out, f"JPEGs of the validation packages (held out from every training) under "
                          f"{args.held_out_max_bytes} bytes")
+
+
+def lossy(n_photos: int, qualities: tuple[int, ...] = (35, 55, 75, 92)) -> None:
+    """Mean bytes per part of ``encode_image`` containers, per quality (bench_lossy's tuning photos)."""
+    from jpegshrink.coding import dictionary
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_lossy import TUNING, load_photo   # jpegshrink is imported already: PYTHONPATH's stays in use
+    photos = [load_photo(*p)[1] for p in TUNING[:n_photos]]
+    print(f"\nlossy containers of {len(photos)} tuning photos of tools/bench_lossy.py (mean bytes per container)")
+    print("| quality | container | layout blob | layout version | streams | rest (header, info, lengths, CRC) |")
+    print("|---:|---:|---:|---|---:|---:|")
+    for q in qualities:
+        rows, versions = [], set()
+        for a in photos:
+            blob = jpegshrink.encode_image(a, quality=q, measure=False)
+            c = container.unpack(blob)
+            versions.add(dictionary.decompress(c.layout, 1 << 20)[4])
+            streams = sum(len(s) for s in c.streams)
+            rows.append((len(blob), len(c.layout), streams, len(blob) - len(c.layout) - streams))
+        m = [statistics.mean(col) for col in zip(*rows)]
+        print(f"| {q} | {m[0]:.1f} | {m[1]:.1f} | {', '.join(map(str, sorted(versions)))} | {m[2]:.1f} | {m[3]:.1f} |")
 
 
 def held_out_jpegs(folder: Path) -> list[Path]:

@@ -48,7 +48,22 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
     cases.append(("fallback", first, b"not a jpeg: " + (sample / first).read_bytes() * 2, None))
     cases.append(("stored", "seeded-random-100", random.Random(0).randbytes(100), None))
     cases.append((f"lossy-{model.DEFAULT_MODEL_ID}", first, (sample / first).read_bytes(), "lossy"))
+    # A JPEG of our own lossy encoder: its container leaves the Huffman tables out (layout version 2).
+    cases.append((f"lossy-derived-tables-{model.DEFAULT_MODEL_ID}", OURS_SOURCE, _our_jpeg(sample / OURS_SOURCE), "lossy"))
     return cases
+
+
+#: The photo (a 48 x 40 crop of it, 4:2:0 at quality 75) whose JPEG our lossy encoder writes for the golden files.
+OURS_SOURCE = "scikit-learn__china.jpg"
+
+
+def _our_jpeg(path: Path) -> bytes:
+    import numpy as np
+    from PIL import Image
+    from jpegshrink.lossy import encoder
+    from jpegshrink.lossy.source import load
+    a = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB").reduce(4))[40:80, 60:108])
+    return encoder.encode(load(a), encoder.Settings(quality=75, subsampling="420")).jpeg
 
 
 def _perceptual(out: Path) -> None:

@@ -63,6 +63,26 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
     for (i64 blk = 0; blk < blocks; ++blk) out[blk] = last_nonzero_of(coef + blk * 64);
 }
 
+bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
+    for (i64 blk = 0; blk < n; ++blk) {
+        const std::int16_t* b = coef + blk * 64;
+        u64 mask = nonzero_mask(b, 1, 63);        // bit k: zig-zag coefficient k is nonzero
+        if (!(mask >> 63)) ++freq[0];           // EOB: the block ends in zeros (also: no nonzero AC at all)
+        int prev = 0;
+        while (mask) {
+            const int k = ctz(mask);
+            mask &= mask - 1;
+            const int run = k - prev - 1;
+            prev = k;
+            const int size = bit_length(b[ZIGZAG[k]] < 0 ? -static_cast<i64>(b[ZIGZAG[k]]) : b[ZIGZAG[k]]);
+            if (size > 15) return false;
+            freq[0xF0] += run >> 4;             // a ZRL per 16 zeros before the nonzero
+            ++freq[((run & 15) << 4) | size];
+        }
+    }
+    return true;
+}
+
 void gather_blocks(const std::int16_t* src, i64 n, std::int16_t* dst, i64 offset, i64* lastnz) {
     std::memcpy(dst + offset * 64, src, static_cast<std::size_t>(n) * 64 * sizeof(std::int16_t));
     for (i64 blk = 0; blk < n; ++blk) lastnz[offset + blk] = last_nonzero_of(src + blk * 64);

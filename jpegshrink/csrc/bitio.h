@@ -241,4 +241,10 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out);
 // Copy blocks src [n][64] to dst[offset:offset + n] and fill lastnz for them, in one pass.
 void gather_blocks(const std::int16_t* src, i64 n, std::int16_t* dst, i64 offset, i64* lastnz);
 
+// Add to freq [256] the AC symbols a baseline Huffman encoder emits for blocks coef [n][64] (natural
+// order): run/size, a ZRL (0xF0) per 16 zeros before a nonzero, an EOB (0x00) when zeros end the block.
+// False (freq partly updated) when a coefficient needs more than 15 magnitude bits (no symbol holds it).
+// The symbol counts of jpeg/optimal.py's Huffman table builders: part of the format, integer-only.
+bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq);
+
 }  // namespace jsk

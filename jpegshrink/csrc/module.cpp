@@ -322,6 +322,21 @@ PYBIND11_MODULE(_core, m) {
         "Per block of coef [n, 64], the zig-zag index of its last non-zero coefficient (0 if only DC may be set).");
 
     scan.def(
+        "ac_symbol_counts",
+        [](py::array coef, py::array freq) {
+            const Coefficients c = coefficients(coef, false);
+            i64* f = checked<i64>(freq, "freq", {256}, true);
+            bool ok;
+            {
+                py::gil_scoped_release nogil;
+                ok = ac_symbol_counts(c.coef, c.blocks, f);
+            }
+            if (!ok) fail("ac_symbol_counts: a coefficient needs more than 15 magnitude bits");
+        },
+        "Add to freq int64 [256] the baseline AC Huffman symbols (run/size, ZRL, EOB) of coef [n, 64] "
+        "(natural order); ValueError when a coefficient needs more than 15 magnitude bits.");
+
+    scan.def(
         "gather_blocks",
         [](py::array src, py::array dst, i64 offset, py::array lastnz) {
             const std::int16_t* s = checked<std::int16_t>(src, "src", {-1, 64}, false);

@@ -4,7 +4,8 @@
 the final coefficients and refuses (``UnsupportedJpeg("non-canonical")``) anything it cannot reproduce.
 Modules: :mod:`.headers` (marker segments), :mod:`.huffman` (tables), :mod:`.bitio`,
 :mod:`.scan` (intervals, overrides; the scan coders are in the compiled core, ``jpegshrink/csrc``),
-:mod:`.layout` (serialisation), :mod:`.limits`.
+:mod:`.layout` (serialisation), :mod:`.optimal` (Huffman tables derived from coefficients: the lossy
+writer's, and those a version-2 layout leaves out), :mod:`.limits`.
 """
 from __future__ import annotations
 
@@ -41,9 +42,9 @@ def parse(data: bytes, limits: Limits | None = None) -> JpegParts:
 
 
 def rebuild(parts: JpegParts) -> bytes:
-    """The original file bytes from a layout and its coefficients."""
-    layout = parts.layout
-    coef, lastnz = _flat_coefficients(layout, parts.coefficients)
+    """The original file bytes from a layout and its coefficients (left-out Huffman tables derived again)."""
+    coef, lastnz = _flat_coefficients(parts.layout, parts.coefficients)
+    layout = parts.layout.restore_tables(parts.coefficients)
     out = [layout.chunks[0]]
     for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
         out.append(encode_scan(spec, layout.frame, record, coef, lastnz))

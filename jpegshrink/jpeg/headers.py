@@ -78,8 +78,14 @@ class ScanSpec:
 class HeaderWalker:
     """Reads marker segments and keeps the state they define."""
 
-    def __init__(self, limits: Limits, data_length: int) -> None:
+    def __init__(self, limits: Limits, data_length: int, *, huffman_deferred: bool = False) -> None:
         self.limits = limits
+        #: Tables come later (a layout blob that left its DHT out, :mod:`.optimal`): a scan whose tables are
+        #: undefined gets none instead of an error or libjpeg's standard ones; its spec cannot code until
+        #: the layout is walked again with the tables in place.
+        self.huffman_deferred = huffman_deferred
+        #: (start, end) of every DHT segment read, from its FF to the end of its payload.
+        self.dht_segments: list[tuple[int, int]] = []
         self.data_length = data_length
         self.quant: list[np.ndarray | None] = [None] * 4
         self.huffman: list[HuffmanTable | None] = [None] * 8
@@ -127,6 +133,7 @@ class HeaderWalker:
             if code in (0xC0, 0xC1, 0xC2):
                 self._frame(code, payload, q + 3)
             elif code == 0xC4:
+                self.dht_segments.append((q - 1, seg_end))
                 for tc, th, table in parse_dht(payload, q + 3):
                     self.huffman[tc * 4 + th] = table
             elif code == 0xDB:
@@ -227,8 +234,8 @@ class HeaderWalker:
             needed.update(ac)
         slots: list[HuffmanTable | None] = [None] * 8
         for s in needed:
-            table = self.huffman[s] or STANDARD_TABLES.get(s)
-            if table is None:
+            table = self.huffman[s] or (None if self.huffman_deferred else STANDARD_TABLES.get(s))
+            if table is None and not self.huffman_deferred:
                 raise CorruptJpeg(f"scan uses Huffman table {'AC' if s >= 4 else 'DC'}{s & 3}, never defined", offset)
             slots[s] = table
         key = tuple(slots)

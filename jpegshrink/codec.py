@@ -165,7 +165,13 @@ def _compress_jpeg(data: bytes, sha: bytes, model_id: str | None, *, mode: Mode 
     layout = parts.layout
     if mode == Mode.LOSSY_JPEG:  # our writer's Huffman tables follow from the coefficients: store none
         layout = layout.leave_out_tables(parts.coefficients)
-    layout = dictionary.compress_layout(layout.to_bytes(), ZSTD_LEVEL)
+    raw = layout.to_bytes()
+    layout = dictionary.compress_layout(raw, ZSTD_LEVEL)
+    if mode == Mode.LOSSY_JPEG:  # (always a v3 container: a v2 reader never meets the newer dictionary)
+        # Our encoder's layouts are what the lossy dictionary knows; a JPEG from elsewhere stored as lossy
+        # may be better served by the generic one. The frame names its dictionary: keep the smaller.
+        lossy = dictionary.compress_layout(raw, ZSTD_LEVEL, dictionary.LOSSY_LAYOUT_DICTIONARY_ID)
+        layout = min(layout, lossy, key=len)
     return container.pack(Container(mode, len(data), sha, m.model_id, "", layout, streams, info or {}))
 
 

@@ -213,3 +213,24 @@ def test_a_layout_frame_claiming_more_than_the_limit_is_refused_before_allocatio
     c.layout = zstandard.ZstdCompressor(level=1).compress(bytes(65 << 20))
     with pytest.raises(CorruptContainer, match="claims 68157440 bytes"):
         jpegshrink.decompress(container.pack(c))
+
+
+def test_lossy_layouts_take_the_smaller_of_the_generic_and_the_lossy_dictionary(sample_files):
+    import numpy as np
+    import zstandard
+
+    from jpegshrink.coding import dictionary
+
+    def layout_dict(blob):
+        return zstandard.get_frame_parameters(container.unpack(blob).layout).dict_id
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.integers(0, 40, (96, 128, 3)) + np.linspace(0, 200, 128)[None, :, None]).astype(np.uint8)
+    ours = jpegshrink.encode_image(pixels, mode="high-bitrate", quality=60, measure=False)
+    assert layout_dict(ours) == dictionary.LOSSY_LAYOUT_DICTIONARY_ID
+    assert container.read_header(ours).version == 3  # a v2 reader never meets dictionary 3
+    # a libjpeg file stored as lossy: its standard Huffman tables are what the generic dictionary knows
+    foreign = jpegshrink.store_lossy_jpeg(sample_files[0].read_bytes(), {"source_format": "png"})
+    assert layout_dict(foreign) == dictionary.LAYOUT_DICTIONARY_ID
+    with pytest.raises(ValueError, match="not a layout dictionary"):
+        dictionary.compress_layout(b"x", 3, dictionary.INFO_DICTIONARY_ID)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jpegshrink
 from jpegshrink import model
-from jpegshrink.coding import container
+from jpegshrink.coding import container, dictionary
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Small sample files that cover the layout cases: baseline 4:2:0, progressive, restart markers, grey,
@@ -47,9 +47,13 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
     # One per remaining mode is enough: they do not depend on the model.
     cases.append(("fallback", first, b"not a jpeg: " + (sample / first).read_bytes() * 2, None))
     cases.append(("stored", "seeded-random-100", random.Random(0).randbytes(100), None))
-    cases.append((f"lossy-{model.DEFAULT_MODEL_ID}", first, (sample / first).read_bytes(), "lossy"))
-    # A JPEG of our own lossy encoder: its container leaves the Huffman tables out (layout version 2).
-    cases.append((f"lossy-derived-tables-{model.DEFAULT_MODEL_ID}", OURS_SOURCE, _our_jpeg(sample / OURS_SOURCE), "lossy"))
+    # Lossy containers: their layout blobs name the lossy layout dictionary (in the tag: files made before
+    # it existed keep their names); a JPEG of our own encoder also leaves its Huffman tables out (layout
+    # version 2).
+    d = f"layoutdict{dictionary.LOSSY_LAYOUT_DICTIONARY_ID}-"
+    cases.append((f"lossy-{d}{model.DEFAULT_MODEL_ID}", first, (sample / first).read_bytes(), "lossy"))
+    cases.append((f"lossy-derived-tables-{d}{model.DEFAULT_MODEL_ID}", OURS_SOURCE, _our_jpeg(sample / OURS_SOURCE),
+                  "lossy"))
     return cases
 
 

@@ -6,6 +6,10 @@ quality-scaled quantisation tables, JFIF/Exif boilerplate), and on a small file 
 part of the container: zstd alone has nothing to match them against, a dictionary has. Trained on the
 public corpus without the validation packages, so the held-out figure it prints is honest.
 
+``lossy-layout``: the layout blobs of our own lossy encoder's JPEGs (their quantisation tables, frame
+and scan headers; no Huffman tables, which layout version 2 derives), for random crops of the same
+training photos at random qualities.
+
 ``info``: the info JSON of lossy and perceptual containers (~250 bytes of the same keys, encoder
 names and settings, and a few numbers). Samples are the infos the real encoders write for small crops
 of the perceptual *training* photos (tools/image_data.py), at random qualities and targets, from arrays,
@@ -18,6 +22,7 @@ jpegshrink/coding/dictionary.py.
 
     PYTHONPATH=. python3 tools/train_dictionary.py layout --corpus /work/corpus [--dict-id 1] [--size 16384]
     PYTHONPATH=. python3 tools/train_dictionary.py info [--dict-id 2] [--size 2048] [--samples 300]
+    PYTHONPATH=. python3 tools/train_dictionary.py lossy-layout [--dict-id 3] [--size 16384] [--samples 600]
 """
 from __future__ import annotations
 
@@ -57,12 +62,9 @@ def layouts(corpus: Path) -> tuple[list[bytes], list[bytes]]:
 def infos(n: int, seed: int) -> list[bytes]:
     """The info JSON (as containers store it) of ``n`` small encodes, half lossy, half perceptual."""
     import dataclasses
-    import io
 
     import numpy as np
-    from PIL import Image
 
-    import jpegshrink
     from jpegshrink.coding import container
     from image_data import CACHE
 
@@ -78,6 +80,20 @@ def infos(n: int, seed: int) -> list[bytes]:
         return real_pack(dataclasses.replace(c, info={}))
 
     container.pack = capture
+    try:
+        _encode_for_infos(n, crops, rng)
+    finally:
+        container.pack = real_pack
+    return out
+
+
+def _encode_for_infos(n, crops, rng) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import jpegshrink
     for i in range(n):
         crop = np.array(crops[rng.integers(len(crops))])
         h, w = rng.integers(40, crop.shape[0] + 1, 2)
@@ -95,17 +111,45 @@ def infos(n: int, seed: int) -> list[bytes]:
             kw = ({"quality": int(rng.integers(0, 101))} if rng.random() < 0.8
                   else {"target": {"bpp": round(float(rng.uniform(0.05, 0.6)), 2)}})
             jpegshrink.encode_image(img, mode="perceptual", **kw)
-    container.pack = real_pack
+
+
+def lossy_layouts(n: int, seed: int) -> list[bytes]:
+    """The layout blobs (before zstd) that the lossy containers of ``n`` small encodes store: our
+    encoder's JPEGs at random qualities, as :func:`jpegshrink.store_lossy_jpeg` hands them to zstd."""
+    import numpy as np
+
+    import jpegshrink
+    from jpegshrink.coding import dictionary
+    from image_data import CACHE
+
+    crops = np.load(CACHE / "train_crops_136.npy", mmap_mode="r")  # tools/image_data.py --build
+    rng = np.random.default_rng(seed)
+    out = []
+    real = dictionary.compress_layout
+
+    def capture(blob, level, dict_id=dictionary.LAYOUT_DICTIONARY_ID):
+        out.append(blob)  # compressed with the generic dictionary: the one being made may not exist yet
+        return real(blob, level, dictionary.LAYOUT_DICTIONARY_ID)
+
+    dictionary.compress_layout = capture
+    try:
+        for _ in range(n):
+            crop = np.array(crops[rng.integers(len(crops))])
+            h, w = rng.integers(40, crop.shape[0] + 1, 2)
+            jpegshrink.encode_image(crop[:h, :w], mode="high-bitrate", quality=int(rng.integers(20, 100)),
+                                    measure=False)
+    finally:
+        dictionary.compress_layout = real
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("kind", choices=("layout", "info"))
+    ap.add_argument("kind", choices=("layout", "info", "lossy-layout"))
     ap.add_argument("--corpus", type=Path, help="(layout) the corpus built by tools/corpus")
-    ap.add_argument("--dict-id", type=int, help="default: 1 (layout), 2 (info)")
-    ap.add_argument("--size", type=int, help="dictionary bytes; default: 16384 (layout), 2048 (info)")
-    ap.add_argument("--samples", type=int, default=300, help="(info) encodes to train on")
+    ap.add_argument("--dict-id", type=int, help="default: 1 (layout), 2 (info), 3 (lossy-layout)")
+    ap.add_argument("--size", type=int, help="dictionary bytes; default: 16384 (layout, lossy-layout), 2048 (info)")
+    ap.add_argument("--samples", type=int, help="(info, lossy-layout) encodes to train on; default 300, 600")
     ap.add_argument("--out", type=Path, default=ROOT / "jpegshrink" / "coding" / "dictionaries")
     args = ap.parse_args()
     if args.kind == "layout":
@@ -113,9 +157,12 @@ def main() -> None:
             ap.error("layout needs --corpus")
         dict_id, size = args.dict_id or 1, args.size or 16384
         train, held_out = layouts(args.corpus)
+    elif args.kind == "info":
+        dict_id, size, n = args.dict_id or 2, args.size or 2048, args.samples or 300
+        train, held_out = infos(n, seed=1), infos(max(20, n // 5), seed=7)
     else:
-        dict_id, size = args.dict_id or 2, args.size or 2048
-        train, held_out = infos(args.samples, seed=1), infos(max(20, args.samples // 5), seed=7)
+        dict_id, size, n = args.dict_id or 3, args.size or 16384, args.samples or 600
+        train, held_out = lossy_layouts(n, seed=1), lossy_layouts(max(20, n // 6), seed=7)
     # Fixed cover parameters and one thread: the same samples give the same dictionary.
     d = zstandard.train_dictionary(size, train, k=64, d=8, dict_id=dict_id, threads=1, level=ZSTD_LEVEL)
     raw = d.as_bytes()

@@ -22,11 +22,16 @@ _DIR = Path(__file__).resolve().parent / "dictionaries"
 DICTIONARIES = {
     1: ("layout-1.zdict", "273f73ecb0f9259b30d6751f778c3ff38817ea195eed9396481a9e1be0ce92d1"),
     2: ("info-2.zdict", "6130b53f45b87b11b9e371ce8bcd27cba17256b268974bf19065835fd364fa18"),
+    3: ("lossy-layout-3.zdict", "98e3b179350f9bef0913c4da6e17671095a24f4e5e9588d082ff3eb781c8478a"),
 }
 #: The dictionary new layout blobs are compressed with.
 LAYOUT_DICTIONARY_ID = 1
 #: The dictionary a format-v3 container's info JSON is compressed with.
 INFO_DICTIONARY_ID = 2
+#: The dictionary the layout blobs of our own lossy encoder's JPEGs are compressed with: their
+#: quantisation tables, frame and scan headers are a few shapes, repeated (the generic dictionary 1
+#: knows libjpeg's and camera layouts instead).
+LOSSY_LAYOUT_DICTIONARY_ID = 3
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,9 +47,12 @@ def format_dictionary(dict_id: int) -> zstandard.ZstdCompressionDict:
     return zstandard.ZstdCompressionDict(raw, dict_type=zstandard.DICT_TYPE_FULLDICT)
 
 
-def compress_layout(blob: bytes, level: int) -> bytes:
-    """A zstd frame of ``blob`` that uses (and names) :data:`LAYOUT_DICTIONARY_ID`."""
-    return zstandard.ZstdCompressor(level=level, dict_data=format_dictionary(LAYOUT_DICTIONARY_ID)).compress(blob)
+def compress_layout(blob: bytes, level: int, dict_id: int = LAYOUT_DICTIONARY_ID) -> bytes:
+    """A zstd frame of ``blob`` that uses (and names) ``dict_id``: :data:`LAYOUT_DICTIONARY_ID` for
+    JPEGs from anywhere, :data:`LOSSY_LAYOUT_DICTIONARY_ID` for the JPEGs of our own lossy encoder."""
+    if dict_id not in (LAYOUT_DICTIONARY_ID, LOSSY_LAYOUT_DICTIONARY_ID):
+        raise ValueError(f"zstd dictionary {dict_id} is not a layout dictionary")
+    return zstandard.ZstdCompressor(level=level, dict_data=format_dictionary(dict_id)).compress(blob)
 
 
 def decompress(frame: bytes, max_output_size: int) -> bytes:

@@ -99,9 +99,13 @@ def load_photo(package: str, suffix: str) -> tuple[str, np.ndarray]:
 
 # ---------------------------------------------------------------- codecs: pixels -> (bytes, decoded pixels)
 
+#: The coefficient model our containers are stored with (``--model``; None = the library default).
+OURS_MODEL: list[str | None] = [None]
+
+
 def codec_ours(a, q, options):
     import jpegshrink
-    blob = jpegshrink.encode_image(a, quality=int(q), measure=False, **options)
+    blob = jpegshrink.encode_image(a, quality=int(q), measure=False, model_id=OURS_MODEL[0], **options)
     return blob, jpegshrink.decode_image(blob)
 
 
@@ -250,12 +254,19 @@ def _encoder_field(codec: str) -> dict:
     from jpegshrink.jpeg import layout
     from jpegshrink.lossy import ENCODER_ID
     # (a jpegshrink from before layout version 2, measured for a before/after, writes version 1)
-    return {"encoder": ENCODER_ID, "layout": getattr(layout, "NEWEST_VERSION", 1)} if codec == "ours" else {}
+    if codec != "ours":
+        return {}
+    field = {"encoder": ENCODER_ID, "layout": getattr(layout, "NEWEST_VERSION", 1)}
+    if OURS_MODEL[0]:  # (records of the default model carry no model field)
+        field["model"] = OURS_MODEL[0]
+    return field
 
 
 def _current(rec: dict) -> bool:
     """False for a cached record of ours made by another encoder or layout version (re-measured, never reported)."""
-    return rec["codec"] != "ours" or all(rec.get(k) == v for k, v in _encoder_field("ours").items())
+    want = _encoder_field("ours")
+    return rec["codec"] != "ours" or (all(rec.get(k) == v for k, v in want.items())
+                                      and rec.get("model") == want.get("model"))
 
 
 def load_cache(out: Path, set_name: str) -> dict:
@@ -520,12 +531,15 @@ def main(argv=None) -> int:
     ap.add_argument("--s2-range", default="70,90", metavar="LO,HI",
                     help="SSIMULACRA2 range of the BD-rate column (e.g. 70,80: the low end, where a container's "
                          "fixed bytes weigh most); other than 70,90 the report is report-<set>-s2-LO-HI.md")
+    ap.add_argument("--model", help="coefficient model id our containers are stored with (default: the library's; "
+                                    "the +jpegshrink anchors keep theirs)")
     ap.add_argument("--speed", action="store_true", help="12 MP one-core speed table instead")
     ap.add_argument("--repeat", type=int, default=1, help="--speed: best of this many runs per timing")
     ap.add_argument("--restore", nargs="?", const=True, default=None, metavar="MODEL",
                     help="measure decode_image(restore=True or MODEL) on the set instead (held-out by default)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    OURS_MODEL[0] = args.model
     options = {}
     for kv in args.ours:
         k, v = kv.split("=", 1)

@@ -7,14 +7,17 @@ part of the container: zstd alone has nothing to match them against, a dictionar
 public corpus without the validation packages, so the held-out figure it prints is honest.
 
 ``lossy-layout``: the layout blobs of our own lossy encoder's JPEGs (their quantisation tables, frame
-and scan headers; no Huffman tables, which layout version 2 derives), for random crops of the same
-training photos at random qualities.
+and scan headers; no Huffman tables, which layout version 2 derives), for random crops of the lossy
+benchmark's *tuning* photos (tools/bench_lossy.py TUNING; never a photo any benchmark reports as held
+out) at random qualities.
 
 ``info``: the info JSON of lossy and perceptual containers (~250 bytes of the same keys, encoder
 names and settings, and a few numbers). Samples are the infos the real encoders write for small crops
-of the perceptual *training* photos (tools/image_data.py), at random qualities and targets, from arrays,
-PNG and JPEG bytes; the held-out figure is from crops drawn with another seed. Needs torch (the
-perceptual encoder).
+of the same tuning photos, at random qualities and targets, from arrays, PNG and JPEG bytes. Needs
+torch (the perceptual encoder).
+
+For both, the "held-out" figure printed is from crops drawn with another seed (of the same photos: the
+dictionaries hold headers, keys and settings, not pixels).
 
 The file it writes is part of the format: once a container uses it, it never changes. A better
 dictionary is a new id (``--dict-id``, unique across kinds), registered next to the old one in
@@ -59,6 +62,23 @@ def layouts(corpus: Path) -> tuple[list[bytes], list[bytes]]:
     return train, held_out
 
 
+class _TuningCrops:
+    """Random 136 x 136 crops of the lossy benchmark's TUNING photos (tools/bench_lossy.py, decoded and
+    downscaled as the benchmark does): never of a photo any benchmark reports as held out."""
+
+    SIZE = 136
+
+    def __init__(self) -> None:
+        from bench_lossy import TUNING, load_photo
+        self.photos = [load_photo(package, suffix)[1] for package, suffix in TUNING]
+
+    def sample(self, rng):
+        import numpy as np
+        a = self.photos[rng.integers(len(self.photos))]
+        y, x = rng.integers(0, a.shape[0] - self.SIZE + 1), rng.integers(0, a.shape[1] - self.SIZE + 1)
+        return np.ascontiguousarray(a[y:y + self.SIZE, x:x + self.SIZE])
+
+
 def infos(n: int, seed: int) -> list[bytes]:
     """The info JSON (as containers store it) of ``n`` small encodes, half lossy, half perceptual."""
     import dataclasses
@@ -66,9 +86,8 @@ def infos(n: int, seed: int) -> list[bytes]:
     import numpy as np
 
     from jpegshrink.coding import container
-    from image_data import CACHE
 
-    crops = np.load(CACHE / "train_crops_136.npy", mmap_mode="r")  # tools/image_data.py --build
+    crops = _TuningCrops()
     rng = np.random.default_rng(seed)
     out = []
     # The info as the encoder hands it to the container, taken before it is packed (packing compresses it
@@ -95,7 +114,7 @@ def _encode_for_infos(n, crops, rng) -> None:
 
     import jpegshrink
     for i in range(n):
-        crop = np.array(crops[rng.integers(len(crops))])
+        crop = crops.sample(rng)
         h, w = rng.integers(40, crop.shape[0] + 1, 2)
         img = crop[:h, :w]
         kind = rng.integers(3)  # an array, PNG bytes or JPEG bytes: the source_format field varies
@@ -120,21 +139,22 @@ def lossy_layouts(n: int, seed: int) -> list[bytes]:
 
     import jpegshrink
     from jpegshrink.coding import dictionary
-    from image_data import CACHE
 
-    crops = np.load(CACHE / "train_crops_136.npy", mmap_mode="r")  # tools/image_data.py --build
+    crops = _TuningCrops()
     rng = np.random.default_rng(seed)
     out = []
     real = dictionary.compress_layout
 
     def capture(blob, level, dict_id=dictionary.LAYOUT_DICTIONARY_ID):
-        out.append(blob)  # compressed with the generic dictionary: the one being made may not exist yet
+        if dict_id == dictionary.LOSSY_LAYOUT_DICTIONARY_ID:  # (the writer also tries the generic one)
+            out.append(blob)
+        # compressed with the generic dictionary: the one being made may not exist yet
         return real(blob, level, dictionary.LAYOUT_DICTIONARY_ID)
 
     dictionary.compress_layout = capture
     try:
         for _ in range(n):
-            crop = np.array(crops[rng.integers(len(crops))])
+            crop = crops.sample(rng)
             h, w = rng.integers(40, crop.shape[0] + 1, 2)
             jpegshrink.encode_image(crop[:h, :w], mode="high-bitrate", quality=int(rng.integers(20, 100)),
                                     measure=False)

@@ -21,8 +21,8 @@ _DIR = Path(__file__).resolve().parent / "dictionaries"
 #: Dictionary id -> (file in ``dictionaries/``, its sha256).
 DICTIONARIES = {
     1: ("layout-1.zdict", "273f73ecb0f9259b30d6751f778c3ff38817ea195eed9396481a9e1be0ce92d1"),
-    2: ("info-2.zdict", "6130b53f45b87b11b9e371ce8bcd27cba17256b268974bf19065835fd364fa18"),
-    3: ("lossy-layout-3.zdict", "98e3b179350f9bef0913c4da6e17671095a24f4e5e9588d082ff3eb781c8478a"),
+    2: ("info-2.zdict", "b7167434a097edf3d620fe4825e493dfd3984cd1667863e654c373966245c1a9"),
+    3: ("lossy-layout-3.zdict", "c9779d5b46e30bea2182bb58eef29eaf0356744a3d6fd7c8afba10d707c88549"),
 }
 #: The dictionary new layout blobs are compressed with.
 LAYOUT_DICTIONARY_ID = 1

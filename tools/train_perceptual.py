@@ -15,6 +15,7 @@ four 256^2 validation crops) every ``--val-every`` iterations.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import sys
@@ -31,6 +32,8 @@ from jpegshrink.perceptual.network import HyperpriorCodec, MultiSample  # noqa: 
 #: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
 LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 GAIN_LR_FACTOR = 20
+#: Divergence guard: a step whose loss exceeds this multiple of the recent median is skipped.
+SPIKE = 5.0
 CROPS = Path("/work/cache/perceptual/train_crops_136.npy")
 VAL = Path("/work/cache/perceptual/val")
 
@@ -124,6 +127,8 @@ def train(args) -> None:
     cpu0 = clock()
     budget = (args.cpu_minutes or args.minutes) * 60
     stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
+    recent = collections.deque(maxlen=200)
+    skipped = skipped_at_ck = 0
     it = it0
     last_ck = start
     print(json.dumps({"start": time.strftime("%H:%M:%S"), "args": vars(args), "lambdas": LAMBDAS}), flush=True)
@@ -145,6 +150,14 @@ def train(args) -> None:
         rate = torch.from_numpy(rng.integers(0, len(LAMBDAS), len(x))).float()
         bpp, mse = rd(net, x, rate, args.iwae, MultiSample(args.iwae_bound))
         loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
+        # Divergence guard: a run at lr 3e-4 blew up after 8 000 good steps (loss 0.3 -> 8 -> 1e6 within 200
+        # steps) and its periodic checkpoint kept only the wreck. A step whose loss is not finite or over
+        # SPIKE x the recent median is skipped; the checkpoint is the last one before any skip streak.
+        recent.append(loss.item())
+        if not math.isfinite(recent[-1]) or (len(recent) >= 50 and recent[-1] > SPIKE * float(np.median(recent))):
+            recent.pop()
+            skipped += 1
+            continue
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -156,7 +169,7 @@ def train(args) -> None:
             s[1] += 10 * math.log10(1 / max(e, 1e-10))
             s[2] += 1
         if it % args.log_every == 0:
-            line = {"it": it, "min": round(elapsed / 60, 2), "lr": lr, "loss": round(loss.item(), 4),
+            line = {"it": it, "min": round(elapsed / 60, 2), "lr": lr, "loss": round(loss.item(), 4), "skipped": skipped,
                     "bpp": [round(s[0] / max(s[2], 1), 3) for s in stats.values()],
                     "psnr": [round(s[1] / max(s[2], 1), 2) for s in stats.values()]}
             print(json.dumps(line), flush=True)
@@ -164,7 +177,9 @@ def train(args) -> None:
         if it % args.val_every == 0:
             print(json.dumps({"it": it, "val": evaluate(net, vx)}), flush=True)
         if time.time() - last_ck > 300:
-            save(net, opt, out / "last.pt", it, args)
+            if skipped == skipped_at_ck:  # no spike in the last five minutes: a state worth keeping
+                save(net, opt, out / "last.pt", it, args)
+            skipped_at_ck = skipped
             last_ck = time.time()
     save(net, opt, out / "last.pt", it, args)
     print(json.dumps({"it": it, "done": True, "val": evaluate(net, vx)}), flush=True)

@@ -178,6 +178,9 @@ static const int64_t K[8][8] = {{2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048}
 //: Boundary weight of frequency v in the DCT-domain neighbour prediction (value of the basis function
 //: at the block edge, x256, with the slight high-frequency boost paq8px found useful).
 static const int64_t BW[8] = {181, 272, 288, 304, 320, 336, 352, 368};
+//: Edge-gradient weights of the DC prediction (as adaptive-1): 3 K[u][0] - K[u][1].
+static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
+                              3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
 
 static inline int bitlen(uint64_t a) {
   int n = 0;
@@ -348,6 +351,11 @@ struct Component {
   std::vector<uint8_t> nz;             // [R][C] nonzero AC count (rows r0..r1 valid)
   std::vector<int32_t> dcres;          // [R][C] DC prediction residual, clamped
   std::vector<int64_t> grad;           // [2][C][4][8] edge gradients, previous / current row
+  //: [2][C][16] what each block contributes to its neighbours' DCT-domain predictions, previous /
+  //: current row: [u] = sum over v of bwq_n[v][u] x coefficient (read by the block below),
+  //: [8 + v] = sum over u of bwq_w[v][u] x coefficient (read by the block to the right); summed while
+  //: the block is coded (nonzero coefficients only) instead of over all 64 when it is read.
+  std::vector<int64_t> bnd;
   const int16_t* blk(int r, int c) const { return co + ((size_t)r * C + c) * 64; }
   int16_t* blk_w(int r, int c) { return co + ((size_t)r * C + c) * 64; }
 };
@@ -410,10 +418,12 @@ class Kernel {
     for (size_t ci = 0; ci < comps_.size(); ++ci) {
       Component& cp = comps_[ci];
       cp.grad.assign((size_t)2 * cp.C * 32, 0);
+      cp.bnd.assign((size_t)2 * cp.C * 16, 0);
       for (int by = cp.r0; by < cp.r1 && !err; ++by) {
         for (int bx = 0; bx < cp.C && !err; ++bx) code_block((int)ci, by, bx);
         std::swap_ranges(cp.grad.begin(), cp.grad.begin() + (size_t)cp.C * 32,
                          cp.grad.begin() + (size_t)cp.C * 32);
+        std::swap_ranges(cp.bnd.begin(), cp.bnd.begin() + (size_t)cp.C * 16, cp.bnd.begin() + (size_t)cp.C * 16);
       }
     }
   }
@@ -608,10 +618,13 @@ class Kernel {
     // weight), minus what this block's coded coefficients of that column already contribute;
     // sumV[v] likewise from the west block for row v.
     int64_t sumU[8] = {0}, sumV[8] = {0};
-    if (N)
-      for (int n = 0; n < 64; ++n) sumU[n & 7] += cp.bwq_n[n] * N[n];
-    if (W)
-      for (int n = 0; n < 64; ++n) sumV[n >> 3] += cp.bwq_w[n] * W[n];
+    int64_t* const bnd_cur = cp.bnd.data() + (size_t)cp.C * 16;
+    if (N) std::memcpy(sumU, cp.bnd.data() + (size_t)bx * 16, sizeof sumU);  // sum of bwq_n x N by column
+    if (W) std::memcpy(sumV, bnd_cur + (size_t)(bx - 1) * 16 + 8, sizeof sumV);  // bwq_w x W by row
+    int64_t* const mine = bnd_cur + (size_t)bx * 16;  // this block's, summed below
+    for (int i = 0; i < 16; ++i) mine[i] = 0;
+    // This block's sums for its DC prediction's edge gradients (see edge_gradients), same way.
+    int64_t esum[4][8] = {{0}};
     // How many coefficients the neighbours predict to be nonzero: a context for the count.
     int nzpred = 0;
     if (off(NO_ADVPRED | NO_COUNT_PRED)) {
@@ -743,6 +756,11 @@ class Kernel {
         ssum += bitlen((uint64_t)iabs(val));
         sumU[u] -= BW[v] * cp.q[n] * val;
         sumV[v] -= BW[u] * cp.q[n] * val;
+        mine[u] += cp.bwq_n[n] * val;
+        mine[8 + v] += cp.bwq_w[n] * val;
+        const int64_t fq = val * cp.q[n];
+        esum[v & 1][u] += KG[v] * fq;
+        esum[2 + (u & 1)][v] += KG[u] * fq;
       } else {
         ++run;
       }
@@ -750,23 +768,15 @@ class Kernel {
     if (rem != 0) err = true;
 
     // ---- DC, predicted from this block's AC and the neighbours' pixels (as adaptive-1)
-    code_dc(ci, cls, by, bx, B, X, total, L ? 1 : 0, ldcres, P ? 1 : 0, pdcres);
+    code_dc(ci, cls, by, bx, B, esum, total, L ? 1 : 0, ldcres, P ? 1 : 0, pdcres);
+    mine[0] += cp.bwq_n[0] * B[0];
+    mine[8] += cp.bwq_w[0] * B[0];
   }
 
-  static void edge_gradients(const int16_t* blk, const int64_t* q, int64_t* g /*[4][8]*/) {
-    static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
-                                  3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
-    int64_t sums[4][8] = {{0}};
-    bool any = false;
-    for (int pos = 1; pos < 64; ++pos) {
-      int64_t f = blk[pos];
-      if (!f) continue;
-      any = true;
-      int64_t fq = f * q[pos];
-      int v = pos >> 3, u = pos & 7;
-      sums[v & 1][u] += KG[v] * fq;
-      sums[2 + (u & 1)][v] += KG[u] * fq;
-    }
+  //: The edge gradients of a block's AC-only pixels, from sums[v & 1][u] and sums[2 + (u & 1)][v] of
+  //: KG[v] x q x coefficient and KG[u] x q x coefficient over its AC coefficients (summed as they are
+  //: coded); any: whether the block has a nonzero AC coefficient (if not, all sums are 0 and so is g).
+  static void edge_gradients(const int64_t (*sums)[8], bool any, int64_t* g /*[4][8]*/) {
     if (!any) {
       for (int i = 0; i < 32; ++i) g[i] = 0;
       return;
@@ -791,14 +801,14 @@ class Kernel {
     }
   }
 
-  void code_dc(int ci, int cls, int by, int bx, int16_t* B, const int16_t* X, int total, int haveL, int32_t ldcres, int haveP,
+  void code_dc(int ci, int cls, int by, int bx, int16_t* B, const int64_t (*esum)[8], int total, int haveL, int32_t ldcres, int haveP,
                int32_t pdcres) {
     Component& cp = comps_[ci];
     const size_t row = (size_t)cp.C * 32;
     int64_t* prev = cp.grad.data();
     int64_t* cur = cp.grad.data() + row;
     int64_t* g = cur + (size_t)bx * 32;
-    edge_gradients(X, cp.q, g);
+    edge_gradients(esum, total > 0, g);
     const int64_t q0 = std::max<int64_t>(cp.q[0], 1);
     const int64_t unit = 2 * q0 * 4096;
     int n = 0;

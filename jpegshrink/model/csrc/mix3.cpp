@@ -182,11 +182,7 @@ static const int64_t BW[8] = {181, 272, 288, 304, 320, 336, 352, 368};
 static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
                               3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
 
-static inline int bitlen(uint64_t a) {
-  int n = 0;
-  while (a) { ++n; a >>= 1; }
-  return n;
-}
+static inline int bitlen(uint64_t a) { return a ? 64 - __builtin_clzll(a) : 0; }
 static inline int64_t iabs(int64_t a) { return a < 0 ? -a : a; }
 //: a / b truncated (C++ semantics), b > 0, skipping the division when the quotient is 0 (most are).
 static inline int64_t tdiv(int64_t a, int64_t b) { return (a < b && a > -b) ? 0 : a / b; }
@@ -699,7 +695,8 @@ class Kernel {
       int lc0 = 99, lc1 = 99;
       // (The DC is coded after the AC, so it is never an intra-block neighbour.)
       if (u > 0 && n - 1 != 0) lc0 = sqlog(tdiv(X[n - 1] * cp.q[n - 1], den));
-      if (v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
+      // lc1 is read by the intra slot only
+      if (!off(NO_INTRA) && v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
       const int rb = rem_bin(rem);
       auto sm3 = [](const int16_t* b, int i) -> int {
         if (!b) return 7;

@@ -112,6 +112,12 @@ enum : int {
   APM_CNT = N_CLASSES * 64,
   APM_DC = N_CLASSES * AC_TYPES * 12,
   MANT_SIZE = N_CLASSES * 64 * 20 * 20,
+  SIGN_PRED = 2,       // NO_SIGN_MIX: the signed log predictions clamped to +-SIGN_PRED
+  SIGN_SPAN = 2 * SIGN_PRED + 1,
+  SIGN_SIZE = N_CLASSES * 64 * SIGN_SPAN * SIGN_SPAN * 3,
+  TOP_EXPS = 7,        // NO_TOP_MIX: exponent 2..8+
+  TOP_SPAN = 5,        // NO_TOP_MIX: the prediction's half-octave log minus the value's, -2..2
+  TOP_SIZE = N_CLASSES * 64 * TOP_EXPS * TOP_SPAN,
   LIMIT = 255,
   MAX_COMPONENTS = 4,
 };
@@ -130,6 +136,9 @@ enum Flags : uint32_t {
   NO_SIDE_PRED = 128,  // AC slots 2-3: north-only and west-only DCT-domain predictions (slot 1 stays)
   NO_COUNT_PRED = 256, // the count's nzpred context (63 predictions per block, for one context)
   NO_EXACT = 512,      // AC slot 6: the exact small values of the same coefficient in N, W, NW
+  NO_SIGN_MIX = 1024,  // AC sign: one counter chosen by (class, position, DCT-domain prediction, a
+                       // neighbour's sign: SIGN_CTX) instead of the mixed slots
+  NO_TOP_MIX = 2048,   // AC top mantissa bit: the (class, position, exponent) counter of the lower bits
 };
 //: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
 struct SlotList {
@@ -160,6 +169,7 @@ enum : uint32_t {
   GENERIC = 0xFFFFFFFFu,
   FLAGS_DENSE = 0,
   FLAGS_FAST = NO_MIX2 | NO_SSE | NO_SIDE_PRED | NO_COUNT_PRED | NO_EXACT | NO_INTRA | NO_RUN,
+  FLAGS_FAST2 = FLAGS_FAST | NO_SIGN_MIX | NO_TOP_MIX,
 };
 
 static const int ZIGZAG[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
@@ -380,7 +390,7 @@ class Kernel {
   Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags, int ac_tbits)
       : comps_(comps), flags_(flags), ac_tbits_(ac_tbits),
         ac_(size_t(AC_SLOTS) << ac_tbits), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
-        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE),
+        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE), sign_(SIGN_SIZE), top_(TOP_SIZE),
         apm_ac1_(APM_AC1), apm_ac2_(APM_AC2), apm_cnt_(APM_CNT), apm_dc_(APM_DC), w_(N_WEIGHTS),
         direct_(N_DIRECT, 0) {
     if (init) {
@@ -429,7 +439,7 @@ class Kernel {
   uint32_t flags_;
   int ac_tbits_;
   SlotList act_ac_;  // which slots an AC decision reads (by the flags; the other kinds read all)
-  ZeroTable ac_, cnt_, dc_, mant_;
+  ZeroTable ac_, cnt_, dc_, mant_, sign_, top_;
   APM apm_ac1_, apm_ac2_, apm_cnt_, apm_dc_;
   std::vector<int32_t> w_;
   std::vector<uint32_t> direct_;
@@ -524,8 +534,25 @@ class Kernel {
   // Exp-Golomb-style binarisation of one value: exponent (bit length) in unary, sign, mantissa bits.
   // The exponent bits, the sign and the top mantissa bit are mixed decisions (types 0..5, 6, 7); the
   // lower mantissa bits use one counter per (class, position, exponent, bit).
+  // One adaptive counter decides the bit.
+  int direct_bit(int y, uint32_t& c) {
+    int p16 = ctr_p12(c) * 16 + 8;
+    p16 = std::min(65504, std::max(32, p16));
+    int bit = coder.code(y, p16);
+    ctr_update(c, bit, LIMIT);
+    return bit;
+  }
+
+  //: Where the AC sign and top mantissa bit are coded by one counter (NO_SIGN_MIX, NO_TOP_MIX): the
+  //: sign's counter, the block of top-bit counters of this position and the prediction's |sqlog|.
+  struct DirectCtx {
+    uint32_t* sign = nullptr;
+    uint32_t* top = nullptr;
+    int pred = 0;
+  };
+
   template <int KIND>
-  int64_t code_value(int64_t v, int max_exp, int cls, int k, const Sel& s) {
+  int64_t code_value(int64_t v, int max_exp, int cls, int k, const Sel& s, const DirectCtx* d = nullptr) {
     constexpr int block_sz = KIND == AC ? AC_BLOCK : DC_BLOCK;
     int64_t a = v < 0 ? -v : v;
     int e = ENC ? bitlen((uint64_t)a) : 0;
@@ -539,21 +566,24 @@ class Kernel {
     }
     if (n == 0) return 0;
     int sign_off = block_sz == AC_BLOCK ? 12 : 18;
-    int neg = mixed_bit<KIND>(ENC ? (v < 0) : 0, sign_off, s, 6);
+    const bool sign_mixed = !(KIND == AC && off(NO_SIGN_MIX));
+    int neg = sign_mixed ? mixed_bit<KIND>(ENC ? (v < 0) : 0, sign_off, s, 6) : direct_bit(ENC ? (v < 0) : 0, *d->sign);
     int64_t r = 1;
     if (n >= 2) {
-      int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
-      int b = mixed_bit<KIND>(ENC ? (int)((a >> (n - 2)) & 1) : 0, top_off, s, 7);
+      const int ty = ENC ? (int)((a >> (n - 2)) & 1) : 0;
+      int b;
+      if (KIND == AC && off(NO_TOP_MIX)) {
+        // the prediction's half-octave log against the value's octave (2n - 2 or 2n - 1)
+        const int dd = std::max(-2, std::min(2, d->pred - (2 * n - 2))) + 2;
+        b = direct_bit(ty, d->top[(std::min(n, TOP_EXPS + 1) - 2) * TOP_SPAN + dd]);
+      } else {
+        int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
+        b = mixed_bit<KIND>(ty, top_off, s, 7);
+      }
       r = (r << 1) | b;
       uint32_t* m = mant_.p + (((size_t)cls * 64 + k) * 20 + std::min(n, 19)) * 20;
-      for (int i = n - 3; i >= 0; --i) {
-        uint32_t& c = m[std::min(i, 19)];
-        int p16 = ctr_p12(c) * 16 + 8;
-        p16 = std::min(65504, std::max(32, p16));
-        int bit = coder.code(ENC ? (int)((a >> i) & 1) : 0, p16);
-        ctr_update(c, bit, LIMIT);
-        r = (r << 1) | bit;
-      }
+      for (int i = n - 3; i >= 0; --i)
+        r = (r << 1) | direct_bit(ENC ? (int)((a >> i) & 1) : 0, m[std::min(i, 19)]);
     }
     return neg ? -r : r;
   }
@@ -719,12 +749,14 @@ class Kernel {
       slot_[4] = off(NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
       slot_[5] = off(NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
       slot_[6] = off(NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      int64_t lres_s = 0;  // the co-located luma's rescaled coefficient (chroma), for the sign context
       if (cls == 1 && L) {
         int64_t lsum = 0;
         const Component& lc = comps_[0];
         for (int y = 0; y < lny; ++y)
           for (int x = 0; x < lnx; ++x) lsum += lc.blk(lry + y, lrx + x)[n];
         int64_t lres = lsum * lq[n] / (den * lny * lnx);
+        lres_s = lres;
         slot_[7] = ac_slot(7, hash(18, kc, sqlog(lres) + 32, rem_bin(lnz < 0 ? 0 : lnz)));
         if (P) {
           int64_t pres = (int64_t)P[n] * pqt[n] / den;
@@ -741,7 +773,21 @@ class Kernel {
                     (cls * AC_TYPES) * 64 + k, 64,
                     (cls * AC_TYPES) * (2 * SQ_MAX + 1) + (adv ? sB : 0) + SQ_MAX, 2 * SQ_MAX + 1,
                     &apm_ac1_, &apm_ac2_};
-      int64_t val = code_value<AC>(ENC ? B[n] : 0, 16, cls, k, sel);
+      DirectCtx dr;
+      if (off(NO_TOP_MIX)) {
+        dr.top = top_.p + ((size_t)cls * 64 + k) * TOP_EXPS * TOP_SPAN;
+        dr.pred = adv ? std::abs(sB) : 0;
+      }
+      if (off(NO_SIGN_MIX)) {
+        // the DCT-domain prediction's sign and size, and the co-located luma (chroma) or the
+        // intra-block west neighbour (luma): the sign is worth about 4 % of its bit, and these carry most
+        auto clampp = [](int x) { return std::max(-(int)SIGN_PRED, std::min((int)SIGN_PRED, x)) + SIGN_PRED; };
+        const int pn = clampp(adv ? sN : 0), pw = clampp(adv ? sW : 0);
+        const int64_t nb = (cls == 1 && L) ? lres_s : (lc0 == 99 ? 0 : lc0);
+        const int ns = nb == 0 ? 0 : nb > 0 ? 1 : 2;
+        dr.sign = sign_.p + ((((size_t)cls * 64 + k) * SIGN_SPAN + pn) * SIGN_SPAN + pw) * 3 + ns;
+      }
+      int64_t val = code_value<AC>(ENC ? B[n] : 0, 16, cls, k, sel, &dr);
       if (!ENC) {
         if (val < -32768 || val > 32767) { err = true; val = 0; }
         B[n] = (int16_t)val;
@@ -930,6 +976,9 @@ static void with_kernel(std::vector<Component>& comps, const int32_t* w, const u
   } else if (compiled && flags == FLAGS_FAST) {
     Kernel<Coder, ENC, FLAGS_FAST> k(comps, w, d, flags, bits);
     go(k);
+  } else if (compiled && flags == FLAGS_FAST2) {
+    Kernel<Coder, ENC, FLAGS_FAST2> k(comps, w, d, flags, bits);
+    go(k);
   } else {
     Kernel<Coder, ENC, GENERIC> k(comps, w, d, flags, bits);
     go(k);
@@ -997,8 +1046,9 @@ PYBIND11_MODULE(_mix3, m) {
                              py::arg("cross") = (int)NO_CROSS, py::arg("sse") = (int)NO_SSE,
                              py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN,
                              py::arg("mix2") = (int)NO_MIX2, py::arg("side_pred") = (int)NO_SIDE_PRED,
-                             py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT);
+                             py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT,
+                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX);
   m.attr("AC_TABLE_BITS_MAX") = (int)AC_TBITS_MAX;
   //: flag sets with a kernel instance of their own (the others run the generic one: same bits, slower)
-  m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST);
+  m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST, (int)FLAGS_FAST2);
 }

@@ -148,7 +148,7 @@ def test_profiles_are_different_formats(sample_files):
         streams[name] = m.encode(parts.coefficients, specs)
         for a, b in zip(m.decode(streams[name], specs), parts.coefficients):
             np.testing.assert_array_equal(a, b)
-    assert streams["fast"] != streams["dense"]
+    assert len({tuple(v) for v in streams.values()}) == len(streams)  # every profile its own bytes
 
 
 class _GenericKernel:

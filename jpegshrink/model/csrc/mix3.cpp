@@ -136,9 +136,10 @@ enum Flags : uint32_t {
   NO_SIDE_PRED = 128,  // AC slots 2-3: north-only and west-only DCT-domain predictions (slot 1 stays)
   NO_COUNT_PRED = 256, // the count's nzpred context (63 predictions per block, for one context)
   NO_EXACT = 512,      // AC slot 6: the exact small values of the same coefficient in N, W, NW
-  NO_SIGN_MIX = 1024,  // AC sign: one counter chosen by (class, position, DCT-domain prediction, a
-                       // neighbour's sign: SIGN_CTX) instead of the mixed slots
-  NO_TOP_MIX = 2048,   // AC top mantissa bit: the (class, position, exponent) counter of the lower bits
+  NO_SIGN_MIX = 1024,  // AC sign: one counter chosen by class, position, the N and W DCT-domain
+                       // predictions (SIGN_PRED) and a neighbour's sign, instead of the mixed slots
+  NO_TOP_MIX = 2048,   // AC top mantissa bit: one counter chosen by class, position, exponent and the
+                       // prediction against the value's octave (TOP_EXPS, TOP_SPAN), not the mixed slots
 };
 //: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
 struct SlotList {

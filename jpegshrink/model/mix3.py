@@ -133,7 +133,10 @@ DENSE = Profile()
 #: jpegshrink@<weights>.npz``.
 FAST = Profile(leave_out=tuple(sorted(("mix2", "sse", "side_pred", "count_pred", "exact", "intra", "run"))),
                ac_table_bits=18)
-PROFILES = {"dense": DENSE, "fast": FAST}
+#: FAST with the AC sign and top mantissa bit coded by one counter each instead of the mixer (a
+#: quarter of the mixed decisions on detailed photos): see BENCHMARKS.md, "mix3 kernel speed".
+FAST2 = Profile(leave_out=tuple(sorted(FAST.leave_out + ("sign_mix", "top_mix"))), ac_table_bits=18)
+PROFILES = {"dense": DENSE, "fast": FAST, "fast2": FAST2}
 
 
 class Mix3Model:

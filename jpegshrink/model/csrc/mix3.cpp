@@ -112,6 +112,12 @@ enum : int {
   APM_CNT = N_CLASSES * 64,
   APM_DC = N_CLASSES * AC_TYPES * 12,
   MANT_SIZE = N_CLASSES * 64 * 20 * 20,
+  SIGN_PRED = 2,       // NO_SIGN_MIX: the signed log predictions clamped to +-SIGN_PRED
+  SIGN_SPAN = 2 * SIGN_PRED + 1,
+  SIGN_SIZE = N_CLASSES * 64 * SIGN_SPAN * SIGN_SPAN * 3,
+  TOP_EXPS = 7,        // NO_TOP_MIX: exponent 2..8+
+  TOP_SPAN = 5,        // NO_TOP_MIX: the prediction's half-octave log minus the value's, -2..2
+  TOP_SIZE = N_CLASSES * 64 * TOP_EXPS * TOP_SPAN,
   LIMIT = 255,
   MAX_COMPONENTS = 4,
 };
@@ -130,17 +136,42 @@ enum Flags : uint32_t {
   NO_SIDE_PRED = 128,  // AC slots 2-3: north-only and west-only DCT-domain predictions (slot 1 stays)
   NO_COUNT_PRED = 256, // the count's nzpred context (63 predictions per block, for one context)
   NO_EXACT = 512,      // AC slot 6: the exact small values of the same coefficient in N, W, NW
+  NO_SIGN_MIX = 1024,  // AC sign: one counter chosen by class, position, the N and W DCT-domain
+                       // predictions (SIGN_PRED) and a neighbour's sign, instead of the mixed slots
+  NO_TOP_MIX = 2048,   // AC top mantissa bit: one counter chosen by class, position, exponent and the
+                       // prediction against the value's octave (TOP_EXPS, TOP_SPAN), not the mixed slots
 };
 //: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
-static int active_ac_slots(uint32_t flags, uint8_t* out) {
-  int n = 0;
+struct SlotList {
+  uint8_t s[16];
+  int n;
+};
+static constexpr SlotList active_ac_slots(uint32_t flags) {
+  SlotList l{};
+  l.n = 0;
   for (int i = 0; i < AC_SLOTS; ++i) {
     const bool off = ((i >= 1 && i <= 3) && (flags & NO_ADVPRED)) || ((i == 2 || i == 3) && (flags & NO_SIDE_PRED)) ||
                      (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT));
-    if (!off) out[n++] = (uint8_t)i;
+    if (!off) l.s[l.n++] = (uint8_t)i;
   }
-  return n;
+  return l;
 }
+static constexpr SlotList all_slots(int n) {
+  SlotList l{};
+  l.n = n;
+  for (int i = 0; i < n; ++i) l.s[i] = (uint8_t)i;
+  return l;
+}
+
+//: Flag sets the kernel is compiled for (no per-decision tests of the flags: the profiles' hot paths);
+//: any other combination (ablations) runs the GENERIC instance, which reads the flags at run time. The
+//: instances compute the same bits: only where the flags are known differs.
+enum : uint32_t {
+  GENERIC = 0xFFFFFFFFu,
+  FLAGS_DENSE = 0,
+  FLAGS_FAST = NO_MIX2 | NO_SSE | NO_SIDE_PRED | NO_COUNT_PRED | NO_EXACT | NO_INTRA | NO_RUN,
+  FLAGS_FAST2 = FLAGS_FAST | NO_SIGN_MIX | NO_TOP_MIX,
+};
 
 static const int ZIGZAG[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
                                12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
@@ -158,12 +189,11 @@ static const int64_t K[8][8] = {{2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048}
 //: Boundary weight of frequency v in the DCT-domain neighbour prediction (value of the basis function
 //: at the block edge, x256, with the slight high-frequency boost paq8px found useful).
 static const int64_t BW[8] = {181, 272, 288, 304, 320, 336, 352, 368};
+//: Edge-gradient weights of the DC prediction (as adaptive-1): 3 K[u][0] - K[u][1].
+static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
+                              3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
 
-static inline int bitlen(uint64_t a) {
-  int n = 0;
-  while (a) { ++n; a >>= 1; }
-  return n;
-}
+static inline int bitlen(uint64_t a) { return a ? 64 - __builtin_clzll(a) : 0; }
 static inline int64_t iabs(int64_t a) { return a < 0 ? -a : a; }
 //: a / b truncated (C++ semantics), b > 0, skipping the division when the quotient is 0 (most are).
 static inline int64_t tdiv(int64_t a, int64_t b) { return (a < b && a > -b) ? 0 : a / b; }
@@ -328,6 +358,11 @@ struct Component {
   std::vector<uint8_t> nz;             // [R][C] nonzero AC count (rows r0..r1 valid)
   std::vector<int32_t> dcres;          // [R][C] DC prediction residual, clamped
   std::vector<int64_t> grad;           // [2][C][4][8] edge gradients, previous / current row
+  //: [2][C][16] what each block contributes to its neighbours' DCT-domain predictions, previous /
+  //: current row: [u] = sum over v of bwq_n[v][u] x coefficient (read by the block below),
+  //: [8 + v] = sum over u of bwq_w[v][u] x coefficient (read by the block to the right); summed while
+  //: the block is coded (nonzero coefficients only) instead of over all 64 when it is read.
+  std::vector<int64_t> bnd;
   const int16_t* blk(int r, int c) const { return co + ((size_t)r * C + c) * 64; }
   int16_t* blk_w(int r, int c) { return co + ((size_t)r * C + c) * 64; }
 };
@@ -347,13 +382,16 @@ struct Sel {
   APM* A2;
 };
 
-template <class Coder, bool ENC>
+template <class Coder, bool ENC, uint32_t FL = GENERIC>
 class Kernel {
+  //: Whether a part is left out: a constant in the compiled-for flag sets, read from flags_ in GENERIC.
+  bool off(uint32_t f) const { return FL == GENERIC ? (flags_ & f) != 0 : (FL & f) != 0; }
+
  public:
   Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags, int ac_tbits)
       : comps_(comps), flags_(flags), ac_tbits_(ac_tbits),
         ac_(size_t(AC_SLOTS) << ac_tbits), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
-        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE),
+        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE), sign_(SIGN_SIZE), top_(TOP_SIZE),
         apm_ac1_(APM_AC1), apm_ac2_(APM_AC2), apm_cnt_(APM_CNT), apm_dc_(APM_DC), w_(N_WEIGHTS),
         direct_(N_DIRECT, 0) {
     if (init) {
@@ -374,8 +412,8 @@ class Kernel {
       }
     }
     if (direct) std::memcpy(direct_.data(), direct, sizeof(uint32_t) * N_DIRECT);
-    n_ac_ = active_ac_slots(flags, act_ac_);
-    for (int i = 0; i < 16; ++i) act_all_[i] = (uint8_t)i;
+    if (FL != GENERIC && flags != FL) throw std::logic_error("mix3: kernel instance for other flags");
+    act_ac_ = active_ac_slots(flags);
   }
 
   Coder coder;
@@ -387,10 +425,12 @@ class Kernel {
     for (size_t ci = 0; ci < comps_.size(); ++ci) {
       Component& cp = comps_[ci];
       cp.grad.assign((size_t)2 * cp.C * 32, 0);
+      cp.bnd.assign((size_t)2 * cp.C * 16, 0);
       for (int by = cp.r0; by < cp.r1 && !err; ++by) {
         for (int bx = 0; bx < cp.C && !err; ++bx) code_block((int)ci, by, bx);
         std::swap_ranges(cp.grad.begin(), cp.grad.begin() + (size_t)cp.C * 32,
                          cp.grad.begin() + (size_t)cp.C * 32);
+        std::swap_ranges(cp.bnd.begin(), cp.bnd.begin() + (size_t)cp.C * 16, cp.bnd.begin() + (size_t)cp.C * 16);
       }
     }
   }
@@ -399,33 +439,49 @@ class Kernel {
   std::vector<Component>& comps_;
   uint32_t flags_;
   int ac_tbits_;
-  uint8_t act_ac_[AC_SLOTS], act_all_[16];  // which slots a decision reads (AC: by flags; others: all)
-  int n_ac_ = AC_SLOTS;
-  ZeroTable ac_, cnt_, dc_, mant_;
+  SlotList act_ac_;  // which slots an AC decision reads (by the flags; the other kinds read all)
+  ZeroTable ac_, cnt_, dc_, mant_, sign_, top_;
   APM apm_ac1_, apm_ac2_, apm_cnt_, apm_dc_;
   std::vector<int32_t> w_;
   std::vector<uint32_t> direct_;
-  int32_t x_[16];
   uint32_t* slot_[16];
 
-  // One mixed binary decision of type t: counters slot_[i][off] for the nact slots in act (weight i of
-  // a set belongs to slot i; the bias is weight nslots), one or two mixers, up to two APMs.
-  int mixed_bit(int y, const uint8_t* act, int nact, int nslots, int off, const Sel& s, int t) {
+  enum Kind { AC, CNT, DC };
+  //: f(i) for each slot i a decision of this kind reads (a constant list outside GENERIC).
+  template <int KIND, class F>
+  void for_slots(F&& f) const {
+    if constexpr (KIND == AC && FL == GENERIC) {
+      for (int j = 0; j < act_ac_.n; ++j) f((int)act_ac_.s[j]);
+    } else {
+      constexpr SlotList l = KIND == AC ? active_ac_slots(FL) : all_slots(KIND == CNT ? CNT_SLOTS : DC_SLOTS);
+      for (int j = 0; j < l.n; ++j) f((int)l.s[j]);
+    }
+  }
+
+  // One mixed binary decision of type t: counters slot_[i][off] for the slots the decision kind reads
+  // (weight i of a set belongs to slot i; the bias is weight NS), one or two mixers, up to two APMs.
+  template <int KIND>
+  int mixed_bit(int y, int off_, const Sel& s, int t) {
+    constexpr int NS = KIND == AC ? AC_SLOTS : KIND == CNT ? CNT_SLOTS : DC_SLOTS;
+    int32_t x[NS + 1];
+    uint32_t* c[NS];
+    for_slots<KIND>([&](int i) {
+      // A slot a decision reads is always set, except that GENERIC tolerates a missing one as 0.
+      c[i] = slot_[i] ? slot_[i] + off_ : nullptr;
+    });
     int p, p1 = 2048, p2 = 2048;
     int32_t* w1 = &w_[s.w + t * s.ws];
     int32_t* w2 = &w_[s.w2 + t * s.ws2];
-    const bool two = !(flags_ & NO_MIX2);
-    if (flags_ & NO_MIXER) {
-      p = std::min(4095, std::max(1, ctr_p12(slot_[0][off])));
+    const bool two = !off(NO_MIX2);
+    if (off(NO_MIXER)) {
+      p = std::min(4095, std::max(1, ctr_p12(slot_[0][off_])));
     } else {
-      int64_t dot1 = (int64_t)256 * w1[nslots], dot2 = two ? (int64_t)256 * w2[nslots] : 0;
-      for (int j = 0; j < nact; ++j) {
-        const int i = act[j];
-        x_[i] = slot_[i] ? STRETCH[ctr_p12(slot_[i][off])] : 0;
-        dot1 += (int64_t)x_[i] * w1[i];
-        if (two) dot2 += (int64_t)x_[i] * w2[i];
-      }
-      x_[nslots] = 256;
+      int64_t dot1 = (int64_t)256 * w1[NS], dot2 = two ? (int64_t)256 * w2[NS] : 0;
+      for_slots<KIND>([&](int i) {
+        x[i] = (FL != GENERIC || c[i]) ? STRETCH[ctr_p12(*c[i])] : 0;
+        dot1 += (int64_t)x[i] * w1[i];
+        if (two) dot2 += (int64_t)x[i] * w2[i];
+      });
       int d1 = (int)std::max<int64_t>(-2047, std::min<int64_t>(2047, dot1 >> 16));
       p1 = sq12(d1);
       if (two) {
@@ -437,7 +493,7 @@ class Kernel {
       }
     }
     int pf = p;
-    if (!(flags_ & NO_SSE)) {
+    if (!off(NO_SSE)) {
       int pa = s.A1->pp(p, s.a1 + t * s.as1);
       int pb = s.A2 ? s.A2->pp(p, s.a2 + t * s.as2) : pa;
       pf = (MIX_P * p + MIX_A1 * pa + MIX_A2 * pb + 4) >> 3;
@@ -446,23 +502,23 @@ class Kernel {
     if (p16 < 32) p16 = 32;
     if (p16 > 65504) p16 = 65504;
     int bit = coder.code(y, p16);
-    if (!(flags_ & NO_SSE)) {
+    if (!off(NO_SSE)) {
       s.A1->update(bit);
       if (s.A2) s.A2->update(bit);
     }
-    if (!(flags_ & NO_MIXER)) {
+    if (!off(NO_MIXER)) {
       int e1 = ((bit << 12) - p1) * MIX_LR;
       int e2 = ((bit << 12) - p2) * MIX_LR;
-      for (int j = 0; j < nact; ++j) {
-        const int i = act[j];
-        w1[i] += (x_[i] * e1) >> 13;
-        if (two) w2[i] += (x_[i] * e2) >> 13;
-      }
-      w1[nslots] += (256 * e1) >> 13;
-      if (two) w2[nslots] += (256 * e2) >> 13;
+      for_slots<KIND>([&](int i) {
+        w1[i] += (x[i] * e1) >> 13;
+        if (two) w2[i] += (x[i] * e2) >> 13;
+      });
+      w1[NS] += (256 * e1) >> 13;
+      if (two) w2[NS] += (256 * e2) >> 13;
     }
-    for (int j = 0; j < nact; ++j)
-      if (slot_[act[j]]) ctr_update(slot_[act[j]][off], bit, LIMIT);
+    for_slots<KIND>([&](int i) {
+      if (FL != GENERIC || c[i]) ctr_update(*c[i], bit, LIMIT);
+    });
     return bit;
   }
 
@@ -479,35 +535,56 @@ class Kernel {
   // Exp-Golomb-style binarisation of one value: exponent (bit length) in unary, sign, mantissa bits.
   // The exponent bits, the sign and the top mantissa bit are mixed decisions (types 0..5, 6, 7); the
   // lower mantissa bits use one counter per (class, position, exponent, bit).
-  int64_t code_value(int64_t v, int max_exp, const uint8_t* act, int nact, int nslots, int block_sz, int cls, int k,
-                     const Sel& s) {
+  // One adaptive counter decides the bit.
+  int direct_bit(int y, uint32_t& c) {
+    int p16 = ctr_p12(c) * 16 + 8;
+    p16 = std::min(65504, std::max(32, p16));
+    int bit = coder.code(y, p16);
+    ctr_update(c, bit, LIMIT);
+    return bit;
+  }
+
+  //: Where the AC sign and top mantissa bit are coded by one counter (NO_SIGN_MIX, NO_TOP_MIX): the
+  //: sign's counter, the block of top-bit counters of this position and the prediction's |sqlog|.
+  struct DirectCtx {
+    uint32_t* sign = nullptr;
+    uint32_t* top = nullptr;
+    int pred = 0;
+  };
+
+  template <int KIND>
+  int64_t code_value(int64_t v, int max_exp, int cls, int k, const Sel& s, const DirectCtx* d = nullptr) {
+    constexpr int block_sz = KIND == AC ? AC_BLOCK : DC_BLOCK;
     int64_t a = v < 0 ? -v : v;
     int e = ENC ? bitlen((uint64_t)a) : 0;
     int n = 0;
     const int exp_slots = block_sz == AC_BLOCK ? 12 : 18;
     while (n < max_exp) {
-      int off = n < exp_slots ? n : (block_sz == AC_BLOCK ? 25 + std::min(n - 12, 6) : 40 + std::min(n - 18, 6));
-      int b = mixed_bit(ENC ? (e > n) : 0, act, nact, nslots, off, s, std::min(n, 5));
+      int o = n < exp_slots ? n : (block_sz == AC_BLOCK ? 25 + std::min(n - 12, 6) : 40 + std::min(n - 18, 6));
+      int b = mixed_bit<KIND>(ENC ? (e > n) : 0, o, s, std::min(n, 5));
       if (!b) break;
       ++n;
     }
     if (n == 0) return 0;
     int sign_off = block_sz == AC_BLOCK ? 12 : 18;
-    int neg = mixed_bit(ENC ? (v < 0) : 0, act, nact, nslots, sign_off, s, 6);
+    const bool sign_mixed = !(KIND == AC && off(NO_SIGN_MIX));
+    int neg = sign_mixed ? mixed_bit<KIND>(ENC ? (v < 0) : 0, sign_off, s, 6) : direct_bit(ENC ? (v < 0) : 0, *d->sign);
     int64_t r = 1;
     if (n >= 2) {
-      int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
-      int b = mixed_bit(ENC ? (int)((a >> (n - 2)) & 1) : 0, act, nact, nslots, top_off, s, 7);
+      const int ty = ENC ? (int)((a >> (n - 2)) & 1) : 0;
+      int b;
+      if (KIND == AC && off(NO_TOP_MIX)) {
+        // the prediction's half-octave log against the value's octave (2n - 2 or 2n - 1)
+        const int dd = std::max(-2, std::min(2, d->pred - (2 * n - 2))) + 2;
+        b = direct_bit(ty, d->top[(std::min(n, TOP_EXPS + 1) - 2) * TOP_SPAN + dd]);
+      } else {
+        int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
+        b = mixed_bit<KIND>(ty, top_off, s, 7);
+      }
       r = (r << 1) | b;
       uint32_t* m = mant_.p + (((size_t)cls * 64 + k) * 20 + std::min(n, 19)) * 20;
-      for (int i = n - 3; i >= 0; --i) {
-        uint32_t& c = m[std::min(i, 19)];
-        int p16 = ctr_p12(c) * 16 + 8;
-        p16 = std::min(65504, std::max(32, p16));
-        int bit = coder.code(ENC ? (int)((a >> i) & 1) : 0, p16);
-        ctr_update(c, bit, LIMIT);
-        r = (r << 1) | bit;
-      }
+      for (int i = n - 3; i >= 0; --i)
+        r = (r << 1) | direct_bit(ENC ? (int)((a >> i) & 1) : 0, m[std::min(i, 19)]);
     }
     return neg ? -r : r;
   }
@@ -524,7 +601,7 @@ class Kernel {
     // holds the coefficients the decoder has not decoded yet), so encoder and decoder cannot drift.
     int16_t* const B = cp.blk_w(by, bx);
     int16_t X[64] = {0};
-    const bool cross = !(flags_ & NO_CROSS);
+    const bool cross = !off(NO_CROSS);
 
     // Cross-channel sources: luma (component 0) for every chroma component, the previous chroma
     // component for the third and later ones. Only blocks already coded in this stripe are used.
@@ -568,13 +645,16 @@ class Kernel {
     // weight), minus what this block's coded coefficients of that column already contribute;
     // sumV[v] likewise from the west block for row v.
     int64_t sumU[8] = {0}, sumV[8] = {0};
-    if (N)
-      for (int n = 0; n < 64; ++n) sumU[n & 7] += cp.bwq_n[n] * N[n];
-    if (W)
-      for (int n = 0; n < 64; ++n) sumV[n >> 3] += cp.bwq_w[n] * W[n];
+    int64_t* const bnd_cur = cp.bnd.data() + (size_t)cp.C * 16;
+    if (N) std::memcpy(sumU, cp.bnd.data() + (size_t)bx * 16, sizeof sumU);  // sum of bwq_n x N by column
+    if (W) std::memcpy(sumV, bnd_cur + (size_t)(bx - 1) * 16 + 8, sizeof sumV);  // bwq_w x W by row
+    int64_t* const mine = bnd_cur + (size_t)bx * 16;  // this block's, summed below
+    for (int i = 0; i < 16; ++i) mine[i] = 0;
+    // This block's sums for its DC prediction's edge gradients (see edge_gradients), same way.
+    int64_t esum[4][8] = {{0}};
     // How many coefficients the neighbours predict to be nonzero: a context for the count.
     int nzpred = 0;
-    if (flags_ & (NO_ADVPRED | NO_COUNT_PRED)) {
+    if (off(NO_ADVPRED | NO_COUNT_PRED)) {
       nzpred = 0;  // not computed: the context below does not read it
     } else if (N || W) {
       for (int k = 1; k < 64; ++k) {
@@ -602,7 +682,7 @@ class Kernel {
       else if (nzW >= 0) avg = nzW;
       else avg = 64;
       slot_[0] = &direct_[D_CNT + (size_t)(cls * 65 + avg) * 64];
-      slot_[1] = cnt_slot(1, hash(2, cls, (flags_ & (NO_ADVPRED | NO_COUNT_PRED)) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
+      slot_[1] = cnt_slot(1, hash(2, cls, off(NO_ADVPRED | NO_COUNT_PRED) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
       if (cls == 1 && cross) {
         slot_[2] = cnt_slot(2, hash(3, cls, lnz + 1, avg / 4));
         slot_[3] = cnt_slot(3, hash(4, ci, pnz + 1, (lnz + 1) / 4));
@@ -616,7 +696,7 @@ class Kernel {
         const Sel sel{W_CNT + cls * 6 * CNT_INPUTS, CNT_INPUTS,
                       W2_CNT + (cls * 6 * 9 + std::min(avg, 64) / 8) * CNT_INPUTS, 9 * CNT_INPUTS,
                       cls * 64 + node, 0, 0, 0, &apm_cnt_, nullptr};
-        int b = mixed_bit(ENC ? (total >> i) & 1 : 0, act_all_, CNT_SLOTS, CNT_SLOTS, node, sel, d);
+        int b = mixed_bit<CNT>(ENC ? (total >> i) & 1 : 0, node, sel, d);
         node = (node << 1) | b;
       }
       total = node - 64;
@@ -636,7 +716,7 @@ class Kernel {
       if (hN) pN = tdiv(sumU[u], BW[v] * den);
       if (hW) pW = tdiv(sumV[v], BW[u] * den);
       int64_t pB = (hN && hW) ? (pN + pW) / 2 : (hN ? pN : pW);
-      const bool adv = !(flags_ & NO_ADVPRED);
+      const bool adv = !off(NO_ADVPRED);
       int sN = hN ? sqlog(pN) : 0, sW = hW ? sqlog(pW) : 0, sB = (hN || hW) ? sqlog(pB) : 0;
       // Lepton's neighbour prior.
       int64_t a = N ? iabs(N[n]) : 0, l = W ? iabs(W[n]) : 0, al = NW ? iabs(NW[n]) : 0;
@@ -646,7 +726,8 @@ class Kernel {
       int lc0 = 99, lc1 = 99;
       // (The DC is coded after the AC, so it is never an intra-block neighbour.)
       if (u > 0 && n - 1 != 0) lc0 = sqlog(tdiv(X[n - 1] * cp.q[n - 1], den));
-      if (v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
+      // lc1 is read by the intra slot only
+      if (!off(NO_INTRA) && v > 0 && n - 8 != 0) lc1 = sqlog(tdiv(X[n - 8] * cp.q[n - 8], den));
       const int rb = rem_bin(rem);
       auto sm3 = [](const int16_t* b, int i) -> int {
         if (!b) return 7;
@@ -657,7 +738,7 @@ class Kernel {
       slot_[0] = &direct_[D_AC + ((size_t)(kc * 10 + rb) * 12 + pb) * AC_BLOCK];
       if (adv) {
         slot_[1] = ac_slot(1, hash(12, kc, sN + 32 + 64 * hN, sW + 32 + 64 * hW));
-        if (flags_ & NO_SIDE_PRED) {
+        if (off(NO_SIDE_PRED)) {
           slot_[2] = slot_[3] = nullptr;
         } else {
           slot_[2] = ac_slot(2, hash(13, kc, sN + 32, std::min(rb, 3), hN));
@@ -666,15 +747,17 @@ class Kernel {
       } else {
         slot_[1] = slot_[2] = slot_[3] = nullptr;
       }
-      slot_[4] = (flags_ & NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
-      slot_[5] = (flags_ & NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
-      slot_[6] = (flags_ & NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      slot_[4] = off(NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
+      slot_[5] = off(NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
+      slot_[6] = off(NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      int64_t lres_s = 0;  // the co-located luma's rescaled coefficient (chroma), for the sign context
       if (cls == 1 && L) {
         int64_t lsum = 0;
         const Component& lc = comps_[0];
         for (int y = 0; y < lny; ++y)
           for (int x = 0; x < lnx; ++x) lsum += lc.blk(lry + y, lrx + x)[n];
         int64_t lres = lsum * lq[n] / (den * lny * lnx);
+        lres_s = lres;
         slot_[7] = ac_slot(7, hash(18, kc, sqlog(lres) + 32, rem_bin(lnz < 0 ? 0 : lnz)));
         if (P) {
           int64_t pres = (int64_t)P[n] * pqt[n] / den;
@@ -691,7 +774,21 @@ class Kernel {
                     (cls * AC_TYPES) * 64 + k, 64,
                     (cls * AC_TYPES) * (2 * SQ_MAX + 1) + (adv ? sB : 0) + SQ_MAX, 2 * SQ_MAX + 1,
                     &apm_ac1_, &apm_ac2_};
-      int64_t val = code_value(ENC ? B[n] : 0, 16, act_ac_, n_ac_, AC_SLOTS, AC_BLOCK, cls, k, sel);
+      DirectCtx dr;
+      if (off(NO_TOP_MIX)) {
+        dr.top = top_.p + ((size_t)cls * 64 + k) * TOP_EXPS * TOP_SPAN;
+        dr.pred = adv ? std::abs(sB) : 0;
+      }
+      if (off(NO_SIGN_MIX)) {
+        // the DCT-domain prediction's sign and size, and the co-located luma (chroma) or the
+        // intra-block west neighbour (luma): the sign is worth about 4 % of its bit, and these carry most
+        auto clampp = [](int x) { return std::max(-(int)SIGN_PRED, std::min((int)SIGN_PRED, x)) + SIGN_PRED; };
+        const int pn = clampp(adv ? sN : 0), pw = clampp(adv ? sW : 0);
+        const int64_t nb = (cls == 1 && L) ? lres_s : (lc0 == 99 ? 0 : lc0);
+        const int ns = nb == 0 ? 0 : nb > 0 ? 1 : 2;
+        dr.sign = sign_.p + ((((size_t)cls * 64 + k) * SIGN_SPAN + pn) * SIGN_SPAN + pw) * 3 + ns;
+      }
+      int64_t val = code_value<AC>(ENC ? B[n] : 0, 16, cls, k, sel, &dr);
       if (!ENC) {
         if (val < -32768 || val > 32767) { err = true; val = 0; }
         B[n] = (int16_t)val;
@@ -703,6 +800,11 @@ class Kernel {
         ssum += bitlen((uint64_t)iabs(val));
         sumU[u] -= BW[v] * cp.q[n] * val;
         sumV[v] -= BW[u] * cp.q[n] * val;
+        mine[u] += cp.bwq_n[n] * val;
+        mine[8 + v] += cp.bwq_w[n] * val;
+        const int64_t fq = val * cp.q[n];
+        esum[v & 1][u] += KG[v] * fq;
+        esum[2 + (u & 1)][v] += KG[u] * fq;
       } else {
         ++run;
       }
@@ -710,23 +812,15 @@ class Kernel {
     if (rem != 0) err = true;
 
     // ---- DC, predicted from this block's AC and the neighbours' pixels (as adaptive-1)
-    code_dc(ci, cls, by, bx, B, X, total, L ? 1 : 0, ldcres, P ? 1 : 0, pdcres);
+    code_dc(ci, cls, by, bx, B, esum, total, L ? 1 : 0, ldcres, P ? 1 : 0, pdcres);
+    mine[0] += cp.bwq_n[0] * B[0];
+    mine[8] += cp.bwq_w[0] * B[0];
   }
 
-  static void edge_gradients(const int16_t* blk, const int64_t* q, int64_t* g /*[4][8]*/) {
-    static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108, 3 * 2408 + 565,
-                                  3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
-    int64_t sums[4][8] = {{0}};
-    bool any = false;
-    for (int pos = 1; pos < 64; ++pos) {
-      int64_t f = blk[pos];
-      if (!f) continue;
-      any = true;
-      int64_t fq = f * q[pos];
-      int v = pos >> 3, u = pos & 7;
-      sums[v & 1][u] += KG[v] * fq;
-      sums[2 + (u & 1)][v] += KG[u] * fq;
-    }
+  //: The edge gradients of a block's AC-only pixels, from sums[v & 1][u] and sums[2 + (u & 1)][v] of
+  //: KG[v] x q x coefficient and KG[u] x q x coefficient over its AC coefficients (summed as they are
+  //: coded); any: whether the block has a nonzero AC coefficient (if not, all sums are 0 and so is g).
+  static void edge_gradients(const int64_t (*sums)[8], bool any, int64_t* g /*[4][8]*/) {
     if (!any) {
       for (int i = 0; i < 32; ++i) g[i] = 0;
       return;
@@ -751,14 +845,14 @@ class Kernel {
     }
   }
 
-  void code_dc(int ci, int cls, int by, int bx, int16_t* B, const int16_t* X, int total, int haveL, int32_t ldcres, int haveP,
+  void code_dc(int ci, int cls, int by, int bx, int16_t* B, const int64_t (*esum)[8], int total, int haveL, int32_t ldcres, int haveP,
                int32_t pdcres) {
     Component& cp = comps_[ci];
     const size_t row = (size_t)cp.C * 32;
     int64_t* prev = cp.grad.data();
     int64_t* cur = cp.grad.data() + row;
     int64_t* g = cur + (size_t)bx * 32;
-    edge_gradients(X, cp.q, g);
+    edge_gradients(esum, total > 0, g);
     const int64_t q0 = std::max<int64_t>(cp.q[0], 1);
     const int64_t unit = 2 * q0 * 4096;
     int n = 0;
@@ -799,14 +893,14 @@ class Kernel {
     slot_[0] = &direct_[D_DC + (size_t)((cls * 12 + u1) * 12 + u2) * DC_BLOCK];
     slot_[1] = dc_slot(1, hash(32, cls, u1, std::min(total, 40) / 2));
     slot_[2] = dc_slot(2, hash(33, cls, sqlog(dN) + 32, sqlog(dW) + 32, std::min(u1, 6)));
-    if (cls == 1 && !(flags_ & NO_CROSS))
+    if (cls == 1 && !off(NO_CROSS))
       slot_[3] = dc_slot(3, hash(34, ci, haveL ? sqlog(ldcres) + 32 : 99, haveP ? sqlog(pdcres) + 32 : 99, u1 / 2));
     else
       slot_[3] = dc_slot(3, hash(35, cls, u1, std::min(bitlen((uint64_t)iabs(dN)), 8), std::min(bitlen((uint64_t)iabs(dW)), 8)));
     int64_t r = ENC ? (int64_t)B[0] - pred : 0;
     const Sel sel{W_DC + cls * AC_TYPES * DC_INPUTS, DC_INPUTS, W2_DC + (cls * AC_TYPES * 12 + u2) * DC_INPUTS,
                   12 * DC_INPUTS, (cls * AC_TYPES) * 12 + u1, 12, 0, 0, &apm_dc_, nullptr};
-    r = code_value(r, 17, act_all_, DC_SLOTS, DC_SLOTS, DC_BLOCK, cls, 0, sel);
+    r = code_value<DC>(r, 17, cls, 0, sel);
     int64_t dc = pred + r;
     if (!ENC) {
       if (dc < -32768 || dc > 32767) { err = true; dc = 0; }
@@ -873,9 +967,28 @@ static std::vector<T> optional_array(py::object o, size_t n, const char* what) {
   return v;
 }
 
+//: Runs go(kernel) on the instance compiled for these flags (the registered profiles) or the generic one.
+template <class Coder, bool ENC, class Go>
+static void with_kernel(std::vector<Component>& comps, const int32_t* w, const uint32_t* d, uint32_t flags, int bits,
+                        bool compiled, Go&& go) {
+  if (compiled && flags == FLAGS_DENSE) {
+    Kernel<Coder, ENC, FLAGS_DENSE> k(comps, w, d, flags, bits);
+    go(k);
+  } else if (compiled && flags == FLAGS_FAST) {
+    Kernel<Coder, ENC, FLAGS_FAST> k(comps, w, d, flags, bits);
+    go(k);
+  } else if (compiled && flags == FLAGS_FAST2) {
+    Kernel<Coder, ENC, FLAGS_FAST2> k(comps, w, d, flags, bits);
+    go(k);
+  } else {
+    Kernel<Coder, ENC, GENERIC> k(comps, w, d, flags, bits);
+    go(k);
+  }
+}
+
 static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::list samp, py::list rows,
                              py::object data, py::object init_weights, py::object init_counters, uint32_t flags,
-                             int ac_table_bits, bool want_state) {
+                             int ac_table_bits, bool want_state, bool compiled) {
   if (ac_table_bits < AC_TBITS_MIN || ac_table_bits > AC_TBITS_MAX)
     throw std::invalid_argument("mix3: AC table bits must be 12..21");
   std::vector<Component> comps = make_components(coefs, quants, samp, rows, !encode);
@@ -889,14 +1002,16 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
     std::vector<uint32_t> dout;
     {
       py::gil_scoped_release nogil;
-      Kernel<Encoder, true> k(comps, wp, dp, flags, ac_table_bits);
-      k.run();
-      k.coder.flush();
-      out.swap(k.coder.out);
-      if (want_state) {
-        wout = k.weights();
-        dout = k.direct();
-      }
+      auto go = [&](auto& k) {
+        k.run();
+        k.coder.flush();
+        out.swap(k.coder.out);
+        if (want_state) {
+          wout = k.weights();
+          dout = k.direct();
+        }
+      };
+      with_kernel<Encoder, true>(comps, wp, dp, flags, ac_table_bits, compiled, go);
     }
     py::object state = py::none();
     if (want_state)
@@ -908,10 +1023,12 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
   bool bad;
   {
     py::gil_scoped_release nogil;
-    Kernel<Decoder, false> k(comps, wp, dp, flags, ac_table_bits);
-    k.coder.start(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
-    k.run();
-    bad = k.err || k.coder.overrun();
+    auto go = [&](auto& k) {
+      k.coder.start(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+      k.run();
+      bad = k.err || k.coder.overrun();
+    };
+    with_kernel<Decoder, false>(comps, wp, dp, flags, ac_table_bits, compiled, go);
   }
   if (bad) throw std::invalid_argument("coefficient stream is damaged");
   return py::make_tuple(py::none(), py::none());
@@ -921,13 +1038,18 @@ PYBIND11_MODULE(_mix3, m) {
   m.doc() = "mix3 coefficient model kernel (see jpegshrink/model/mix3.py)";
   m.def("code_stripe", &code_stripe, py::arg("encode"), py::arg("coefficients"), py::arg("quant_tables"),
         py::arg("sampling"), py::arg("rows"), py::arg("data"), py::arg("init_weights"), py::arg("init_counters"),
-        py::arg("flags"), py::arg("ac_table_bits"), py::arg("want_state"));
+        py::arg("flags"), py::arg("ac_table_bits"), py::arg("want_state"),
+        // False runs the generic instance even for a compiled-for flag set (tests: same bits)
+        py::arg("compiled") = true);
   m.attr("N_WEIGHTS") = (int)N_WEIGHTS;
   m.attr("N_DIRECT") = (int)N_DIRECT;
   m.attr("FLAGS") = py::dict(py::arg("advpred") = (int)NO_ADVPRED, py::arg("intra") = (int)NO_INTRA,
                              py::arg("cross") = (int)NO_CROSS, py::arg("sse") = (int)NO_SSE,
                              py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN,
                              py::arg("mix2") = (int)NO_MIX2, py::arg("side_pred") = (int)NO_SIDE_PRED,
-                             py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT);
+                             py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT,
+                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX);
   m.attr("AC_TABLE_BITS_MAX") = (int)AC_TBITS_MAX;
+  //: flag sets with a kernel instance of their own (the others run the generic one: same bits, slower)
+  m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST, (int)FLAGS_FAST2);
 }

@@ -216,3 +216,14 @@ def test_a_generator_serves_only_the_codec_it_was_trained_on():
     # "perceptual" picks the newest codec that has a generator; faithful the newest codec of all
     assert decoders.default_codec("perceptual") in {gan.codec_of(g) for g in decoders.GENERATORS}
     assert decoders.default_codec("faithful") == model.DEFAULT_MODEL_ID
+
+
+def test_a_newer_codec_without_a_generator_serves_faithful_while_perceptual_keeps_the_old_one(monkeypatch):
+    from jpegshrink.perceptual import decoders, gan, model
+    old = gan.codec_of(decoders.GENERATORS[-1])
+    monkeypatch.setattr(model, "REGISTERED", model.REGISTERED + ("hp9-00000000",))
+    monkeypatch.setattr(model, "DEFAULT_MODEL_ID", "hp9-00000000")
+    assert decoders.default_codec("faithful") == "hp9-00000000"
+    assert decoders.default_codec("perceptual") == old
+    with pytest.raises(decoders.UnknownDecoder, match="no perceptual decoder is trained for codec hp9"):
+        decoders.resolve("perceptual", "hp9-00000000")

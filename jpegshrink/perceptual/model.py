@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - exercised by the missing-dependency te
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Every weight file that ever wrote a container, by id (weights/<id>.npz). Never remove an entry.
-REGISTERED = ("hp1-b6e22de7",)
+REGISTERED = ("hp1-b6e22de7", "hp1-c925b62f")
 #: The weights new containers are written with.
 DEFAULT_MODEL_ID = REGISTERED[-1]
 #: Spatial granularity of the transforms (4 stride-2 layers, then 2 more in the hyperprior).

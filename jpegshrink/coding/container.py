@@ -32,7 +32,9 @@ from jpegshrink.errors import CorruptContainer, UnsupportedVersion
 
 MAGIC = b"\x8aJSK\r\n\x1a\n"
 FORMAT_VERSION = 3
-#: Format versions this module reads; it writes v3 for containers with info, v2 for the others.
+#: What a container without info is written as: v3 changed only the info field, so v2 holds it exactly.
+NO_INFO_VERSION = 2
+#: Format versions this module reads; it writes :data:`FORMAT_VERSION` or :data:`NO_INFO_VERSION`.
 READABLE_VERSIONS = (1, 2, 3)
 #: The first this many bytes of any container (every version) hold its whole header.
 HEADER_SIZE = 64
@@ -122,7 +124,7 @@ def read_header(prefix: bytes) -> Header:
             f"(up to {max(READABLE_VERSIONS)}); upgrade jpegshrink to read it")
     if version == 1:
         return _read_header_v1(prefix)
-    if version not in (2, 3):
+    if version not in READABLE_VERSIONS:  # (version 0)
         raise CorruptContainer(f"invalid container header (version {version})")
     reader = _Reader(prefix, len(MAGIC) + 1, len(prefix), what="header")
     mode_byte = reader.take(1)[0]
@@ -161,7 +163,7 @@ def pack(c: Container) -> bytes:
     info = info_json(c.info) if c.info else b""
     if len(info) > _MAX_INFO:
         raise ValueError(f"container info of {len(info)} bytes is over the {_MAX_INFO}-byte limit")
-    version = FORMAT_VERSION if info else 2
+    version = FORMAT_VERSION if info else NO_INFO_VERSION
     if info:
         info = dictionary.compress_info(info, _INFO_ZSTD_LEVEL)
     if c.mode == Mode.STORED:
@@ -196,7 +198,7 @@ def unpack(blob: bytes) -> Container:
                          streams=[reader.take(h.original_length)])
     model_id = reader.text(_MAX_MODEL_ID)
     reason = reader.text(_MAX_REASON)
-    info = _parse_info(reader.take(reader.varint(_MAX_INFO)), compressed=h.version >= 3)
+    info = _parse_info(reader.take(reader.varint(_MAX_INFO)), compressed=h.version > NO_INFO_VERSION)
     layout = reader.take(reader.varint(end))
     n = reader.varint(_MAX_STREAMS)
     lengths = [reader.varint(end) for _ in range(n)]

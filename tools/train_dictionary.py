@@ -79,7 +79,7 @@ class _TuningCrops:
         return np.ascontiguousarray(a[y:y + self.SIZE, x:x + self.SIZE])
 
 
-def infos(n: int, seed: int) -> list[bytes]:
+def infos(crops: _TuningCrops, n: int, seed: int) -> list[bytes]:
     """The info JSON (as containers store it) of ``n`` small encodes, half lossy, half perceptual."""
     import dataclasses
 
@@ -87,7 +87,6 @@ def infos(n: int, seed: int) -> list[bytes]:
 
     from jpegshrink.coding import container
 
-    crops = _TuningCrops()
     rng = np.random.default_rng(seed)
     out = []
     # The info as the encoder hands it to the container, taken before it is packed (packing compresses it
@@ -109,7 +108,6 @@ def infos(n: int, seed: int) -> list[bytes]:
 def _encode_for_infos(n, crops, rng) -> None:
     import io
 
-    import numpy as np
     from PIL import Image
 
     import jpegshrink
@@ -132,7 +130,7 @@ def _encode_for_infos(n, crops, rng) -> None:
             jpegshrink.encode_image(img, mode="perceptual", **kw)
 
 
-def lossy_layouts(n: int, seed: int) -> list[bytes]:
+def lossy_layouts(crops: _TuningCrops, n: int, seed: int) -> list[bytes]:
     """The layout blobs (before zstd) that the lossy containers of ``n`` small encodes store: our
     encoder's JPEGs at random qualities, as :func:`jpegshrink.store_lossy_jpeg` hands them to zstd."""
     import numpy as np
@@ -140,7 +138,6 @@ def lossy_layouts(n: int, seed: int) -> list[bytes]:
     import jpegshrink
     from jpegshrink.coding import dictionary
 
-    crops = _TuningCrops()
     rng = np.random.default_rng(seed)
     out = []
     real = dictionary.compress_layout
@@ -179,10 +176,12 @@ def main() -> None:
         train, held_out = layouts(args.corpus)
     elif args.kind == "info":
         dict_id, size, n = args.dict_id or 2, args.size or 2048, args.samples or 300
-        train, held_out = infos(n, seed=1), infos(max(20, n // 5), seed=7)
+        crops = _TuningCrops()
+        train, held_out = infos(crops, n, seed=1), infos(crops, max(20, n // 5), seed=7)
     else:
         dict_id, size, n = args.dict_id or 3, args.size or 16384, args.samples or 600
-        train, held_out = lossy_layouts(n, seed=1), lossy_layouts(max(20, n // 6), seed=7)
+        crops = _TuningCrops()
+        train, held_out = lossy_layouts(crops, n, seed=1), lossy_layouts(crops, max(20, n // 6), seed=7)
     # Fixed cover parameters and one thread: the same samples give the same dictionary.
     d = zstandard.train_dictionary(size, train, k=64, d=8, dict_id=dict_id, threads=1, level=ZSTD_LEVEL)
     raw = d.as_bytes()

@@ -10,7 +10,7 @@ and the CRC: 53 bytes plus the reason, never the ~170 bytes of a zstd fallback i
 
 Format v3 differs from v2 only in the info field: a zstd frame of the JSON with the format's info
 dictionary instead of the JSON itself (an info of a lossy or perceptual container shrinks from ~250 to
-~60 bytes, which was up to 17 % of a low-rate perceptual object). A container without info (every
+~60 bytes; a low-rate perceptual object of a small photo is ~9 % smaller for it). A container without info (every
 lossless one) has nothing to gain, so it is still written as v2: the oldest version that can hold a
 container is the one written, and a reader one version behind still reads every lossless object.
 

@@ -75,8 +75,8 @@ def decompress(frame: bytes, max_output_size: int) -> bytes:
 def compress_info(blob: bytes, level: int) -> bytes:
     """A zstd frame of a container's info JSON that uses (and names) :data:`INFO_DICTIONARY_ID`.
 
-    Why: an info is ~250 bytes of mostly the same keys and encoder names; on a 0.25 MP photo at a low
-    rate (a lossy container of ~5 kB, a perceptual one of ~1.5 kB) that was 5-17 % of the object. The
+    Why: an info is ~250 bytes of mostly the same keys and encoder names, a visible share of a small
+    photo's lossy or low-rate perceptual object (docs/format.md, "What version 3 changed"). The
     dictionary holds those keys, so only the values cost bytes (~60 bytes an info).
     """
     return zstandard.ZstdCompressor(level=level, dict_data=format_dictionary(INFO_DICTIONARY_ID),

@@ -91,8 +91,30 @@ def calibrate(net, x) -> None:
     hs.fake_quant = True
 
 
+def widen_adam_state(state: dict, net, m0: int) -> None:
+    """Adam's moments of an m0-channel codec, in place, shaped for the widened ``net`` (new entries 0).
+
+    A fresh Adam on the trained weights wrecked them (its first steps move every weight by ~lr); kept
+    moments let the trained part continue where it was. The new entries' first moment starts at 0 and
+    their second at the mean of the trained entries' of the same tensor: at 0 it wrecked the codec too,
+    because the step count (and so Adam's bias correction) is the old run's, and m / sqrt(v) of a
+    consistent gradient then reaches ~10 within ten steps.
+    """
+    from jpegshrink.perceptual.network import widen_tensor
+    # Adam's state is keyed by the parameters' positions in the groups built below: rest, then log_gain
+    names = [n for n, _ in net.named_parameters() if n != "log_gain"] + ["log_gain"]
+    params = dict(net.named_parameters())
+    for i, name in enumerate(names):
+        st = state["state"].get(i)
+        if st is None:
+            continue
+        st["exp_avg"] = widen_tensor(name, st["exp_avg"], params[name].shape, m0, net.m)
+        st["exp_avg_sq"] = widen_tensor(name, st["exp_avg_sq"], params[name].shape, m0, net.m,
+                                        float(st["exp_avg_sq"].mean()))
+
+
 def train(args) -> None:
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     crops = np.load(CROPS, mmap_mode="r")
@@ -107,8 +129,23 @@ def train(args) -> None:
     it0 = 0
     if args.resume:
         ck = torch.load(args.resume, weights_only=False)
-        net.load_state_dict(ck["model"])
-        net.h_s.fake_quant = ck.get("fake_quant", False)
+        m0 = ck["config"]["m"]
+        if m0 != args.m and not args.widen:
+            raise SystemExit(f"{args.resume} has {m0} latent channels, not --m {args.m} (--widen adds channels)")
+        if args.widen:
+            if m0 >= args.m or not args.klt:
+                raise SystemExit(f"--widen: --m {args.m} must exceed the checkpoint's {m0}, with --klt")
+            from jpegshrink.perceptual.network import widen
+            small = HyperpriorCodec(args.n, m0, args.nz, len(LAMBDAS), klt=True)
+            small.load_state_dict(ck["model"])
+            small.h_s.fake_quant = ck.get("fake_quant", False)
+            idx = rng.integers(0, len(crops), 20000)
+            off = rng.integers(0, crops.shape[1] - 16, (20000, 2))
+            net = widen(small, args.m, np.stack([crops[i, y:y + 16, x:x + 16] for i, (y, x) in zip(idx, off)]))
+            widen_adam_state(ck["optimizer"], net, m0)
+        else:
+            net.load_state_dict(ck["model"])
+            net.h_s.fake_quant = ck.get("fake_quant", False)
         it0 = ck["iteration"]
     # the per-rate gains move the whole ladder: at the base lr they need thousands of steps to find their
     # rates, so they get GAIN_LR_FACTOR x the step
@@ -228,6 +265,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iwae-bound", default="element", choices=[b.value for b in MultiSample],
                     help="with --iwae: log-mean-exp per latent element, per image, or 'mix' (the bound trains the "
                          "entropy model only; the encoder gets the ELBO gradient)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
+    ap.add_argument("--widen", action="store_true",
+                    help="--resume a klt checkpoint with fewer latent channels and add channels up to --m "
+                         "(network.widen: the next principal components, every path from them starting at 0)")
     ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)

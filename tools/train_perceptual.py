@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import json
 import math
 import sys
@@ -32,8 +33,10 @@ from jpegshrink.perceptual.network import HyperpriorCodec, MultiSample  # noqa: 
 #: lambda per ladder rate (loss = lambda * 255^2 * MSE + bpp, MSE on [0, 1] pixels): ~0.05..0.6 bpp here.
 LAMBDAS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016)
 GAIN_LR_FACTOR = 20
-#: Divergence guard: a step whose loss exceeds this multiple of the recent median is skipped.
+#: Divergence guard: a step whose loss exceeds this multiple of the recent median is skipped, and
+#: after ROLLBACK_AFTER skips in a row the run goes back to its last good state with half the lr.
 SPIKE = 5.0
+ROLLBACK_AFTER = 50
 CROPS = Path("/work/cache/perceptual/train_crops_136.npy")
 VAL = Path("/work/cache/perceptual/val")
 
@@ -165,8 +168,11 @@ def train(args) -> None:
     budget = (args.cpu_minutes or args.minutes) * 60
     stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
     recent = collections.deque(maxlen=200)
-    skipped = skipped_at_ck = 0
+    skipped = streak = 0
+    lr_factor = 1.0
     it = it0
+    good = snapshot(net, opt, it)  # the last state taken after a log interval without a skipped step
+    skipped_at_good = 0
     last_ck = start
     print(json.dumps({"start": time.strftime("%H:%M:%S"), "args": vars(args), "lambdas": LAMBDAS}), flush=True)
     while True:
@@ -180,7 +186,7 @@ def train(args) -> None:
             calibrate(net, next(data))
             print(json.dumps({"it": it, "calibrated_act_scale": net.h_s.act_scale.tolist()}), flush=True)
         # lr: flat, then x0.3 for the last 20 %, x0.1 for the last 7 %
-        lr = args.lr * (1.0 if frac < 0.8 else 0.3 if frac < 0.93 else 0.1)
+        lr = args.lr * lr_factor * (1.0 if frac < 0.8 else 0.3 if frac < 0.93 else 0.1)
         for g in opt.param_groups:
             g["lr"] = lr * g.get("scale", 1.0)  # (also overrides the lr stored with a resumed optimizer)
         x = next(data)
@@ -189,12 +195,22 @@ def train(args) -> None:
         loss = (lam[rate.long()] * 255 ** 2 * mse + bpp).mean()
         # Divergence guard: a run at lr 3e-4 blew up after 8 000 good steps (loss 0.3 -> 8 -> 1e6 within 200
         # steps) and its periodic checkpoint kept only the wreck. A step whose loss is not finite or over
-        # SPIKE x the recent median is skipped; the checkpoint is the last one before any skip streak.
+        # SPIKE x the recent median is skipped. Skipping alone is not enough: when one accepted step has
+        # already broken the weights, every later loss is a spike and the run spins without a step (seen
+        # with a widened codec at lr 1.5e-4); so after ROLLBACK_AFTER skips in a row the run restores its
+        # last good state and halves the lr. Checkpoints only ever hold good states.
         recent.append(loss.item())
         if not math.isfinite(recent[-1]) or (len(recent) >= 50 and recent[-1] > SPIKE * float(np.median(recent))):
             recent.pop()
             skipped += 1
+            streak += 1
+            if streak >= ROLLBACK_AFTER:
+                restore(net, opt, good)
+                it, streak, lr_factor = good["iteration"], 0, lr_factor / 2
+                skipped_at_good = skipped
+                print(json.dumps({"it": it, "rolled_back": True, "lr_factor": lr_factor}), flush=True)
             continue
+        streak = 0
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -211,14 +227,20 @@ def train(args) -> None:
                     "psnr": [round(s[1] / max(s[2], 1), 2) for s in stats.values()]}
             print(json.dumps(line), flush=True)
             stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
+            if skipped == skipped_at_good:
+                good = snapshot(net, opt, it)
+            skipped_at_good = skipped
         if it % args.val_every == 0:
             print(json.dumps({"it": it, "val": evaluate(net, vx)}), flush=True)
         if time.time() - last_ck > 300:
-            if skipped == skipped_at_ck:  # no spike in the last five minutes: a state worth keeping
-                save(net, opt, out / "last.pt", it, args)
-            skipped_at_ck = skipped
+            save(good, out / "last.pt", args)
             last_ck = time.time()
-    save(net, opt, out / "last.pt", it, args)
+    if skipped != skipped_at_good or streak:
+        restore(net, opt, good)  # the run ended inside a spike: keep the last good state
+        it = good["iteration"]
+    else:
+        good = snapshot(net, opt, it)
+    save(good, out / "last.pt", args)
     print(json.dumps({"it": it, "done": True, "val": evaluate(net, vx)}), flush=True)
 
 
@@ -235,10 +257,21 @@ def evaluate(net, vx) -> dict:
     return res
 
 
-def save(net, opt, path: Path, it: int, args) -> None:
-    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "iteration": it,
-                "fake_quant": net.h_s.fake_quant,
-                "config": {"n": args.n, "m": args.m, "nz": args.nz, "klt": args.klt}, "lambdas": LAMBDAS}, path)
+def snapshot(net, opt, it: int) -> dict:
+    """A copy of the training state (weights, Adam's moments, iteration) to go back to or save."""
+    return {"model": copy.deepcopy(net.state_dict()), "optimizer": copy.deepcopy(opt.state_dict()),
+            "iteration": it, "fake_quant": net.h_s.fake_quant}
+
+
+def restore(net, opt, state: dict) -> None:
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    net.h_s.fake_quant = state["fake_quant"]
+
+
+def save(state: dict, path: Path, args) -> None:
+    torch.save({**state, "config": {"n": args.n, "m": args.m, "nz": args.nz, "klt": args.klt}, "lambdas": LAMBDAS},
+               path)
 
 
 def main(argv=None) -> int:

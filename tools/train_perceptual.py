@@ -37,6 +37,7 @@ GAIN_LR_FACTOR = 20
 #: after ROLLBACK_AFTER skips in a row the run goes back to its last good state with half the lr.
 SPIKE = 5.0
 ROLLBACK_AFTER = 50
+GOOD_DRIFT = 1.5
 CROPS = Path("/work/cache/perceptual/train_crops_136.npy")
 VAL = Path("/work/cache/perceptual/val")
 
@@ -94,28 +95,6 @@ def calibrate(net, x) -> None:
     hs.fake_quant = True
 
 
-def widen_adam_state(state: dict, net, m0: int) -> None:
-    """Adam's moments of an m0-channel codec, in place, shaped for the widened ``net`` (new entries 0).
-
-    A fresh Adam on the trained weights wrecked them (its first steps move every weight by ~lr); kept
-    moments let the trained part continue where it was. The new entries' first moment starts at 0 and
-    their second at the mean of the trained entries' of the same tensor: at 0 it wrecked the codec too,
-    because the step count (and so Adam's bias correction) is the old run's, and m / sqrt(v) of a
-    consistent gradient then reaches ~10 within ten steps.
-    """
-    from jpegshrink.perceptual.network import widen_tensor
-    # Adam's state is keyed by the parameters' positions in the groups built below: rest, then log_gain
-    names = [n for n, _ in net.named_parameters() if n != "log_gain"] + ["log_gain"]
-    params = dict(net.named_parameters())
-    for i, name in enumerate(names):
-        st = state["state"].get(i)
-        if st is None:
-            continue
-        st["exp_avg"] = widen_tensor(name, st["exp_avg"], params[name].shape, m0, net.m)
-        st["exp_avg_sq"] = widen_tensor(name, st["exp_avg_sq"], params[name].shape, m0, net.m,
-                                        float(st["exp_avg_sq"].mean()))
-
-
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -132,23 +111,8 @@ def train(args) -> None:
     it0 = 0
     if args.resume:
         ck = torch.load(args.resume, weights_only=False)
-        m0 = ck["config"]["m"]
-        if m0 != args.m and not args.widen:
-            raise SystemExit(f"{args.resume} has {m0} latent channels, not --m {args.m} (--widen adds channels)")
-        if args.widen:
-            if m0 >= args.m or not args.klt:
-                raise SystemExit(f"--widen: --m {args.m} must exceed the checkpoint's {m0}, with --klt")
-            from jpegshrink.perceptual.network import widen
-            small = HyperpriorCodec(args.n, m0, args.nz, len(LAMBDAS), klt=True)
-            small.load_state_dict(ck["model"])
-            small.h_s.fake_quant = ck.get("fake_quant", False)
-            idx = rng.integers(0, len(crops), 20000)
-            off = rng.integers(0, crops.shape[1] - 16, (20000, 2))
-            net = widen(small, args.m, np.stack([crops[i, y:y + 16, x:x + 16] for i, (y, x) in zip(idx, off)]))
-            widen_adam_state(ck["optimizer"], net, m0)
-        else:
-            net.load_state_dict(ck["model"])
-            net.h_s.fake_quant = ck.get("fake_quant", False)
+        net.load_state_dict(ck["model"])
+        net.h_s.fake_quant = ck.get("fake_quant", False)
         it0 = ck["iteration"]
     # the per-rate gains move the whole ladder: at the base lr they need thousands of steps to find their
     # rates, so they get GAIN_LR_FACTOR x the step
@@ -171,8 +135,11 @@ def train(args) -> None:
     skipped = streak = 0
     lr_factor = 1.0
     it = it0
-    good = snapshot(net, opt, it)  # the last state taken after a log interval without a skipped step
+    # the last good state: taken after a log interval with no skipped step whose mean loss is within
+    # GOOD_DRIFT x the median of the earlier good intervals' (a slow blow-up skips nothing at first)
+    good = snapshot(net, opt, it)
     skipped_at_good = 0
+    interval, good_means = [], collections.deque(maxlen=20)
     last_ck = start
     print(json.dumps({"start": time.strftime("%H:%M:%S"), "args": vars(args), "lambdas": LAMBDAS}), flush=True)
     while True:
@@ -197,7 +164,7 @@ def train(args) -> None:
         # steps) and its periodic checkpoint kept only the wreck. A step whose loss is not finite or over
         # SPIKE x the recent median is skipped. Skipping alone is not enough: when one accepted step has
         # already broken the weights, every later loss is a spike and the run spins without a step (seen
-        # with a widened codec at lr 1.5e-4); so after ROLLBACK_AFTER skips in a row the run restores its
+        # in a fine-tuning run at lr 1.5e-4); so after ROLLBACK_AFTER skips in a row the run restores its
         # last good state and halves the lr. Checkpoints only ever hold good states.
         recent.append(loss.item())
         if not math.isfinite(recent[-1]) or (len(recent) >= 50 and recent[-1] > SPIKE * float(np.median(recent))):
@@ -211,6 +178,7 @@ def train(args) -> None:
                 print(json.dumps({"it": it, "rolled_back": True, "lr_factor": lr_factor}), flush=True)
             continue
         streak = 0
+        interval.append(recent[-1])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -227,9 +195,11 @@ def train(args) -> None:
                     "psnr": [round(s[1] / max(s[2], 1), 2) for s in stats.values()]}
             print(json.dumps(line), flush=True)
             stats = {r: [0.0, 0.0, 0] for r in range(len(LAMBDAS))}
-            if skipped == skipped_at_good:
+            mean = float(np.mean(interval)) if interval else math.inf
+            if skipped == skipped_at_good and (len(good_means) < 3 or mean <= GOOD_DRIFT * float(np.median(good_means))):
                 good = snapshot(net, opt, it)
-            skipped_at_good = skipped
+                good_means.append(mean)
+            skipped_at_good, interval = skipped, []
         if it % args.val_every == 0:
             print(json.dumps({"it": it, "val": evaluate(net, vx)}), flush=True)
         if time.time() - last_ck > 300:
@@ -299,9 +269,6 @@ def main(argv=None) -> int:
                     help="with --iwae: log-mean-exp per latent element, per image, or 'mix' (the bound trains the "
                          "entropy model only; the encoder gets the ELBO gradient)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared machine)")
-    ap.add_argument("--widen", action="store_true",
-                    help="--resume a klt checkpoint with fewer latent channels and add channels up to --m "
-                         "(network.widen: the next principal components, every path from them starting at 0)")
     ap.add_argument("--flat", action="store_true", help="constant lr, no quant phase (a stage to --resume from)")
     ap.add_argument("--export", default="", help="checkpoint to export as package weights (no training)")
     args = ap.parse_args(argv)

@@ -60,6 +60,11 @@ def test_rate_ladder_and_bpp_target(photo):
     budget_bpp = 8 * (len(low) + len(high)) / 2 / pixels
     mid = jpegshrink.encode_image(photo, mode="perceptual", target={"bpp": budget_bpp})
     assert len(low) < len(mid) <= budget_bpp * pixels / 8
+    # a bisected (fractional) rate: the header's PNG length and sha256 are those of what a read returns
+    c = container.unpack(mid)
+    assert c.info["rate"] != int(c.info["rate"])
+    png = jpegshrink.decompress(mid)
+    assert (len(png), hashlib.sha256(png).digest()) == (c.original_length, c.original_sha256)
 
 
 def test_decompress_is_a_png_of_the_recorded_decode(blob):

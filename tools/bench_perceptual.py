@@ -498,7 +498,7 @@ def phase_code_edit(photos, out: Path, steps: int, crop: int, variants: list[str
                 if key in cache:
                     continue
                 t = time.process_time()
-                res = refine.optimise(codec, x, g, (h, w), n or 0, lam=refine.lambda_at(codec, lr))
+                res = refine.optimise(codec, x, g, (h, w), n or 0, lam=codec.lambda_at(lr))
                 lat = res.latents
                 streams = codec.pack(lat)
                 back = codec.unpack(streams, lat.symbols.shape[1:], g)

@@ -29,7 +29,7 @@ from jpegshrink.image_api import parse_target
 MODE = "perceptual"
 KIND = "lossy-perceptual"
 #: Names this encoder's version in the container info (bump when the same settings give other bytes).
-ENCODER_ID = "jpegshrink-perceptual-1"
+ENCODER_ID = "jpegshrink-perceptual-2"
 DEFAULT_QUALITY = 50
 TARGET_METRICS = ("bpp",)
 #: Largest width x height encoded (memory: about 120 bytes per pixel at encode, float64 decode).
@@ -79,6 +79,11 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
     x = codec.to_tensor(pixels)
 
     def build(rate: float, with_png: bool, steps: int = 0) -> tuple[bytes, object]:
+        # The info records the rate to 6 decimals and decoders read that, so the latents and the PNG
+        # whose length and sha256 the header holds are made at exactly that rate (made at the unrounded
+        # rate, a target-bpp object's PNG could differ from every later decode of it by a pixel: its
+        # listed size then disagreed with the bytes a read returns).
+        rate = round(rate, 6)
         if steps:
             from jpegshrink.perceptual import refine
             lat = refine.optimise(codec, x, rate, (height, width), steps, weight=roi_weight).latents
@@ -91,7 +96,7 @@ def encode_image(image, *, quality: int | None = None, target: dict | None = Non
         # Kept short: at 0.05 bpp a 0.25 MP photo is ~1.6 kB, and every byte here counts in it.
         info = {"kind": KIND, "lossy": True, "encoder": ENCODER_ID, "source_format": source_format,
                 "source_conversions": conversions or None, "width": width, "height": height,
-                "rate": round(rate, 6), "latent_shape": list(lat.symbols.shape[1:]), "decoder": decoder_id,
+                "rate": rate, "latent_shape": list(lat.symbols.shape[1:]), "decoder": decoder_id,
                 "seed": seed, "latents_sha256": lat.digest()[:LATENT_DIGEST_HEX], "target": target}
         png = b"\0" * 32
         if with_png:

@@ -43,6 +43,20 @@ class Tables:
         self.y_models = [cat(f[:2 * r + 2].astype(np.float64), perfect=False) for f, r in zip(y_freq, self.y_radius)]
 
 
+#: Bits an escaped value costs besides its escape symbol (its int32 in the escape stream).
+ESCAPE_BITS = 32
+
+
+def code_lengths(freq: np.ndarray, radius: np.ndarray, table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Ideal code length (bits) of each integer in ``values`` under the 16-bit frequency tables ``freq``
+    ([table, symbol]; symbols -radius..radius, then the escape), ``table`` giving each value's table:
+    what the ANS stream spends on it, within the stream's few bytes of overhead."""
+    r = radius[table]
+    esc = np.abs(values) > r
+    col = np.where(esc, 2 * r + 1, values + r)
+    return -np.log2(freq[table, col].astype(np.float64) / 65536.0) + ESCAPE_BITS * esc
+
+
 def _to_symbols(values: np.ndarray, radius: int, escapes: list) -> np.ndarray:
     sym = values + radius
     out = (sym < 0) | (sym > 2 * radius)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,6 +52,13 @@ PAD = 64
 def require_torch() -> None:
     if torch is None:
         raise MissingDependency("the perceptual codec needs torch: pip install 'jpegshrink[perceptual]'")
+
+
+class Rounding(Enum):
+    """How the encoder turns mean-removed latents into integers (the decoder reads any integers)."""
+
+    NEAREST = "nearest"  # the distortion-optimal integer
+    RD = "rd"  # rate + lambda * distortion per latent (:mod:`.rounding`); codecs with a linear path only
 
 
 @dataclass
@@ -114,6 +123,14 @@ class LearnedCodec:
         t = rate - lo
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[lo + 1])[None, :, None, None]
 
+    def lambda_at(self, rate: float) -> float:
+        """The training lambda of a (fractional) ladder rate, log-linear between rates like the gains
+        (loss = bits per pixel + lambda * 255^2 * MSE on [0, 1] pixels)."""
+        lams = [float(v) for v in self.meta["lambdas"]]
+        lo = min(int(rate), len(lams) - 2)
+        t = rate - lo
+        return math.exp((1 - t) * math.log(lams[lo]) + t * math.log(lams[lo + 1]))
+
     def to_tensor(self, pixels: np.ndarray) -> "torch.Tensor":
         """uint8 (H, W, 3) -> (1, 3, H', W') float in [0, 1], edge-padded up to multiples of 64."""
         h, w = pixels.shape[:2]
@@ -150,13 +167,20 @@ class LearnedCodec:
         return y + (q - y).detach()
 
     # -- integer latents <-> bytes ----------------------------------------------------------------
-    def encode_latents(self, x: "torch.Tensor", rate) -> Latents:
+    def encode_latents(self, x: "torch.Tensor", rate, rounding: "Rounding | None" = None) -> Latents:
+        """The integer latents of ``x`` at ``rate``: z from the analysis, then y's symbols rounded as
+        ``rounding`` says (default :data:`Rounding.RD`: rate-distortion optimised, see :mod:`.rounding`)."""
+        from jpegshrink.perceptual import rounding as rd
+        rounding = rounding or Rounding.RD
         with torch.no_grad():
             y = self.analysis(x, rate)
         z = self._z(y)
         means, index = self.hyper(z)
-        yv = y[0].double().numpy()
-        symbols = np.round(yv - means / self.mean_denom).astype(np.int64)
+        v = y[0].double().numpy() - means / self.mean_denom
+        if rounding is Rounding.RD and self.klt:
+            symbols = rd.rd_round(self, v, index, rate)
+        else:
+            symbols = np.round(v).astype(np.int64)
         return Latents(z, symbols, means, index, float(rate))
 
     def pack(self, lat: Latents) -> list[bytes]:

@@ -30,6 +30,7 @@ from enum import Enum
 
 import numpy as np
 
+from jpegshrink.perceptual import entropy, rounding
 from jpegshrink.perceptual.model import Latents, LearnedCodec
 
 try:
@@ -44,8 +45,6 @@ TAU_START, TAU_END = 0.5, 0.02
 #: Largest image optimised: the backward pass holds the synthesis' activations, ~0.8 kB per pixel
 #: (measured: +0.62 GB at 0.79 MP), so 4 MP is ~3.2 GB; larger images are refused, not swapped.
 MAX_PIXELS = 4_000_000
-#: Bits charged for an escaped value besides its escape symbol (its int32 in the escape stream).
-ESCAPE_BITS = 32
 
 
 class Proxy(Enum):
@@ -67,14 +66,6 @@ class Result:
     improved: bool  # False: the optimised latents lost to the amortised ones and were dropped
 
 
-def lambda_at(codec: LearnedCodec, rate: float) -> float:
-    """The training lambda of a ladder rate, log-linear between rates like the gains."""
-    lams = [float(v) for v in codec.meta["lambdas"]]
-    lo = min(int(rate), len(lams) - 2)
-    t = rate - lo
-    return math.exp((1 - t) * math.log(lams[lo]) + t * math.log(lams[lo + 1]))
-
-
 def _scale_per_index() -> "torch.Tensor":
     from jpegshrink.perceptual.network import scale_table
     return scale_table().float()
@@ -82,11 +73,7 @@ def _scale_per_index() -> "torch.Tensor":
 
 def _table_bits(freq: np.ndarray, radius: np.ndarray, table: np.ndarray, values: np.ndarray) -> float:
     """Ideal code length (bits) of integer ``values`` whose tables are ``table`` (an index per value)."""
-    r = radius[table]
-    esc = np.abs(values) > r
-    col = np.where(esc, 2 * r + 1, values + r)
-    f = freq[table, col].astype(np.float64)
-    return float(-np.log2(f / 65536.0).sum() + ESCAPE_BITS * esc.sum())
+    return float(entropy.code_lengths(freq, radius, table, values).sum())
 
 
 def exact_bits(codec: LearnedCodec, lat: Latents) -> float:
@@ -117,7 +104,7 @@ def optimise(codec: LearnedCodec, x: "torch.Tensor", rate: float, size: tuple[in
 
     ``size``: the image's (height, width) (the distortion counts those pixels, not the edge padding).
     ``lam``: lambda of the objective (loss = bits/px + lam * 255^2 * MSE); default the rate's training
-    lambda (:func:`lambda_at`). ``weight``: (height, width) distortion weights >= 0 (normalised to mean 1),
+    lambda (``codec.lambda_at``). ``weight``: (height, width) distortion weights >= 0 (normalised to mean 1),
     e.g. a region of interest. ``steps=0`` returns the amortised latents.
     """
     if steps < 0:
@@ -126,7 +113,7 @@ def optimise(codec: LearnedCodec, x: "torch.Tensor", rate: float, size: tuple[in
     if steps and h * w > MAX_PIXELS:
         raise ValueError(f"latent optimisation is limited to {MAX_PIXELS} pixels (memory ~0.8 kB per pixel); "
                          f"this image has {h * w}: encode it with optimize_steps=0")
-    lam = lambda_at(codec, rate) if lam is None else float(lam)
+    lam = codec.lambda_at(rate) if lam is None else float(lam)
     if not lam > 0:
         raise ValueError(f"lambda must be > 0, not {lam}")
     wmap = _weights(weight, (h, w))
@@ -170,7 +157,10 @@ def optimise(codec: LearnedCodec, x: "torch.Tensor", rate: float, size: tuple[in
         opt.zero_grad()
         loss.backward()
         opt.step()
-    symbols = v.detach()[0].double().numpy().round().astype(np.int64)
+    v_final = v.detach()[0].double().numpy()
+    # the last rounding as the plain encoder's (nearest, or rate-distortion optimised: :mod:`.rounding`)
+    symbols = (rounding.rd_round(codec, v_final, amortised.index, rate) if codec.klt
+               else np.round(v_final).astype(np.int64))
     lat = Latents(amortised.z, symbols, amortised.means, amortised.index, float(rate))
     obj, bpp, mse = exact(lat)
 

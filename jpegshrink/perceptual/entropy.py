@@ -32,15 +32,29 @@ def _require() -> None:
 
 
 class Tables:
-    """The coding tables of one weight file: constriction models built once per table."""
+    """The coding tables of one weight file: constriction models built once per table.
+
+    ``z_freq`` is (NZ, width): one table per z channel for every rate; or (rungs, NZ, width): a set per
+    ladder rate (the z of a low rate are far more concentrated than a high one's), the set of a
+    container's rate chosen by :meth:`z_set` (its nearest rung).
+    """
 
     def __init__(self, z_freq: np.ndarray, y_freq: np.ndarray, y_radius: np.ndarray, z_range: int) -> None:
         _require()
         self.z_range = int(z_range)
         self.y_radius = y_radius.astype(np.int64)
         cat = constriction.stream.model.Categorical
-        self.z_models = [cat(f.astype(np.float64), perfect=False) for f in z_freq]
+        sets = z_freq if z_freq.ndim == 3 else z_freq[None]
+        self.z_sets = [[cat(f.astype(np.float64), perfect=False) for f in one] for one in sets]
         self.y_models = [cat(f[:2 * r + 2].astype(np.float64), perfect=False) for f, r in zip(y_freq, self.y_radius)]
+
+    def z_set(self, rate: float) -> int:
+        """Which z table set codes a container made at (fractional) ladder ``rate``: the nearest rung
+        (0 when the weight file has one set). Integer arithmetic on the recorded rate, so encoder and
+        decoder agree."""
+        if len(self.z_sets) == 1:
+            return 0
+        return min(len(self.z_sets) - 1, max(0, int(np.floor(rate + 0.5))))
 
 
 #: Bits an escaped value costs besides its escape symbol (its int32 in the escape stream).
@@ -66,12 +80,13 @@ def _to_symbols(values: np.ndarray, radius: int, escapes: list) -> np.ndarray:
     return sym.astype(np.int32)
 
 
-def encode(tables: Tables, z: np.ndarray, y_sym: np.ndarray, y_index: np.ndarray) -> tuple[bytes, bytes]:
-    """z (NZ, h, w) ints, y symbols and scale indices (M, H, W) ints -> (ANS stream, escape stream)."""
+def encode(tables: Tables, z: np.ndarray, y_sym: np.ndarray, y_index: np.ndarray, z_set: int = 0) -> tuple[bytes, bytes]:
+    """z (NZ, h, w) ints coded with table set ``z_set``, y symbols and scale indices (M, H, W) ints ->
+    (ANS stream, escape stream)."""
     _require()
     groups = []  # (model, radius, values) in decode order
     for c in range(z.shape[0]):
-        groups.append((tables.z_models[c], tables.z_range, z[c].ravel()))
+        groups.append((tables.z_sets[z_set][c], tables.z_range, z[c].ravel()))
     flat_sym, flat_idx = y_sym.ravel(), y_index.ravel()
     order = np.argsort(flat_idx, kind="stable")
     bounds = np.searchsorted(flat_idx[order], np.arange(len(tables.y_models) + 1))
@@ -88,11 +103,11 @@ def encode(tables: Tables, z: np.ndarray, y_sym: np.ndarray, y_index: np.ndarray
     return coder.get_compressed().astype("<u4").tobytes(), esc
 
 
-def decode_z(coder, tables: Tables, shape: tuple[int, int, int], escapes: "_Escapes") -> np.ndarray:
+def decode_z(coder, tables: Tables, shape: tuple[int, int, int], escapes: "_Escapes", z_set: int = 0) -> np.ndarray:
     nz, h, w = shape
     out = np.empty((nz, h * w), np.int64)
     for c in range(nz):
-        out[c] = escapes.resolve(coder.decode(tables.z_models[c], h * w).astype(np.int64), tables.z_range)
+        out[c] = escapes.resolve(coder.decode(tables.z_sets[z_set][c], h * w).astype(np.int64), tables.z_range)
     return out.reshape(shape)
 
 

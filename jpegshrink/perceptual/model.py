@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - exercised by the missing-dependency te
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: Every weight file that ever wrote a container, by id (weights/<id>.npz). Never remove an entry.
-REGISTERED = ("hp1-b6e22de7", "hp1-c925b62f")
+REGISTERED = ("hp1-b6e22de7", "hp1-c925b62f", "hp1-ddbabc36")
 #: The weights new containers are written with.
 DEFAULT_MODEL_ID = REGISTERED[-1]
 #: Spatial granularity of the transforms (4 stride-2 layers, then 2 more in the hyperprior).
@@ -109,8 +109,11 @@ class LearnedCodec:
         self.log_gain = torch.from_numpy(arrays["log_gain"])
         self.hyper = intnet.IntHyperDecoder.from_arrays(arrays)
         self.tables = entropy.Tables(arrays["z_freq"], arrays["y_freq"], arrays["y_radius"], self.meta["z_range"])
-        #: the integer frequency tables themselves (code lengths for encode-time optimisation, :mod:`.refine`)
+        #: the integer frequency tables themselves (code lengths for encode-time optimisation, :mod:`.refine`);
+        #: z_freq is (NZ, width) or one such set per ladder rate (:meth:`z_freq_at`)
         self.z_freq, self.y_freq = arrays["z_freq"], arrays["y_freq"]
+        if self.z_freq.ndim == 3 and self.z_freq.shape[0] != self.rates:
+            raise ValueError(f"{model_id}: {self.z_freq.shape[0]} z table sets for {self.rates} ladder rates")
         self.mean_denom = self.meta["mean_denom"]
 
     # -- float transforms -------------------------------------------------------------------------
@@ -122,6 +125,10 @@ class LearnedCodec:
         lo = min(int(rate), self.rates - 2)
         t = rate - lo
         return torch.exp((1 - t) * self.log_gain[lo] + t * self.log_gain[lo + 1])[None, :, None, None]
+
+    def z_freq_at(self, rate: float) -> np.ndarray:
+        """(NZ, width) z frequency tables that code a container made at ``rate``."""
+        return self.z_freq[self.tables.z_set(rate)] if self.z_freq.ndim == 3 else self.z_freq
 
     def lambda_at(self, rate: float) -> float:
         """The training lambda of a (fractional) ladder rate, log-linear between rates like the gains
@@ -184,14 +191,14 @@ class LearnedCodec:
         return Latents(z, symbols, means, index, float(rate))
 
     def pack(self, lat: Latents) -> list[bytes]:
-        ans, esc = entropy.encode(self.tables, lat.z, lat.symbols, lat.index)
+        ans, esc = entropy.encode(self.tables, lat.z, lat.symbols, lat.index, self.tables.z_set(lat.rate))
         return [ans, esc]
 
     def unpack(self, streams: list[bytes], latent_hw: tuple[int, int], rate) -> Latents:
         h, w = latent_hw
         coder = entropy.open_stream(streams[0])
         escapes = entropy.Escapes(streams[1])
-        z = entropy.decode_z(coder, self.tables, (self.nz, -(-h // 4), -(-w // 4)), escapes)
+        z = entropy.decode_z(coder, self.tables, (self.nz, -(-h // 4), -(-w // 4)), escapes, self.tables.z_set(rate))
         means, index = self.hyper(z)
         symbols = entropy.decode_y(coder, self.tables, index, escapes)
         escapes.finish()

@@ -79,7 +79,7 @@ def _table_bits(freq: np.ndarray, radius: np.ndarray, table: np.ndarray, values:
 def exact_bits(codec: LearnedCodec, lat: Latents) -> float:
     """Bits of ``lat`` under the weight file's integer tables (what the ANS stream costs, within bytes)."""
     t = codec.tables
-    zf, yf = codec.z_freq, codec.y_freq
+    zf, yf = codec.z_freq_at(lat.rate), codec.y_freq
     nz = lat.z.shape[0]
     z_tab = np.broadcast_to(np.arange(nz)[:, None, None], lat.z.shape)
     bits_z = _table_bits(zf, np.full(nz, t.z_range), z_tab, lat.z)

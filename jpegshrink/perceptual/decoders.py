@@ -26,7 +26,7 @@ PERCEPTUAL = "perceptual"
 #: Diffusion decoders (issue 15, jpegshrink.perceptual.diffusion): ids are their names; models are in the info.
 DIFFUSION = ("idempotence", "cdc", "corrdiff")
 #: Generator weight files (weights/<id>.npz), newest last; each names the codec it was trained on. Never remove.
-GENERATORS: tuple[str, ...] = ("gan1-1d21af5e",)
+GENERATORS: tuple[str, ...] = ("gan1-1d21af5e", "gan1-0d51ec13")
 
 
 class UnknownDecoder(ImageError):

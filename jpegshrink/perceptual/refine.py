@@ -11,8 +11,8 @@ integer that picks a coding table are unchanged: only which integers are stored 
 What is optimised: y (the main latents). z, and with it the exact integer hyper-decoder's means and
 scale indices, is g_a -> h_a's choice for the starting y and is kept fixed: optimising z would need a
 differentiable copy of the integer h_s (z is not negligible, a tenth of the bits or more at low rates:
-an opportunity left). The rate proxy is the Gaussian bin probability with the scale of each latent's coding table (what the 16-bit tables quantise); the
-quantisation proxy is stochastic Gumbel annealing (SGA, Yang et al. 2020): a soft, randomised rounding
+an opportunity left). The rate proxy is the Gaussian bin probability with the scale of each latent's
+coding table (what the 16-bit tables quantise); the quantisation proxy is stochastic Gumbel annealing (SGA, Yang et al. 2020): a soft, randomised rounding
 whose temperature goes to zero over the steps, with the final rounding hard. ``weight`` (a per-pixel
 distortion weight map) gives region-of-interest coding with the same machinery.
 

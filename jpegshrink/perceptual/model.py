@@ -177,18 +177,20 @@ class LearnedCodec:
     def encode_latents(self, x: "torch.Tensor", rate, rounding: "Rounding | None" = None) -> Latents:
         """The integer latents of ``x`` at ``rate``: z from the analysis, then y's symbols rounded as
         ``rounding`` says (default :data:`Rounding.RD`: rate-distortion optimised, see :mod:`.rounding`)."""
-        from jpegshrink.perceptual import rounding as rd
-        rounding = rounding or Rounding.RD
         with torch.no_grad():
             y = self.analysis(x, rate)
         z = self._z(y)
         means, index = self.hyper(z)
-        v = y[0].double().numpy() - means / self.mean_denom
-        if rounding is Rounding.RD and self.klt:
-            symbols = rd.rd_round(self, v, index, rate)
-        else:
-            symbols = np.round(v).astype(np.int64)
+        symbols = self.round_latents(y[0].double().numpy() - means / self.mean_denom, index, rate, rounding)
         return Latents(z, symbols, means, index, float(rate))
+
+    def round_latents(self, v: np.ndarray, index: np.ndarray, rate, rounding: "Rounding | None" = None) -> np.ndarray:
+        """int64 symbols of mean-removed gained latents ``v`` (coded with scale indices ``index``) by
+        ``rounding`` (default :data:`Rounding.RD`; a codec without a linear path always rounds to nearest)."""
+        if (rounding or Rounding.RD) is Rounding.RD and self.klt:
+            from jpegshrink.perceptual import rounding as rd
+            return rd.rd_round(self, v, index, rate)
+        return np.round(v).astype(np.int64)
 
     def pack(self, lat: Latents) -> list[bytes]:
         ans, esc = entropy.encode(self.tables, lat.z, lat.symbols, lat.index, self.tables.z_set(lat.rate))

@@ -12,9 +12,10 @@ What is optimised: y (the main latents). z, and with it the exact integer hyper-
 scale indices, is g_a -> h_a's choice for the starting y and is kept fixed: optimising z would need a
 differentiable copy of the integer h_s (z is not negligible, a tenth of the bits or more at low rates:
 an opportunity left). The rate proxy is the Gaussian bin probability with the scale of each latent's
-coding table (what the 16-bit tables quantise); the quantisation proxy is stochastic Gumbel annealing (SGA, Yang et al. 2020): a soft, randomised rounding
-whose temperature goes to zero over the steps, with the final rounding hard. ``weight`` (a per-pixel
-distortion weight map) gives region-of-interest coding with the same machinery.
+coding table (what the 16-bit tables quantise); the quantisation proxy is stochastic Gumbel annealing
+(SGA, Yang et al. 2020): a soft, randomised rounding whose temperature goes to zero over the steps, with
+the final rounding as the plain encoder's. ``weight`` (a per-pixel distortion weight map) gives
+region-of-interest coding with the same machinery.
 
 Determinism: the Gumbel noise comes from a seeded torch generator and the steps are float32 torch on
 the caller's thread settings, so one machine with one thread count gives the same bytes every time;
@@ -24,13 +25,12 @@ A guard keeps the amortised latents when the optimised ones do not have a lower 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 
-from jpegshrink.perceptual import entropy, rounding
+from jpegshrink.perceptual import entropy
 from jpegshrink.perceptual.model import Latents, LearnedCodec
 
 try:
@@ -157,10 +157,8 @@ def optimise(codec: LearnedCodec, x: "torch.Tensor", rate: float, size: tuple[in
         opt.zero_grad()
         loss.backward()
         opt.step()
-    v_final = v.detach()[0].double().numpy()
-    # the last rounding as the plain encoder's (nearest, or rate-distortion optimised: :mod:`.rounding`)
-    symbols = (rounding.rd_round(codec, v_final, amortised.index, rate) if codec.klt
-               else np.round(v_final).astype(np.int64))
+    # the last rounding as the plain encoder's (rate-distortion optimised where the codec allows)
+    symbols = codec.round_latents(v.detach()[0].double().numpy(), amortised.index, rate)
     lat = Latents(amortised.z, symbols, amortised.means, amortised.index, float(rate))
     obj, bpp, mse = exact(lat)
 

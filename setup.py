@@ -48,7 +48,7 @@ EXTENSIONS = [
                                                            "lossy_rdo.cpp", "lossy_transform.cpp")],
               [str(p) for p in CSRC.glob("*.h")]),
     # Model v3 (mix3): mixed contexts, SSE, striped; its own module so each model's kernel stands alone.
-    extension("jpegshrink.model._mix3", ["jpegshrink/model/csrc/mix3.cpp"]),
+    extension("jpegshrink.model._mix3", ["jpegshrink/model/csrc/mix3.cpp"], [str(CSRC / "common.h")]),
 ]
 
 setup(ext_modules=EXTENSIONS, cmdclass={"build_ext": build_ext})

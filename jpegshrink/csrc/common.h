@@ -97,6 +97,14 @@ struct Grid {
         for (std::size_t d = 0; d < sizeof...(Dims); ++d) r = r * dims[d] + (d < sizeof...(I) ? ix[d] : 0);
         return Offset + r;
     }
+    // Distance between two neighbouring values of dimension D (the product of the dimensions after it).
+    template <std::size_t D>
+    static constexpr i64 stride() {
+        static_assert(D < sizeof...(Dims), "no such dimension");
+        i64 s = 1;
+        for (std::size_t d = D + 1; d < sizeof...(Dims); ++d) s *= dims[d];
+        return s;
+    }
 };
 
 }  // namespace jsk

@@ -136,7 +136,9 @@ FAST = Profile(leave_out=tuple(sorted(("mix2", "sse", "side_pred", "count_pred",
 #: FAST with the AC sign and top mantissa bit coded by one counter each instead of the mixer (a
 #: quarter of the mixed decisions on detailed photos): see BENCHMARKS.md, "mix3 kernel speed".
 FAST2 = Profile(leave_out=tuple(sorted(FAST.leave_out + ("sign_mix", "top_mix"))), ac_table_bits=18)
-PROFILES = {"dense": DENSE, "fast": FAST, "fast2": FAST2}
+#: FAST2 with two AC slots only: Lepton-class slot 0 and the joint north/west DCT-domain prediction.
+LITE = Profile(leave_out=tuple(sorted(FAST2.leave_out + ("aux",))), ac_table_bits=18)
+PROFILES = {"dense": DENSE, "fast": FAST, "fast2": FAST2, "lite": LITE}
 
 
 class Mix3Model:

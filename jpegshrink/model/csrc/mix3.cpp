@@ -22,6 +22,8 @@
 #include <memory>
 #include <stdexcept>
 #include <vector>
+
+#include "../../csrc/common.h"
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -72,55 +74,98 @@ static inline int sq12(int d) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Layout constants: the sizes of every table. Changing any of them changes the format (new model id).
+// Layout: the sizes of every table, and each table as a named row-major grid (jsk::Grid: its
+// dimensions in order and its offset in the array it lives in). Changing any of them changes the
+// format (a new model id).
 enum : int {
-  AC_SLOTS = 9,        // contexts per AC decision (see ac_contexts)
-  AC_TBITS_MAX = 21,   // counters per AC slot table: 2^ac_table_bits (blocks of 32), at most 2^21
+  AC_SLOTS = 9,        // contexts per AC decision (see code_block)
+  AC_TBITS_MAX = 21,   // counters per hashed AC slot table: 2^ac_table_bits (blocks of AC_BLOCK), at most 2^21
   AC_TBITS_MIN = 12,
   CNT_SLOTS = 4,       // contexts per nonzero-count decision
-  CNT_TBITS = 17,      // blocks of 64 (tree nodes)
+  CNT_TBITS = 17,      // counters per hashed count slot table (blocks of CNT_BLOCK)
   DC_SLOTS = 4,        // contexts per DC decision
-  DC_TBITS = 16,       // blocks of 64
-  AC_BLOCK = 32,       // counters per AC context: exponent bits 0..11, sign, mantissa tops, long exps
-  DC_BLOCK = 64,       // counters per DC context: exponent bits 0..17, sign, mantissa tops
+  DC_TBITS = 16,       // counters per hashed DC slot table (blocks of DC_BLOCK)
+  AC_BLOCK = 32,       // counters per AC context (AC_VALUE below)
+  AC_BLOCK_LOG = 5,
+  CNT_BLOCK = 64,      // counters per count context: the nodes of the 6-bit tree
+  CNT_BLOCK_LOG = 6,
+  DC_BLOCK = 64,       // counters per DC context (DC_VALUE below)
+  DC_BLOCK_LOG = 6,
   N_CLASSES = 2,       // luma (component 0), chroma (the others)
   AC_TYPES = 8,        // decision types for weight sets/APMs: exponent bit 0..5+, sign, mantissa top
-  K_BANDS = 5,
+  K_BANDS = 5,         // frequency bands of the zigzag index (k_band)
+  REM_BINS = 10,       // bins of the nonzero coefficients still to come (rem_bin)
+  PRIOR_BINS = 12,     // bit length of Lepton's neighbour prior, capped
+  CNT_DEPTH = 6,       // depth of the count's binary tree
+  NEIGH_BINS = 9,      // neighbours' mean count / 8
+  DC_SPREAD = 12,      // bins of the DC estimates' spread (u1) and side disagreement (u2)
   AC_INPUTS = AC_SLOTS + 1,   // + bias
   CNT_INPUTS = CNT_SLOTS + 1,
   DC_INPUTS = DC_SLOTS + 1,
-  AC_SETS = N_CLASSES * AC_TYPES * K_BANDS,
-  CNT_SETS = N_CLASSES * 6,
-  DC_SETS = N_CLASSES * AC_TYPES,
-  W_AC = 0,
-  W_CNT = W_AC + AC_SETS * AC_INPUTS,
-  W_DC = W_CNT + CNT_SETS * CNT_INPUTS,
-  // second mixer: weight sets selected by another context (AC: remaining count; count: neighbours'
-  // count; DC: side disagreement); the two outputs are averaged in the stretch domain
-  W2_AC = W_DC + DC_SETS * DC_INPUTS,
-  W2_CNT = W2_AC + N_CLASSES * AC_TYPES * 10 * AC_INPUTS,
-  W2_DC = W2_CNT + N_CLASSES * 6 * 9 * CNT_INPUTS,
-  N_WEIGHTS = W2_DC + N_CLASSES * AC_TYPES * 12 * DC_INPUTS,
-  // slot 0 of each kind is directly indexed and starts from trained counters (the learned init)
-  D_AC = 0,
-  D_CNT = D_AC + N_CLASSES * 64 * 10 * 12 * AC_BLOCK,
-  D_DC = D_CNT + N_CLASSES * 65 * 64,
-  N_DIRECT = D_DC + N_CLASSES * 12 * 12 * DC_BLOCK,
   SQ_MAX = 20,         // signed log predictions are clamped to +-SQ_MAX
-  APM_AC1 = N_CLASSES * AC_TYPES * 64,
-  APM_AC2 = N_CLASSES * AC_TYPES * (2 * SQ_MAX + 1),
-  APM_CNT = N_CLASSES * 64,
-  APM_DC = N_CLASSES * AC_TYPES * 12,
-  MANT_SIZE = N_CLASSES * 64 * 20 * 20,
+  SQ_SPAN = 2 * SQ_MAX + 1,
+  MANT_EXPS = 20,      // lower mantissa bits: by exponent (capped) and bit position (capped)
+  MANT_BITS = 20,
   SIGN_PRED = 2,       // NO_SIGN_MIX: the signed log predictions clamped to +-SIGN_PRED
   SIGN_SPAN = 2 * SIGN_PRED + 1,
-  SIGN_SIZE = N_CLASSES * 64 * SIGN_SPAN * SIGN_SPAN * 3,
+  SIGN_NB = 3,         // NO_SIGN_MIX: a neighbour's sign: none/zero, positive, negative
   TOP_EXPS = 7,        // NO_TOP_MIX: exponent 2..8+
   TOP_SPAN = 5,        // NO_TOP_MIX: the prediction's half-octave log minus the value's, -2..2
-  TOP_SIZE = N_CLASSES * 64 * TOP_EXPS * TOP_SPAN,
   LIMIT = 255,
   MAX_COMPONENTS = 4,
 };
+using jsk::Grid;
+
+// Mixer weight sets, all in one int32 array; a set holds one weight per slot, then the bias.
+using WAc = Grid<0, N_CLASSES, AC_TYPES, K_BANDS, AC_INPUTS>;                 // [class][type][band][input]
+using WCnt = Grid<WAc::end, N_CLASSES, CNT_DEPTH, CNT_INPUTS>;                 // [class][tree depth][input]
+using WDc = Grid<WCnt::end, N_CLASSES, AC_TYPES, DC_INPUTS>;                   // [class][type][input]
+// The second mixer's sets, chosen by another context (AC: remaining count; count: neighbours' count;
+// DC: side disagreement); the two outputs are averaged in the stretch domain.
+using W2Ac = Grid<WDc::end, N_CLASSES, AC_TYPES, REM_BINS, AC_INPUTS>;        // [class][type][remaining bin][input]
+using W2Cnt = Grid<W2Ac::end, N_CLASSES, CNT_DEPTH, NEIGH_BINS, CNT_INPUTS>;  // [class][depth][neighbours][input]
+using W2Dc = Grid<W2Cnt::end, N_CLASSES, AC_TYPES, DC_SPREAD, DC_INPUTS>;     // [class][type][u2][input]
+constexpr int N_WEIGHTS = (int)W2Dc::end;
+
+// Slot 0 of each decision kind: directly indexed counters that start from trained values (the learned
+// start), all in one uint32 array.
+using DAc = Grid<0, N_CLASSES, 64, REM_BINS, PRIOR_BINS, AC_BLOCK>;     // [class][zigzag k][remaining][prior][AC_VALUE]
+using DCnt = Grid<DAc::end, N_CLASSES, 65, CNT_BLOCK>;                  // [class][neighbours' mean count][tree node]
+using DDc = Grid<DCnt::end, N_CLASSES, DC_SPREAD, DC_SPREAD, DC_BLOCK>;  // [class][u1][u2][DC_VALUE]
+constexpr int N_DIRECT = (int)DDc::end;
+
+// APM/SSE contexts, one APM each.
+using ApmAc1 = Grid<0, N_CLASSES, AC_TYPES, 64>;          // [class][type][zigzag k]
+using ApmAc2 = Grid<0, N_CLASSES, AC_TYPES, SQ_SPAN>;     // [class][type][joint prediction's signed log]
+using ApmCnt = Grid<0, N_CLASSES, CNT_BLOCK>;             // [class][tree node]
+using ApmDc = Grid<0, N_CLASSES, AC_TYPES, DC_SPREAD>;    // [class][type][u1]
+
+// Single-counter decisions, one table each.
+using Mant = Grid<0, N_CLASSES, 64, MANT_EXPS, MANT_BITS>;             // [class][k][exponent][bit]
+using SignCtx = Grid<0, N_CLASSES, 64, SIGN_SPAN, SIGN_SPAN, SIGN_NB>;  // [class][k][N pred][W pred][nb sign]
+using TopCtx = Grid<0, N_CLASSES, 64, TOP_EXPS, TOP_SPAN>;              // [class][k][exponent - 2][pred - value]
+
+//: Where each decision of one value's binarisation (exponent in unary, sign, top mantissa bit) finds
+//: its counter inside a context's block of counters.
+struct ValueLayout {
+  int n_exp;     // exponent bits 0..n_exp-1 at their own counter
+  int sign;
+  int top;       // top mantissa bit, by exponent 2, 3, ... (the last one shared by all larger)
+  int n_top;
+  int long_exp;  // exponent bits n_exp, n_exp + 1, ... (the last one shared by all larger)
+  int n_long;
+  constexpr int exp_at(int n) const { return n < n_exp ? n : long_exp + std::min(n - n_exp, n_long - 1); }
+  constexpr int top_at(int n) const { return top + std::min(n - 2, n_top - 1); }
+  constexpr int end() const { return long_exp + n_long; }
+};
+constexpr ValueLayout AC_VALUE{12, 12, 13, 12, 25, 7};
+constexpr ValueLayout DC_VALUE{18, 18, 19, 21, 40, 7};
+static_assert(AC_VALUE.sign == AC_VALUE.n_exp && AC_VALUE.top == AC_VALUE.sign + 1 &&
+              AC_VALUE.long_exp == AC_VALUE.top + AC_VALUE.n_top && AC_VALUE.end() == AC_BLOCK, "AC block layout");
+static_assert(DC_VALUE.sign == DC_VALUE.n_exp && DC_VALUE.top == DC_VALUE.sign + 1 &&
+              DC_VALUE.long_exp == DC_VALUE.top + DC_VALUE.n_top && DC_VALUE.end() <= DC_BLOCK, "DC block layout");
+static_assert((1 << AC_BLOCK_LOG) == AC_BLOCK && (1 << CNT_BLOCK_LOG) == CNT_BLOCK && (1 << DC_BLOCK_LOG) == DC_BLOCK,
+              "hashed tables are addressed in blocks of a power of two");
 
 //: Switches that leave parts of the model out. A registered model's *profile* (its weights file) may
 //: set some of them (the `fast` profile drops the parts that cost the most time per bit saved); the
@@ -140,6 +185,7 @@ enum Flags : uint32_t {
                        // predictions (SIGN_PRED) and a neighbour's sign, instead of the mixed slots
   NO_TOP_MIX = 2048,   // AC top mantissa bit: one counter chosen by class, position, exponent and the
                        // prediction against the value's octave (TOP_EXPS, TOP_SPAN), not the mixed slots
+  NO_AUX = 4096,       // AC slots 7-8 (cross-channel for chroma, combined predictions for luma)
 };
 //: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
 struct SlotList {
@@ -151,7 +197,8 @@ static constexpr SlotList active_ac_slots(uint32_t flags) {
   l.n = 0;
   for (int i = 0; i < AC_SLOTS; ++i) {
     const bool off = ((i >= 1 && i <= 3) && (flags & NO_ADVPRED)) || ((i == 2 || i == 3) && (flags & NO_SIDE_PRED)) ||
-                     (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT));
+                     (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT)) ||
+                     ((i == 7 || i == 8) && (flags & NO_AUX));
     if (!off) l.s[l.n++] = (uint8_t)i;
   }
   return l;
@@ -171,12 +218,10 @@ enum : uint32_t {
   FLAGS_DENSE = 0,
   FLAGS_FAST = NO_MIX2 | NO_SSE | NO_SIDE_PRED | NO_COUNT_PRED | NO_EXACT | NO_INTRA | NO_RUN,
   FLAGS_FAST2 = FLAGS_FAST | NO_SIGN_MIX | NO_TOP_MIX,
+  FLAGS_LITE = FLAGS_FAST2 | NO_AUX,
 };
 
-static const int ZIGZAG[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
-                               12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
-                               35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-                               58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+using jsk::ZIGZAG;
 //: Integer DCT basis (as adaptive-1): K[u][x] = round(2048 sqrt(2) C(u) cos((2x + 1) u pi / 16)).
 static const int64_t K[8][8] = {{2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048},
                                 {2841, 2408, 1609, 565, -565, -1609, -2408, -2841},
@@ -194,14 +239,10 @@ static const int64_t KG[8] = {3 * 2048 - 2048, 3 * 2841 - 2408, 3 * 2676 - 1108,
                               3 * 2048 + 2048, 3 * 1609 + 2841, 3 * 1108 + 2676, 3 * 565 + 1609};
 
 static inline int bitlen(uint64_t a) { return a ? 64 - __builtin_clzll(a) : 0; }
-static inline int64_t iabs(int64_t a) { return a < 0 ? -a : a; }
+using jsk::iabs;
 //: a / b truncated (C++ semantics), b > 0, skipping the division when the quotient is 0 (most are).
 static inline int64_t tdiv(int64_t a, int64_t b) { return (a < b && a > -b) ? 0 : a / b; }
-static inline int64_t floordiv(int64_t a, int64_t b) {  // b > 0
-  int64_t q = a / b;
-  if ((a % b) != 0 && (a < 0)) --q;
-  return q;
-}
+using jsk::floordiv;
 //: Half-octave log of a magnitude: 0,1,2,3,4,4,5,5,6,6,6,6,7,...
 static inline int qlog(int64_t x) {
   if (x < 4) return (int)x;
@@ -374,10 +415,11 @@ static bool colocated(const Component& from, const Component& to, int by, int bx
   return ry >= to.r0 && ry < to.r1 && rx >= 0 && rx < to.C;
 }
 
-//: Where one decision's mixer weight sets and APM contexts are, for decision type t:
-//: set = w + t * ws (first mixer), w2 + t * ws2 (second), APM contexts a1 + t * as1 and a2 + t * as2.
+//: Where one value's mixer weight sets and APM contexts are, for decision type t: set w + t * ws (first
+//: mixer), w2 + t * ws2 (second), APM contexts a1 + t * as1 and a2 + t * as2 -- the grids' entries of
+//: type 0 and the strides of their type dimension (0 where the grid has none).
 struct Sel {
-  int w, ws, w2, ws2, a1, as1, a2, as2;
+  int64_t w, ws, w2, ws2, a1, as1, a2, as2;
   APM* A1;
   APM* A2;
 };
@@ -391,25 +433,22 @@ class Kernel {
   Kernel(std::vector<Component>& comps, const int32_t* init, const uint32_t* direct, uint32_t flags, int ac_tbits)
       : comps_(comps), flags_(flags), ac_tbits_(ac_tbits),
         ac_(size_t(AC_SLOTS) << ac_tbits), cnt_(size_t(CNT_SLOTS) << CNT_TBITS),
-        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(MANT_SIZE), sign_(SIGN_SIZE), top_(TOP_SIZE),
-        apm_ac1_(APM_AC1), apm_ac2_(APM_AC2), apm_cnt_(APM_CNT), apm_dc_(APM_DC), w_(N_WEIGHTS),
+        dc_(size_t(DC_SLOTS) << DC_TBITS), mant_(Mant::size), sign_(SignCtx::size), top_(TopCtx::size),
+        apm_ac1_(ApmAc1::size), apm_ac2_(ApmAc2::size), apm_cnt_(ApmCnt::size), apm_dc_(ApmDc::size), w_(N_WEIGHTS),
         direct_(N_DIRECT, 0) {
     if (init) {
       std::memcpy(w_.data(), init, sizeof(int32_t) * N_WEIGHTS);
     } else {
-      // About 1.2 in total per weight set: the slots mostly agree at first.
-      for (int i = 0; i < N_WEIGHTS; ++i) w_[i] = 19000;
-      for (int i = W_AC; i < W_CNT; ++i) w_[i] = 8700;
-      for (int i = W2_AC; i < W2_CNT; ++i) w_[i] = 8700;
-      for (int i = W_AC; i < N_WEIGHTS; ++i) {
-        int in = i < W_CNT ? (i - W_AC) % AC_INPUTS == AC_SLOTS
-               : i < W_DC ? (i - W_CNT) % CNT_INPUTS == CNT_SLOTS
-               : i < W2_AC ? (i - W_DC) % DC_INPUTS == DC_SLOTS
-               : i < W2_CNT ? (i - W2_AC) % AC_INPUTS == AC_SLOTS
-               : i < W2_DC ? (i - W2_CNT) % CNT_INPUTS == CNT_SLOTS
-               : (i - W2_DC) % DC_INPUTS == DC_SLOTS;
-        if (in) w_[i] = 0;  // bias inputs start at 0
-      }
+      // About 1.2 in total per weight set (the slots mostly agree at first); the bias starts at 0.
+      auto fill = [&](int64_t begin, int64_t end, int inputs, int32_t weight) {
+        for (int64_t i = begin; i < end; ++i) w_[i] = (i - begin) % inputs == inputs - 1 ? 0 : weight;
+      };
+      fill(WAc::offset, WAc::end, AC_INPUTS, 8700);
+      fill(WCnt::offset, WCnt::end, CNT_INPUTS, 19000);
+      fill(WDc::offset, WDc::end, DC_INPUTS, 19000);
+      fill(W2Ac::offset, W2Ac::end, AC_INPUTS, 8700);
+      fill(W2Cnt::offset, W2Cnt::end, CNT_INPUTS, 19000);
+      fill(W2Dc::offset, W2Dc::end, DC_INPUTS, 19000);
     }
     if (direct) std::memcpy(direct_.data(), direct, sizeof(uint32_t) * N_DIRECT);
     if (FL != GENERIC && flags != FL) throw std::logic_error("mix3: kernel instance for other flags");
@@ -447,6 +486,10 @@ class Kernel {
   uint32_t* slot_[16];
 
   enum Kind { AC, CNT, DC };
+  //: Decision types of a value (AC and DC), which select weight sets and APM contexts: exponent bit n
+  //: is type min(n, T_EXP_LAST); the count's tree uses its depth as its type.
+  enum DecisionType : int { T_EXP_LAST = 5, T_SIGN = 6, T_TOP = 7 };
+  static_assert(T_TOP + 1 == AC_TYPES, "one weight set and APM context per decision type");
   //: f(i) for each slot i a decision of this kind reads (a constant list outside GENERIC).
   template <int KIND, class F>
   void for_slots(F&& f) const {
@@ -523,13 +566,13 @@ class Kernel {
   }
 
   uint32_t* ac_slot(int i, uint64_t h) {
-    return ac_.p + ((size_t)i << ac_tbits_) + ((h >> (64 - ac_tbits_ + 5)) << 5);
+    return ac_.p + ((size_t)i << ac_tbits_) + ((h >> (64 - ac_tbits_ + AC_BLOCK_LOG)) << AC_BLOCK_LOG);
   }
   uint32_t* cnt_slot(int i, uint64_t h) {
-    return cnt_.p + ((size_t)i << CNT_TBITS) + ((h >> (64 - CNT_TBITS + 6)) << 6);
+    return cnt_.p + ((size_t)i << CNT_TBITS) + ((h >> (64 - CNT_TBITS + CNT_BLOCK_LOG)) << CNT_BLOCK_LOG);
   }
   uint32_t* dc_slot(int i, uint64_t h) {
-    return dc_.p + ((size_t)i << DC_TBITS) + ((h >> (64 - DC_TBITS + 6)) << 6);
+    return dc_.p + ((size_t)i << DC_TBITS) + ((h >> (64 - DC_TBITS + DC_BLOCK_LOG)) << DC_BLOCK_LOG);
   }
 
   // Exp-Golomb-style binarisation of one value: exponent (bit length) in unary, sign, mantissa bits.
@@ -548,27 +591,25 @@ class Kernel {
   //: sign's counter, the block of top-bit counters of this position and the prediction's |sqlog|.
   struct DirectCtx {
     uint32_t* sign = nullptr;
-    uint32_t* top = nullptr;
+    uint32_t* top = nullptr;  // TopCtx at this class and position, exponent 2, difference -2
     int pred = 0;
   };
 
   template <int KIND>
   int64_t code_value(int64_t v, int max_exp, int cls, int k, const Sel& s, const DirectCtx* d = nullptr) {
-    constexpr int block_sz = KIND == AC ? AC_BLOCK : DC_BLOCK;
+    constexpr ValueLayout lay = KIND == AC ? AC_VALUE : DC_VALUE;
     int64_t a = v < 0 ? -v : v;
     int e = ENC ? bitlen((uint64_t)a) : 0;
     int n = 0;
-    const int exp_slots = block_sz == AC_BLOCK ? 12 : 18;
     while (n < max_exp) {
-      int o = n < exp_slots ? n : (block_sz == AC_BLOCK ? 25 + std::min(n - 12, 6) : 40 + std::min(n - 18, 6));
-      int b = mixed_bit<KIND>(ENC ? (e > n) : 0, o, s, std::min(n, 5));
+      int b = mixed_bit<KIND>(ENC ? (e > n) : 0, lay.exp_at(n), s, std::min(n, (int)T_EXP_LAST));
       if (!b) break;
       ++n;
     }
     if (n == 0) return 0;
-    int sign_off = block_sz == AC_BLOCK ? 12 : 18;
     const bool sign_mixed = !(KIND == AC && off(NO_SIGN_MIX));
-    int neg = sign_mixed ? mixed_bit<KIND>(ENC ? (v < 0) : 0, sign_off, s, 6) : direct_bit(ENC ? (v < 0) : 0, *d->sign);
+    int neg = sign_mixed ? mixed_bit<KIND>(ENC ? (v < 0) : 0, lay.sign, s, T_SIGN)
+                         : direct_bit(ENC ? (v < 0) : 0, *d->sign);
     int64_t r = 1;
     if (n >= 2) {
       const int ty = ENC ? (int)((a >> (n - 2)) & 1) : 0;
@@ -576,15 +617,14 @@ class Kernel {
       if (KIND == AC && off(NO_TOP_MIX)) {
         // the prediction's half-octave log against the value's octave (2n - 2 or 2n - 1)
         const int dd = std::max(-2, std::min(2, d->pred - (2 * n - 2))) + 2;
-        b = direct_bit(ty, d->top[(std::min(n, TOP_EXPS + 1) - 2) * TOP_SPAN + dd]);
+        b = direct_bit(ty, d->top[TopCtx::at(0, 0, std::min(n, TOP_EXPS + 1) - 2, dd)]);
       } else {
-        int top_off = block_sz == AC_BLOCK ? 13 + std::min(n - 2, 11) : 19 + std::min(n - 2, 20);
-        b = mixed_bit<KIND>(ty, top_off, s, 7);
+        b = mixed_bit<KIND>(ty, lay.top_at(n), s, T_TOP);
       }
       r = (r << 1) | b;
-      uint32_t* m = mant_.p + (((size_t)cls * 64 + k) * 20 + std::min(n, 19)) * 20;
+      uint32_t* m = mant_.p + Mant::at(cls, k, std::min(n, MANT_EXPS - 1), 0);
       for (int i = n - 3; i >= 0; --i)
-        r = (r << 1) | direct_bit(ENC ? (int)((a >> i) & 1) : 0, m[std::min(i, 19)]);
+        r = (r << 1) | direct_bit(ENC ? (int)((a >> i) & 1) : 0, m[std::min(i, MANT_BITS - 1)]);
     }
     return neg ? -r : r;
   }
@@ -681,7 +721,7 @@ class Kernel {
       else if (nzN >= 0) avg = nzN;
       else if (nzW >= 0) avg = nzW;
       else avg = 64;
-      slot_[0] = &direct_[D_CNT + (size_t)(cls * 65 + avg) * 64];
+      slot_[0] = &direct_[DCnt::at(cls, avg, 0)];
       slot_[1] = cnt_slot(1, hash(2, cls, off(NO_ADVPRED | NO_COUNT_PRED) ? 0 : std::min(nzpred, 40), (nzN + 1) / 8, (nzW + 1) / 8));
       if (cls == 1 && cross) {
         slot_[2] = cnt_slot(2, hash(3, cls, lnz + 1, avg / 4));
@@ -693,9 +733,9 @@ class Kernel {
       int node = 1;
       for (int i = 5; i >= 0; --i) {
         int d = 5 - i;
-        const Sel sel{W_CNT + cls * 6 * CNT_INPUTS, CNT_INPUTS,
-                      W2_CNT + (cls * 6 * 9 + std::min(avg, 64) / 8) * CNT_INPUTS, 9 * CNT_INPUTS,
-                      cls * 64 + node, 0, 0, 0, &apm_cnt_, nullptr};
+        const Sel sel{WCnt::at(cls, 0, 0), WCnt::stride<1>(),
+                      W2Cnt::at(cls, 0, std::min(avg, 64) / 8, 0), W2Cnt::stride<1>(),
+                      ApmCnt::at(cls, node), 0, 0, 0, &apm_cnt_, nullptr};
         int b = mixed_bit<CNT>(ENC ? (total >> i) & 1 : 0, node, sel, d);
         node = (node << 1) | b;
       }
@@ -735,7 +775,7 @@ class Kernel {
         return x == 0 ? 0 : (x > 0 ? std::min(x, 3) : 3 + std::min(-x, 3));
       };
       const uint64_t kc = (uint64_t)(cls * 64 + k);
-      slot_[0] = &direct_[D_AC + ((size_t)(kc * 10 + rb) * 12 + pb) * AC_BLOCK];
+      slot_[0] = &direct_[DAc::at(cls, k, rb, pb, 0)];
       if (adv) {
         slot_[1] = ac_slot(1, hash(12, kc, sN + 32 + 64 * hN, sW + 32 + 64 * hW));
         if (off(NO_SIDE_PRED)) {
@@ -750,13 +790,21 @@ class Kernel {
       slot_[4] = off(NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
       slot_[5] = off(NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
       slot_[6] = off(NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
-      int64_t lres_s = 0;  // the co-located luma's rescaled coefficient (chroma), for the sign context
-      if (cls == 1 && L) {
+      // The co-located luma coefficient (averaged over the luma blocks a chroma block covers) in this
+      // coefficient's quantiser steps: a context of slots 7-8 and of the single-counter sign.
+      auto luma_rescaled = [&]() -> int64_t {
         int64_t lsum = 0;
         const Component& lc = comps_[0];
         for (int y = 0; y < lny; ++y)
           for (int x = 0; x < lnx; ++x) lsum += lc.blk(lry + y, lrx + x)[n];
-        int64_t lres = lsum * lq[n] / (den * lny * lnx);
+        return lsum * lq[n] / (den * lny * lnx);
+      };
+      int64_t lres_s = 0;  // luma_rescaled() for chroma, where something reads it
+      if (off(NO_AUX)) {
+        slot_[7] = slot_[8] = nullptr;
+        if (cls == 1 && L && off(NO_SIGN_MIX)) lres_s = luma_rescaled();
+      } else if (cls == 1 && L) {
+        const int64_t lres = luma_rescaled();
         lres_s = lres;
         slot_[7] = ac_slot(7, hash(18, kc, sqlog(lres) + 32, rem_bin(lnz < 0 ? 0 : lnz)));
         if (P) {
@@ -769,14 +817,12 @@ class Kernel {
         slot_[7] = ac_slot(7, hash(21, kc, adv ? sB + 32 : 0, lc0 + 128, std::min(rb, 4)));
         slot_[8] = ac_slot(8, hash(22, kc, adv ? sB + 32 : 0, pb, std::min(ssum, 24) / 3));
       }
-      const Sel sel{W_AC + (cls * AC_TYPES * K_BANDS + k_band(k)) * AC_INPUTS, K_BANDS * AC_INPUTS,
-                    W2_AC + (cls * AC_TYPES * 10 + rb) * AC_INPUTS, 10 * AC_INPUTS,
-                    (cls * AC_TYPES) * 64 + k, 64,
-                    (cls * AC_TYPES) * (2 * SQ_MAX + 1) + (adv ? sB : 0) + SQ_MAX, 2 * SQ_MAX + 1,
-                    &apm_ac1_, &apm_ac2_};
+      const Sel sel{WAc::at(cls, 0, k_band(k), 0), WAc::stride<1>(), W2Ac::at(cls, 0, rb, 0), W2Ac::stride<1>(),
+                    ApmAc1::at(cls, 0, k), ApmAc1::stride<1>(), ApmAc2::at(cls, 0, (adv ? sB : 0) + SQ_MAX),
+                    ApmAc2::stride<1>(), &apm_ac1_, &apm_ac2_};
       DirectCtx dr;
       if (off(NO_TOP_MIX)) {
-        dr.top = top_.p + ((size_t)cls * 64 + k) * TOP_EXPS * TOP_SPAN;
+        dr.top = top_.p + TopCtx::at(cls, k, 0, 0);
         dr.pred = adv ? std::abs(sB) : 0;
       }
       if (off(NO_SIGN_MIX)) {
@@ -786,7 +832,7 @@ class Kernel {
         const int pn = clampp(adv ? sN : 0), pw = clampp(adv ? sW : 0);
         const int64_t nb = (cls == 1 && L) ? lres_s : (lc0 == 99 ? 0 : lc0);
         const int ns = nb == 0 ? 0 : nb > 0 ? 1 : 2;
-        dr.sign = sign_.p + ((((size_t)cls * 64 + k) * SIGN_SPAN + pn) * SIGN_SPAN + pw) * 3 + ns;
+        dr.sign = sign_.p + SignCtx::at(cls, k, pn, pw, ns);
       }
       int64_t val = code_value<AC>(ENC ? B[n] : 0, 16, cls, k, sel, &dr);
       if (!ENC) {
@@ -890,7 +936,7 @@ class Kernel {
     pred = std::max<int64_t>(-32768, std::min<int64_t>(32767, pred));
     int dN = haveN ? cp.dcres[(size_t)(by - 1) * cp.C + bx] : 0;
     int dW = haveW ? cp.dcres[(size_t)by * cp.C + bx - 1] : 0;
-    slot_[0] = &direct_[D_DC + (size_t)((cls * 12 + u1) * 12 + u2) * DC_BLOCK];
+    slot_[0] = &direct_[DDc::at(cls, u1, u2, 0)];
     slot_[1] = dc_slot(1, hash(32, cls, u1, std::min(total, 40) / 2));
     slot_[2] = dc_slot(2, hash(33, cls, sqlog(dN) + 32, sqlog(dW) + 32, std::min(u1, 6)));
     if (cls == 1 && !off(NO_CROSS))
@@ -898,8 +944,8 @@ class Kernel {
     else
       slot_[3] = dc_slot(3, hash(35, cls, u1, std::min(bitlen((uint64_t)iabs(dN)), 8), std::min(bitlen((uint64_t)iabs(dW)), 8)));
     int64_t r = ENC ? (int64_t)B[0] - pred : 0;
-    const Sel sel{W_DC + cls * AC_TYPES * DC_INPUTS, DC_INPUTS, W2_DC + (cls * AC_TYPES * 12 + u2) * DC_INPUTS,
-                  12 * DC_INPUTS, (cls * AC_TYPES) * 12 + u1, 12, 0, 0, &apm_dc_, nullptr};
+    const Sel sel{WDc::at(cls, 0, 0), WDc::stride<1>(), W2Dc::at(cls, 0, u2, 0), W2Dc::stride<1>(),
+                  ApmDc::at(cls, 0, u1), ApmDc::stride<1>(), 0, 0, &apm_dc_, nullptr};
     r = code_value<DC>(r, 17, cls, 0, sel);
     int64_t dc = pred + r;
     if (!ENC) {
@@ -980,6 +1026,9 @@ static void with_kernel(std::vector<Component>& comps, const int32_t* w, const u
   } else if (compiled && flags == FLAGS_FAST2) {
     Kernel<Coder, ENC, FLAGS_FAST2> k(comps, w, d, flags, bits);
     go(k);
+  } else if (compiled && flags == FLAGS_LITE) {
+    Kernel<Coder, ENC, FLAGS_LITE> k(comps, w, d, flags, bits);
+    go(k);
   } else {
     Kernel<Coder, ENC, GENERIC> k(comps, w, d, flags, bits);
     go(k);
@@ -1048,8 +1097,8 @@ PYBIND11_MODULE(_mix3, m) {
                              py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN,
                              py::arg("mix2") = (int)NO_MIX2, py::arg("side_pred") = (int)NO_SIDE_PRED,
                              py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT,
-                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX);
+                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX, py::arg("aux") = (int)NO_AUX);
   m.attr("AC_TABLE_BITS_MAX") = (int)AC_TBITS_MAX;
   //: flag sets with a kernel instance of their own (the others run the generic one: same bits, slower)
-  m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST, (int)FLAGS_FAST2);
+  m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST, (int)FLAGS_FAST2, (int)FLAGS_LITE);
 }

@@ -183,6 +183,23 @@ def test_compiled_instances_write_the_generic_bytes(name, sample_files):
                 np.testing.assert_array_equal(a, b)
 
 
+def test_net_hint_slot_reads_the_hints(sample_files):
+    """The network-prior experiment's kernel part (tools/net_prior_mix3.py): the hints change the bytes,
+    the same hints decode them exactly, and the part refuses to run without hints."""
+    parts = _parts(sample_files, "scikit-learn__china.jpg")
+    specs = _specs(parts.layout)
+    m = mix3.Mix3Model(None, threads=1, profile=mix3.FAST, flags=_mix3.FLAGS["net_hint"])
+    rng = np.random.default_rng(0)
+    informative = [np.minimum(np.abs(c), 15).astype(np.uint8) for c in parts.coefficients]  # the answer itself
+    noise = [rng.integers(0, 16, c.shape, dtype=np.uint8) for c in parts.coefficients]
+    told = m.encode(parts.coefficients, specs, hints=informative)
+    assert sum(map(len, told)) < sum(map(len, m.encode(parts.coefficients, specs, hints=noise)))
+    for a, b in zip(m.decode(told, specs, hints=informative), parts.coefficients):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="needs hints"):
+        m.encode(parts.coefficients, specs)
+
+
 def test_weights_file_is_named_by_its_hash():
     for model_id in MIX3:
         assert mix3.weights_id(mix3.WEIGHTS_DIR / f"{model_id}.npz") == model_id

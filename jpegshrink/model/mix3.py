@@ -173,20 +173,23 @@ class Mix3Model:
         return stripe_rows(specs, n), quants, samp
 
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
-               want_state: bool = False):
+               want_state: bool = False, hints: Sequence[np.ndarray] | None = None):
         """The streams, one per stripe; with ``want_state`` also each stripe's final (weights, counters),
-        which is what training averages."""
+        which is what training averages. ``hints`` (uint8, shaped as the coefficients) feed AC slot 6
+        when the kernel flag ``net_hint`` is set: the network-prior experiment of
+        tools/net_prior_mix3.py, not a registered format."""
         if len(coefficients) != len(specs):
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
         arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         rows, quants, samp = self._plan(specs)
-        jobs = [lambda r=r: self._stripe(True, arrays, quants, samp, r, None, want_state) for r in rows]
+        jobs = [lambda r=r: self._stripe(True, arrays, quants, samp, r, None, want_state, hints) for r in rows]
         results = self._map(jobs)
         if want_state:
             return [s for s, _ in results], [w for _, w in results]
         return [s for s, _ in results]
 
-    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+               hints: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         rows, quants, samp = self._plan(specs)
         if len(streams) != len(rows):
             raise ValueError(f"{len(streams)} streams for {len(rows)} stripes")
@@ -194,7 +197,7 @@ class Mix3Model:
             if s.block_rows * s.block_cols * 64 * 2 > (1 << 31):
                 raise ValueError("component too large")
         out = [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
-        jobs = [lambda r=r, b=bytes(b): self._stripe(False, out, quants, samp, r, b, False)
+        jobs = [lambda r=r, b=bytes(b): self._stripe(False, out, quants, samp, r, b, False, hints)
                 for r, b in zip(rows, streams)]
         try:
             self._map(jobs)
@@ -209,9 +212,9 @@ class Mix3Model:
         rows, quants, samp = self._plan(specs)
         self._stripe(False, list(out), quants, samp, rows[index], bytes(stream), False)
 
-    def _stripe(self, encode, arrays, quants, samp, rows, data, want_state):
+    def _stripe(self, encode, arrays, quants, samp, rows, data, want_state, hints=None):
         return self._k.code_stripe(encode, arrays, quants, samp, rows, data, *self.init, self._flags, self._bits,
-                                   want_state)
+                                   want_state, hints=None if hints is None else list(hints))
 
     def _map(self, jobs):
         if len(jobs) <= 1 or self._threads <= 1:

@@ -186,6 +186,8 @@ enum Flags : uint32_t {
   NO_TOP_MIX = 2048,   // AC top mantissa bit: one counter chosen by class, position, exponent and the
                        // prediction against the value's octave (TOP_EXPS, TOP_SPAN), not the mixed slots
   NO_AUX = 4096,       // AC slots 7-8 (cross-channel for chroma, combined predictions for luma)
+  NET_HINT = 8192,     // experiment (tools/net_prior_mix3.py): AC slot 6 reads a per-coefficient hint
+                       // given beside the coefficients (a network's prediction from causal blocks)
 };
 //: The slots each AC decision reads, given the flags (CNT and DC decisions always read all of theirs).
 struct SlotList {
@@ -197,7 +199,7 @@ static constexpr SlotList active_ac_slots(uint32_t flags) {
   l.n = 0;
   for (int i = 0; i < AC_SLOTS; ++i) {
     const bool off = ((i >= 1 && i <= 3) && (flags & NO_ADVPRED)) || ((i == 2 || i == 3) && (flags & NO_SIDE_PRED)) ||
-                     (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT)) ||
+                     (i == 4 && (flags & NO_INTRA)) || (i == 5 && (flags & NO_RUN)) || (i == 6 && (flags & NO_EXACT) && !(flags & NET_HINT)) ||
                      ((i == 7 || i == 8) && (flags & NO_AUX));
     if (!off) l.s[l.n++] = (uint8_t)i;
   }
@@ -392,6 +394,7 @@ struct Decoder {
 // ------------------------------------------------------------------------------------------------
 struct Component {
   int16_t* co = nullptr;  // [R][C][64], natural order
+  const uint8_t* hint = nullptr;  // NET_HINT only: [R][C][64], natural order
   int R = 0, C = 0, hs = 1, vs = 1;
   int64_t q[64];
   int64_t bwq_n[64], bwq_w[64];        // (-1)^v BW[v] q[n] and (-1)^u BW[u] q[n]: the boundary weights
@@ -789,7 +792,10 @@ class Kernel {
       }
       slot_[4] = off(NO_INTRA) ? nullptr : ac_slot(4, hash(15, kc, lc0 + 128, lc1 + 128));
       slot_[5] = off(NO_RUN) ? nullptr : ac_slot(5, hash(16, kc, std::min(run, 15), rb, std::min(64 - k - rem, 12)));
-      slot_[6] = off(NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
+      if (FL == GENERIC && (flags_ & NET_HINT))
+        slot_[6] = ac_slot(6, hash(23, kc, cp.hint[((size_t)by * cp.C + bx) * 64 + n], std::min(rb, 3)));
+      else
+        slot_[6] = off(NO_EXACT) ? nullptr : ac_slot(6, hash(17, kc, sm3(N, n), sm3(W, n), sm3(NW, n)));
       // The co-located luma coefficient (averaged over the luma blocks a chroma block covers) in this
       // coefficient's quantiser steps: a context of slots 7-8 and of the single-counter sign.
       auto luma_rescaled = [&]() -> int64_t {
@@ -1037,10 +1043,24 @@ static void with_kernel(std::vector<Component>& comps, const int32_t* w, const u
 
 static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::list samp, py::list rows,
                              py::object data, py::object init_weights, py::object init_counters, uint32_t flags,
-                             int ac_table_bits, bool want_state, bool compiled) {
+                             int ac_table_bits, bool want_state, bool compiled, py::object hints) {
   if (ac_table_bits < AC_TBITS_MIN || ac_table_bits > AC_TBITS_MAX)
     throw std::invalid_argument("mix3: AC table bits must be 12..21");
   std::vector<Component> comps = make_components(coefs, quants, samp, rows, !encode);
+  // NET_HINT: one uint8 hint per coefficient, shaped as the coefficients; kept alive by `hints`.
+  std::vector<py::array_t<uint8_t, py::array::c_style>> hint_arrays;
+  if ((flags & NET_HINT) != 0) {
+    if (hints.is_none()) throw std::invalid_argument("mix3: NET_HINT needs hints");
+    py::list hl = hints.cast<py::list>();
+    if (hl.size() != comps.size()) throw std::invalid_argument("mix3: one hint array per component");
+    for (size_t i = 0; i < comps.size(); ++i) {
+      auto h = hl[i].cast<py::array_t<uint8_t, py::array::c_style>>();
+      if (h.ndim() != 3 || h.shape(0) != comps[i].R || h.shape(1) != comps[i].C || h.shape(2) != 64)
+        throw std::invalid_argument("mix3: hints must be uint8 [rows, cols, 64] like the coefficients");
+      comps[i].hint = h.data();
+      hint_arrays.push_back(h);
+    }
+  }
   std::vector<int32_t> w0 = optional_array<int32_t>(init_weights, N_WEIGHTS, "initial weights");
   std::vector<uint32_t> d0 = optional_array<uint32_t>(init_counters, N_DIRECT, "initial counters");
   const int32_t* wp = w0.empty() ? nullptr : w0.data();
@@ -1089,7 +1109,7 @@ PYBIND11_MODULE(_mix3, m) {
         py::arg("sampling"), py::arg("rows"), py::arg("data"), py::arg("init_weights"), py::arg("init_counters"),
         py::arg("flags"), py::arg("ac_table_bits"), py::arg("want_state"),
         // False runs the generic instance even for a compiled-for flag set (tests: same bits)
-        py::arg("compiled") = true);
+        py::arg("compiled") = true, py::arg("hints") = py::none());
   m.attr("N_WEIGHTS") = (int)N_WEIGHTS;
   m.attr("N_DIRECT") = (int)N_DIRECT;
   m.attr("FLAGS") = py::dict(py::arg("advpred") = (int)NO_ADVPRED, py::arg("intra") = (int)NO_INTRA,
@@ -1097,7 +1117,7 @@ PYBIND11_MODULE(_mix3, m) {
                              py::arg("mixer") = (int)NO_MIXER, py::arg("run") = (int)NO_RUN,
                              py::arg("mix2") = (int)NO_MIX2, py::arg("side_pred") = (int)NO_SIDE_PRED,
                              py::arg("count_pred") = (int)NO_COUNT_PRED, py::arg("exact") = (int)NO_EXACT,
-                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX, py::arg("aux") = (int)NO_AUX);
+                             py::arg("sign_mix") = (int)NO_SIGN_MIX, py::arg("top_mix") = (int)NO_TOP_MIX, py::arg("aux") = (int)NO_AUX, py::arg("net_hint") = (int)NET_HINT);
   m.attr("AC_TABLE_BITS_MAX") = (int)AC_TBITS_MAX;
   //: flag sets with a kernel instance of their own (the others run the generic one: same bits, slower)
   m.attr("COMPILED_FLAGS") = py::make_tuple((int)FLAGS_DENSE, (int)FLAGS_FAST, (int)FLAGS_FAST2, (int)FLAGS_LITE);

@@ -151,19 +151,6 @@ def test_profiles_are_different_formats(sample_files):
     assert len({tuple(v) for v in streams.values()}) == len(streams)  # every profile its own bytes
 
 
-class _GenericKernel:
-    """The kernel module, but every stripe run on its generic instance (flags read at run time)."""
-
-    def __init__(self, k):
-        self._k = k
-
-    def __getattr__(self, name):
-        return getattr(self._k, name)
-
-    def code_stripe(self, *args, **kwargs):
-        return self._k.code_stripe(*args, compiled=False, **kwargs)
-
-
 @pytest.mark.parametrize("name", sorted(mix3.PROFILES))
 def test_compiled_instances_write_the_generic_bytes(name, sample_files):
     """The kernel has instances compiled for the profiles' flag sets (no per-decision flag tests);
@@ -172,8 +159,7 @@ def test_compiled_instances_write_the_generic_bytes(name, sample_files):
     assert profile.flags() in _mix3.COMPILED_FLAGS
     for ablation in (0, _mix3.FLAGS["cross"]):
         m = mix3.Mix3Model(None, threads=1, profile=profile, flags=ablation)
-        g = mix3.Mix3Model(None, threads=1, profile=profile, flags=ablation)
-        g._k = _GenericKernel(g._k)
+        g = mix3.Mix3Model(None, threads=1, profile=profile, flags=ablation, compiled=False)
         for f in ("scikit-learn__china.jpg", "v08_cjpeg-q75-420.jpg"):
             parts = _parts(sample_files, f)
             specs = _specs(parts.layout)

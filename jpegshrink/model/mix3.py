@@ -145,10 +145,13 @@ class Mix3Model:
     """A registered coefficient model: the mix3 kernel started from the weights in ``<model_id>.npz``
     (or from its built-in defaults with ``weights=None``, which is what training starts from, in the
     profile given; a weights file carries its own profile, so giving one beside it is refused).
-    ``flags`` leaves out further parts (ablations only)."""
+    ``flags`` leaves out further parts (ablations only). ``compiled=False`` runs the kernel's generic
+    instance, which reads the flags at run time, even where an instance is compiled for them: the same
+    bytes, slower (what the tests compare the compiled instances against)."""
 
     def __init__(self, weights: Path | None, threads: int | None = None, flags: int = 0,
-                 striped: bool = True, model_id: str | None = None, profile: Profile | None = None) -> None:
+                 striped: bool = True, model_id: str | None = None, profile: Profile | None = None,
+                 compiled: bool = True) -> None:
         self._k = _kernel()
         self.model_id = model_id or (weights.stem if weights is not None else "mix3-untrained")
         #: trained starting state: mixer weights int32[N_WEIGHTS], direct counters uint32[N_DIRECT]
@@ -163,6 +166,7 @@ class Mix3Model:
         self._flags = flags | self.profile.flags()
         self._bits = self.profile.ac_table_bits
         self._striped = striped
+        self._compiled = compiled
 
     def _plan(self, specs: Sequence[ComponentSpec]):
         if not specs or len(specs) > 4:
@@ -214,7 +218,7 @@ class Mix3Model:
 
     def _stripe(self, encode, arrays, quants, samp, rows, data, want_state, hints=None):
         return self._k.code_stripe(encode, arrays, quants, samp, rows, data, *self.init, self._flags, self._bits,
-                                   want_state, hints=None if hints is None else list(hints))
+                                   want_state, self._compiled, None if hints is None else list(hints))
 
     def _map(self, jobs):
         if len(jobs) <= 1 or self._threads <= 1:

@@ -82,13 +82,55 @@ def test_stripes_follow_image_size_only():
     assert all(a[0][1] == b[0][0] for a, b in zip(rows, rows[1:]))
 
 
+def test_a_seed_band_comes_first_and_every_row_is_coded_once():
+    """Seeded stripes: stream 0 is a centred band of 1/k of the MCU rows; the other streams are the
+    plain stripes with that band cut out, in order; together they cover every block row once."""
+    specs = [ComponentSpec(376, 500, 2, 2, np.ones(64, np.uint16)),
+             ComponentSpec(188, 250, 1, 1, np.ones(64, np.uint16))]
+    n = mix3.stripe_count(specs)
+    for k in (16, 5, 200):
+        rows = mix3.stripe_rows(specs, n, k)
+        band = max(1, 188 // k)
+        a = 188 // 2 - band // 2
+        assert rows[0] == [(2 * a, 2 * (a + band)), (a, a + band)]
+        for ci, total in ((0, 376), (1, 188)):
+            covered = sorted(r[ci] for r in rows)
+            assert covered[0][0] == 0 and covered[-1][1] == total
+            assert all(x[1] == y[0] for x, y in zip(covered, covered[1:]))
+        rest = [r[1] for r in rows[1:]]
+        assert rest == sorted(rest) and len(rows) in (n + 1, n + 2)
+    one = [ComponentSpec(20, 20, 1, 1, np.ones(64, np.uint16))]
+    assert mix3.stripe_rows(one, 1, 16) == [[(0, 20)]]  # one stripe: no seed band
+
+
+def test_seeded_stripes_start_from_the_seed_band(sample_files):
+    """The seeded profile codes the same image in fewer bytes than the plain one (the other stripes start
+    from what the seed band learned), and a seeded stripe cannot be decoded without the seed's state."""
+    cos, specs = _tiled(sample_files)
+    plain = mix3.Mix3Model(None, threads=2, profile=mix3.DENSE)
+    seeded = mix3.Mix3Model(None, threads=2, profile=mix3.DENSE_SEEDED)
+    streams = seeded.encode(cos, specs)
+    assert sum(map(len, streams)) < sum(map(len, plain.encode(cos, specs)))
+    out = [np.zeros_like(c) for c in cos]
+    with pytest.raises(ValueError, match="stream 0 first"):
+        seeded.decode_stripe(1, streams[1], specs, out)
+    seed = seeded.decode_stripe(0, streams[0], specs, out)
+    for i in range(1, len(streams)):
+        assert seeded.decode_stripe(i, streams[i], specs, out, seed) is None
+    for a, b in zip(out, cos):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):  # a damaged seed band spoils every stripe
+        seeded.decode([streams[0][: len(streams[0]) // 2]] + streams[1:], specs)
+
+
 @pytest.mark.parametrize("model_id", MIX3)
 def test_streams_do_not_depend_on_threads(model_id, sample_files):
     cos, specs = _tiled(sample_files)
     one = mix3.Mix3Model(mix3.WEIGHTS_DIR / f"{model_id}.npz", threads=1)
     two = mix3.Mix3Model(mix3.WEIGHTS_DIR / f"{model_id}.npz", threads=3)
     streams = one.encode(cos, specs)
-    assert len(streams) == mix3.stripe_count(specs) >= 2
+    assert len(streams) == len(mix3.stripe_rows(specs, mix3.stripe_count(specs), one.profile.seed_fraction))
+    assert mix3.stripe_count(specs) >= 2
     assert two.encode(cos, specs) == streams
     for a, b in zip(two.decode(streams, specs), cos):
         np.testing.assert_array_equal(a, b)
@@ -140,13 +182,12 @@ def test_a_weights_file_records_its_profile(tmp_path):
 def test_profiles_are_different_formats(sample_files):
     """The same start in another profile writes other bytes (the fast profile leaves parts out) and
     still round-trips exactly."""
-    parts = _parts(sample_files, "scikit-learn__china.jpg")
-    specs = _specs(parts.layout)
+    cos, specs = _tiled(sample_files)  # several stripes, so that seeding matters too
     streams = {}
     for name, profile in mix3.PROFILES.items():
-        m = mix3.Mix3Model(None, threads=1, profile=profile)
-        streams[name] = m.encode(parts.coefficients, specs)
-        for a, b in zip(m.decode(streams[name], specs), parts.coefficients):
+        m = mix3.Mix3Model(None, threads=2, profile=profile)
+        streams[name] = m.encode(cos, specs)
+        for a, b in zip(m.decode(streams[name], specs), cos):
             np.testing.assert_array_equal(a, b)
     assert len({tuple(v) for v in streams.values()}) == len(streams)  # every profile its own bytes
 

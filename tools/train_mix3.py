@@ -14,6 +14,11 @@ by its sha256: ``<out>/mix3-<sha8>.npz``.
     python3 tools/train_priors.py collect --corpus /work/corpus --work /work/mix3data --variants 1
     python3 tools/train_mix3.py fit --work /work/mix3data --out jpegshrink/model/weights [--profile fast]
     python3 tools/train_mix3.py eval --work /work/mix3data --weights jpegshrink/model/weights/mix3-XXXX.npz
+    python3 tools/train_mix3.py reprofile --weights jpegshrink/model/weights/mix3-48305388.npz --profile dense-seeded
+
+``reprofile`` records another profile in a trained file, for profiles that read the same parts with the
+same table sizes and differ only in how an image's stripes start (``seed_fraction``): the trained start is
+what the first stripe starts from either way, so it needs no new training.
 """
 from __future__ import annotations
 
@@ -172,6 +177,23 @@ def evaluate(args) -> None:
               f"({100 * (ours / base - 1):+.2f} %)")
 
 
+def reprofile(args) -> None:
+    w, d, old = read_weights(args.weights)
+    new = PROFILES[args.profile]
+    if (old.leave_out, old.ac_table_bits) != (new.leave_out, new.ac_table_bits):
+        raise SystemExit(f"{args.weights.name} was trained for other parts or table sizes than {args.profile!r}")
+    with np.load(args.weights) as f:
+        meta = json.loads(str(f["meta"])) if "meta" in f.files else {}
+    meta["reprofiled_from"] = args.weights.name
+    buf = io.BytesIO()
+    np.savez_compressed(buf, mixer_init=w, counter_init=d, meta=np.array(json.dumps(meta, sort_keys=True)),
+                        **_profile_field(args.profile))
+    data = buf.getvalue()
+    out = args.out / f"mix3-{hashlib.sha256(data).hexdigest()[:8]}.npz"
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data)} bytes)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -190,8 +212,12 @@ def main() -> None:
     e.add_argument("--work", type=Path, required=True)
     e.add_argument("--weights", type=Path, required=True)
     e.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    r = sub.add_parser("reprofile")
+    r.add_argument("--weights", type=Path, required=True)
+    r.add_argument("--profile", choices=sorted(PROFILES), required=True)
+    r.add_argument("--out", type=Path, default=ROOT / "jpegshrink/model/weights")
     args = ap.parse_args()
-    fit(args) if args.cmd == "fit" else evaluate(args)
+    {"fit": fit, "eval": evaluate, "reprofile": reprofile}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,11 @@ register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 #: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
 #: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).
 register("mix3-48305388", _mix3_model("mix3-48305388"))
+#: mix3-48305388's trained start with seeded stripes (profile ``dense-seeded``): a band of 1/16 of the
+#: MCU rows is coded first and every other stripe starts from its model's state.
+register("mix3-03361b87", _mix3_model("mix3-03361b87"))
 #: The denser level ("cold archive"): what `--level dense` picks.
-DENSE_MODEL_ID: str = "mix3-48305388"
+DENSE_MODEL_ID: str = "mix3-03361b87"
 
 
 __all__ = ["CoefficientModel", "ComponentSpec", "DEFAULT_MODEL_ID", "DENSE_MODEL_ID", "get", "register",

@@ -78,17 +78,28 @@ def _mcu_rows(specs: Sequence[ComponentSpec]) -> int | None:
     return rows
 
 
-def stripe_rows(specs: Sequence[ComponentSpec], n: int) -> list[list[tuple[int, int]]]:
-    """Per stripe, per component, the block-row range [r0, r1) it codes."""
+def stripe_rows(specs: Sequence[ComponentSpec], n: int, seed_fraction: int = 0) -> list[list[tuple[int, int]]]:
+    """Per stream, per component, the block-row range [r0, r1) it codes.
+
+    ``n`` ranges of MCU rows; with ``seed_fraction`` (a seeded profile) and ``n >= 2``, first a *seed
+    band* of ``max(1, m // seed_fraction)`` of the ``m`` MCU rows, centred, then the ``n`` ranges with
+    the band cut out of them (a range it splits becomes two, in order). The seed band is coded first from
+    the trained start; every other stream starts from the state the seed band's model ends with.
+    """
     if n == 1:
         return [[(0, s.block_rows) for s in specs]]
     m = _mcu_rows(specs)
     assert m is not None
-    out = []
-    for i in range(n):
-        a, b = i * m // n, (i + 1) * m // n
-        out.append([(a * max(1, s.v_samp), b * max(1, s.v_samp)) for s in specs])
-    return out
+    vs = [max(1, s.v_samp) for s in specs]
+    cuts = [i * m // n for i in range(n + 1)]
+    seed: list[tuple[int, int]] = []
+    if seed_fraction:
+        band = max(1, m // seed_fraction)
+        a = m // 2 - band // 2
+        seed = [(a, a + band)]
+        cuts = sorted(set(cuts) | {a, a + band})
+    ranges = seed + [(a, b) for a, b in zip(cuts, cuts[1:]) if not (seed and seed[0][0] <= a and b <= seed[0][1])]
+    return [[(a * v, b * v) for v in vs] for a, b in ranges]
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,10 @@ class Profile:
 
     leave_out: tuple[str, ...] = ()
     ac_table_bits: int = 21
+    #: 0: every stripe starts from the trained start. k: a seed band of 1/k of the MCU rows is coded
+    #: first and every other stripe starts from its final state (:func:`stripe_rows`), which takes back
+    #: most of what cutting an image into stripes costs, for a serial 1/k of the decode.
+    seed_fraction: int = 0
 
     def flags(self) -> int:
         known = _kernel().FLAGS
@@ -114,12 +129,15 @@ class Profile:
         return out
 
     def to_json(self) -> str:
-        return json.dumps({"leave_out": sorted(self.leave_out), "ac_table_bits": self.ac_table_bits}, sort_keys=True)
+        d = {"leave_out": sorted(self.leave_out), "ac_table_bits": self.ac_table_bits}
+        if self.seed_fraction:  # written only when set: the files made before it keep their bytes
+            d["seed_fraction"] = self.seed_fraction
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Profile":
         d = json.loads(text)
-        return cls(tuple(sorted(d["leave_out"])), int(d["ac_table_bits"]))
+        return cls(tuple(sorted(d["leave_out"])), int(d["ac_table_bits"]), int(d.get("seed_fraction", 0)))
 
 
 #: Every part, 2 MiB-entry AC tables: the densest, slowest profile (``mix3-48305388``, ``--level dense``).
@@ -138,7 +156,10 @@ FAST = Profile(leave_out=tuple(sorted(("mix2", "sse", "side_pred", "count_pred",
 FAST2 = Profile(leave_out=tuple(sorted(FAST.leave_out + ("sign_mix", "top_mix"))), ac_table_bits=18)
 #: FAST2 with two AC slots only: Lepton-class slot 0 and the joint north/west DCT-domain prediction.
 LITE = Profile(leave_out=tuple(sorted(FAST2.leave_out + ("aux",))), ac_table_bits=18)
-PROFILES = {"dense": DENSE, "fast": FAST, "fast2": FAST2, "lite": LITE}
+#: DENSE with seeded stripes: a centred band of 1/16 of the MCU rows is coded first and every other
+#: stripe starts from its model's final state instead of the trained start.
+DENSE_SEEDED = Profile(seed_fraction=16)
+PROFILES = {"dense": DENSE, "dense-seeded": DENSE_SEEDED, "fast": FAST, "fast2": FAST2, "lite": LITE}
 
 
 class Mix3Model:
@@ -174,7 +195,16 @@ class Mix3Model:
         n = stripe_count(specs) if self._striped else 1
         quants = [_quant(s) for s in specs]
         samp = [(max(1, s.h_samp), max(1, s.v_samp)) for s in specs]
-        return stripe_rows(specs, n), quants, samp
+        return stripe_rows(specs, n, self.profile.seed_fraction), quants, samp
+
+    def _run(self, n: int, stripe):
+        """``stripe(index, seed, want_snapshot)`` for each of ``n`` streams, in parallel, except that with
+        a seeded profile (more than one stream) the seed band, stream 0, runs first and the others start
+        from the state its model ends with."""
+        if self.profile.seed_fraction and n > 1:
+            first = stripe(0, None, True)
+            return [first] + self._map([lambda i=i: stripe(i, first[2], False) for i in range(1, n)])
+        return self._map([lambda i=i: stripe(i, None, False) for i in range(n)])
 
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
                want_state: bool = False, hints: Sequence[np.ndarray] | None = None):
@@ -186,11 +216,11 @@ class Mix3Model:
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
         arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         rows, quants, samp = self._plan(specs)
-        jobs = [lambda r=r: self._stripe(True, arrays, quants, samp, r, None, want_state, hints) for r in rows]
-        results = self._map(jobs)
+        results = self._run(len(rows), lambda i, seed, snap: self._stripe(
+            True, arrays, quants, samp, rows[i], None, want_state, hints, seed, snap))
         if want_state:
-            return [s for s, _ in results], [w for _, w in results]
-        return [s for s, _ in results]
+            return [r[0] for r in results], [r[1] for r in results]
+        return [r[0] for r in results]
 
     def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
                hints: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
@@ -201,24 +231,30 @@ class Mix3Model:
             if s.block_rows * s.block_cols * 64 * 2 > (1 << 31):
                 raise ValueError("component too large")
         out = [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
-        jobs = [lambda r=r, b=bytes(b): self._stripe(False, out, quants, samp, r, b, False, hints)
-                for r, b in zip(rows, streams)]
+        data = [bytes(b) for b in streams]
         try:
-            self._map(jobs)
+            self._run(len(rows), lambda i, seed, snap: self._stripe(
+                False, out, quants, samp, rows[i], data[i], False, hints, seed, snap))
         except ValueError as exc:
             raise ValueError(f"{exc} (mix3)") from None
         return out
 
     def decode_stripe(self, index: int, stream: bytes, specs: Sequence[ComponentSpec],
-                      out: Sequence[np.ndarray]) -> None:
-        """Decode stripe ``index`` alone into ``out`` (int16 [rows, cols, 64] per component): for tools
-        that time or inspect stripes one by one; :meth:`decode` is the normal path."""
+                      out: Sequence[np.ndarray], seed=None):
+        """Decode stream ``index`` alone into ``out`` (int16 [rows, cols, 64] per component), for tools
+        that time or inspect stripes one by one (:meth:`decode` is the normal path). With a seeded
+        profile, stream 0 returns the state the others start from: pass it as ``seed`` for them."""
         rows, quants, samp = self._plan(specs)
-        self._stripe(False, list(out), quants, samp, rows[index], bytes(stream), False)
+        seeded = bool(self.profile.seed_fraction) and len(rows) > 1
+        if seeded and index > 0 and seed is None:
+            raise ValueError("a seeded stripe needs the seed band's state: decode stream 0 first")
+        return self._stripe(False, list(out), quants, samp, rows[index], bytes(stream), False, None,
+                            seed if index > 0 else None, seeded and index == 0)[2]
 
-    def _stripe(self, encode, arrays, quants, samp, rows, data, want_state, hints=None):
+    def _stripe(self, encode, arrays, quants, samp, rows, data, want_state, hints=None, seed=None, snapshot=False):
         return self._k.code_stripe(encode, arrays, quants, samp, rows, data, *self.init, self._flags, self._bits,
-                                   want_state, self._compiled, None if hints is None else list(hints))
+                                   want_state, self._compiled, None if hints is None else list(hints), seed,
+                                   snapshot)
 
     def _map(self, jobs):
         if len(jobs) <= 1 or self._threads <= 1:

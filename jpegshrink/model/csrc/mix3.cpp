@@ -427,6 +427,32 @@ struct Sel {
   APM* A2;
 };
 
+//: Everything a stripe's model has learned when it ends: the hashed and single-counter tables, the
+//: APMs, the mixer weights and the slot-0 counters. A seeded stripe starts from the seed stripe's
+//: snapshot instead of the trained start (mix3.py, ``Profile.seeded``). Zero 4 KiB pages of a table are
+//: not copied into a new kernel, whose tables start zero-filled: a stripe touches only part of them.
+struct Snapshot {
+  uint32_t flags = 0;
+  int ac_tbits = 0;
+  std::vector<uint32_t> ac, cnt, dc, mant, sign, top, direct;
+  std::vector<uint16_t> apm_ac1, apm_ac2, apm_cnt, apm_dc;
+  std::vector<int32_t> w;
+};
+
+static void save_table(const ZeroTable& t, std::vector<uint32_t>& v) {
+  v.assign(t.p, t.p + t.bytes / sizeof(uint32_t));
+}
+static void load_table(const std::vector<uint32_t>& v, ZeroTable& t) {
+  if (v.size() * sizeof(uint32_t) != t.bytes) throw std::invalid_argument("mix3: snapshot of another layout");
+  const size_t page = 1024;  // uint32 per 4 KiB
+  for (size_t i = 0; i < v.size(); i += page) {
+    const size_t n = std::min(page, v.size() - i);
+    bool zero = true;
+    for (size_t j = 0; j < n && zero; ++j) zero = v[i + j] == 0;
+    if (!zero) std::memcpy(t.p + i, v.data() + i, n * sizeof(uint32_t));
+  }
+}
+
 template <class Coder, bool ENC, uint32_t FL = GENERIC>
 class Kernel {
   //: Whether a part is left out: a constant in the compiled-for flag sets, read from flags_ in GENERIC.
@@ -456,6 +482,39 @@ class Kernel {
     if (direct) std::memcpy(direct_.data(), direct, sizeof(uint32_t) * N_DIRECT);
     if (FL != GENERIC && flags != FL) throw std::logic_error("mix3: kernel instance for other flags");
     act_ac_ = active_ac_slots(flags);
+  }
+
+  //: Start from a snapshot instead of the trained start (it must come from the same flags and sizes).
+  void load(const Snapshot& s) {
+    if (s.flags != flags_ || s.ac_tbits != ac_tbits_) throw std::invalid_argument("mix3: snapshot of another profile");
+    load_table(s.ac, ac_);
+    load_table(s.cnt, cnt_);
+    load_table(s.dc, dc_);
+    load_table(s.mant, mant_);
+    load_table(s.sign, sign_);
+    load_table(s.top, top_);
+    apm_ac1_.t = s.apm_ac1;
+    apm_ac2_.t = s.apm_ac2;
+    apm_cnt_.t = s.apm_cnt;
+    apm_dc_.t = s.apm_dc;
+    w_ = s.w;
+    direct_ = s.direct;
+  }
+  void save(Snapshot& s) const {
+    s.flags = flags_;
+    s.ac_tbits = ac_tbits_;
+    save_table(ac_, s.ac);
+    save_table(cnt_, s.cnt);
+    save_table(dc_, s.dc);
+    save_table(mant_, s.mant);
+    save_table(sign_, s.sign);
+    save_table(top_, s.top);
+    s.apm_ac1 = apm_ac1_.t;
+    s.apm_ac2 = apm_ac2_.t;
+    s.apm_cnt = apm_cnt_.t;
+    s.apm_dc = apm_dc_.t;
+    s.w = w_;
+    s.direct = direct_;
   }
 
   Coder coder;
@@ -1043,7 +1102,8 @@ static void with_kernel(std::vector<Component>& comps, const int32_t* w, const u
 
 static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::list samp, py::list rows,
                              py::object data, py::object init_weights, py::object init_counters, uint32_t flags,
-                             int ac_table_bits, bool want_state, bool compiled, py::object hints) {
+                             int ac_table_bits, bool want_state, bool compiled, py::object hints,
+                             std::shared_ptr<Snapshot> seed, bool want_snapshot) {
   if (ac_table_bits < AC_TBITS_MIN || ac_table_bits > AC_TBITS_MAX)
     throw std::invalid_argument("mix3: AC table bits must be 12..21");
   std::vector<Component> comps = make_components(coefs, quants, samp, rows, !encode);
@@ -1069,10 +1129,13 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
     std::vector<uint8_t> out;
     std::vector<int32_t> wout;
     std::vector<uint32_t> dout;
+    std::shared_ptr<Snapshot> snap = want_snapshot ? std::make_shared<Snapshot>() : nullptr;
     {
       py::gil_scoped_release nogil;
       auto go = [&](auto& k) {
+        if (seed) k.load(*seed);
         k.run();
+        if (snap) k.save(*snap);
         k.coder.flush();
         out.swap(k.coder.out);
         if (want_state) {
@@ -1086,30 +1149,38 @@ static py::tuple code_stripe(bool encode, py::list coefs, py::list quants, py::l
     if (want_state)
       state = py::make_tuple(py::array_t<int32_t>((py::ssize_t)wout.size(), wout.data()),
                              py::array_t<uint32_t>((py::ssize_t)dout.size(), dout.data()));
-    return py::make_tuple(py::bytes(reinterpret_cast<const char*>(out.data()), out.size()), state);
+    return py::make_tuple(py::bytes(reinterpret_cast<const char*>(out.data()), out.size()), state,
+                          snap ? py::cast(snap) : py::none());
   }
   std::string buf = data.cast<std::string>();
   bool bad;
+  std::shared_ptr<Snapshot> snap = want_snapshot ? std::make_shared<Snapshot>() : nullptr;
   {
     py::gil_scoped_release nogil;
     auto go = [&](auto& k) {
+      if (seed) k.load(*seed);
       k.coder.start(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
       k.run();
       bad = k.err || k.coder.overrun();
+      if (snap && !bad) k.save(*snap);
     };
     with_kernel<Decoder, false>(comps, wp, dp, flags, ac_table_bits, compiled, go);
   }
   if (bad) throw std::invalid_argument("coefficient stream is damaged");
-  return py::make_tuple(py::none(), py::none());
+  return py::make_tuple(py::none(), py::none(), snap ? py::cast(snap) : py::none());
 }
 
 PYBIND11_MODULE(_mix3, m) {
   m.doc() = "mix3 coefficient model kernel (see jpegshrink/model/mix3.py)";
+  //: What a stripe's model learned (opaque): the start of a seeded stripe.
+  py::class_<Snapshot, std::shared_ptr<Snapshot>>(m, "Snapshot");
   m.def("code_stripe", &code_stripe, py::arg("encode"), py::arg("coefficients"), py::arg("quant_tables"),
         py::arg("sampling"), py::arg("rows"), py::arg("data"), py::arg("init_weights"), py::arg("init_counters"),
         py::arg("flags"), py::arg("ac_table_bits"), py::arg("want_state"),
         // False runs the generic instance even for a compiled-for flag set (tests: same bits)
-        py::arg("compiled") = true, py::arg("hints") = py::none());
+        py::arg("compiled") = true, py::arg("hints") = py::none(),
+        // a Snapshot to start from instead of the trained start; whether to return the final one
+        py::arg("seed") = std::shared_ptr<Snapshot>(), py::arg("want_snapshot") = false);
   m.attr("N_WEIGHTS") = (int)N_WEIGHTS;
   m.attr("N_DIRECT") = (int)N_DIRECT;
   m.attr("FLAGS") = py::dict(py::arg("advpred") = (int)NO_ADVPRED, py::arg("intra") = (int)NO_INTRA,

@@ -22,7 +22,7 @@ from jpegshrink import jpeg  # noqa: E402
 from jpegshrink.codec import component_specs as _specs  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import _mix3, get  # noqa: E402
-from jpegshrink.model.mix3 import WEIGHTS_DIR, Mix3Model  # noqa: E402
+from jpegshrink.model.mix3 import WEIGHTS_DIR, Mix3Model, read_weights  # noqa: E402
 from train_priors import VAL_PACKAGES  # noqa: E402
 
 F = _mix3.FLAGS
@@ -36,6 +36,7 @@ VARIANTS = [
     ("no mixing: slot 0 only (one Lepton-class counter per decision) + SSE", dict(flags=F["mixer"])),
     ("no learned start (built-in mixer weights, fresh counters)", dict(untrained=True)),
     ("no partitioning (one stripe per image)", dict(striped=False)),
+    ("plain stripes: each starts from the trained start (no seed band; seeded profiles only)", dict(seeded=False)),
 ]
 
 
@@ -59,9 +60,15 @@ def main() -> None:
     base_l2 = sum(sum(map(len, l2.encode(c, s))) for c, s in items)
     rows = []
     base = None
+    weights = WEIGHTS_DIR / f"{args.model}.npz"
+    profile = read_weights(weights)[2]
     for name, opt in VARIANTS:
-        m = Mix3Model(None if opt.get("untrained") else WEIGHTS_DIR / f"{args.model}.npz", threads=1,
-                      flags=opt.get("flags", 0), striped=opt.get("striped", True), model_id=args.model)
+        if "seeded" in opt and not profile.seed_fraction:
+            continue
+        untrained = opt.get("untrained", False)  # the built-in start, in the model's own profile
+        m = Mix3Model(None if untrained else weights, threads=1, flags=opt.get("flags", 0),
+                      striped=opt.get("striped", True), seeded=opt.get("seeded", True), model_id=args.model,
+                      profile=profile if untrained else None)
         t = time.process_time()
         size = sum(sum(map(len, m.encode(c, s))) for c, s in items)
         dt = time.process_time() - t

@@ -166,13 +166,14 @@ class Mix3Model:
     """A registered coefficient model: the mix3 kernel started from the weights in ``<model_id>.npz``
     (or from its built-in defaults with ``weights=None``, which is what training starts from, in the
     profile given; a weights file carries its own profile, so giving one beside it is refused).
-    ``flags`` leaves out further parts (ablations only). ``compiled=False`` runs the kernel's generic
+    ``flags`` leaves out further parts, ``striped=False`` codes one stripe and ``seeded=False`` plain
+    stripes under a seeded profile (ablations only). ``compiled=False`` runs the kernel's generic
     instance, which reads the flags at run time, even where an instance is compiled for them: the same
     bytes, slower (what the tests compare the compiled instances against)."""
 
     def __init__(self, weights: Path | None, threads: int | None = None, flags: int = 0,
                  striped: bool = True, model_id: str | None = None, profile: Profile | None = None,
-                 compiled: bool = True) -> None:
+                 compiled: bool = True, seeded: bool = True) -> None:
         self._k = _kernel()
         self.model_id = model_id or (weights.stem if weights is not None else "mix3-untrained")
         #: trained starting state: mixer weights int32[N_WEIGHTS], direct counters uint32[N_DIRECT]
@@ -187,6 +188,7 @@ class Mix3Model:
         self._flags = flags | self.profile.flags()
         self._bits = self.profile.ac_table_bits
         self._striped = striped
+        self._seed_fraction = self.profile.seed_fraction if seeded else 0
         self._compiled = compiled
 
     def _plan(self, specs: Sequence[ComponentSpec]):
@@ -195,13 +197,13 @@ class Mix3Model:
         n = stripe_count(specs) if self._striped else 1
         quants = [_quant(s) for s in specs]
         samp = [(max(1, s.h_samp), max(1, s.v_samp)) for s in specs]
-        return stripe_rows(specs, n, self.profile.seed_fraction), quants, samp
+        return stripe_rows(specs, n, self._seed_fraction), quants, samp
 
     def _run(self, n: int, stripe):
         """``stripe(index, seed, want_snapshot)`` for each of ``n`` streams, in parallel, except that with
         a seeded profile (more than one stream) the seed band, stream 0, runs first and the others start
         from the state its model ends with."""
-        if self.profile.seed_fraction and n > 1:
+        if self._seed_fraction and n > 1:
             first = stripe(0, None, True)
             return [first] + self._map([lambda i=i: stripe(i, first[2], False) for i in range(1, n)])
         return self._map([lambda i=i: stripe(i, None, False) for i in range(n)])
@@ -245,7 +247,7 @@ class Mix3Model:
         that time or inspect stripes one by one (:meth:`decode` is the normal path). With a seeded
         profile, stream 0 returns the state the others start from: pass it as ``seed`` for them."""
         rows, quants, samp = self._plan(specs)
-        seeded = bool(self.profile.seed_fraction) and len(rows) > 1
+        seeded = bool(self._seed_fraction) and len(rows) > 1
         if seeded and index > 0 and seed is None:
             raise ValueError("a seeded stripe needs the seed band's state: decode stream 0 first")
         return self._stripe(False, list(out), quants, samp, rows[index], bytes(stream), False, None,

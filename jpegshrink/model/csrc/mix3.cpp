@@ -427,31 +427,49 @@ struct Sel {
   APM* A2;
 };
 
+//: A table's pages that are not all zero (a stripe touches only part of its hashed tables; the tables
+//: of a new kernel start zero-filled, so the rest need not be stored or copied).
+struct SparseTable {
+  size_t words = 0;              // the table's size, in counters
+  std::vector<uint32_t> pages;   // indices of the stored pages
+  std::vector<uint32_t> data;    // their contents, PAGE_WORDS each (the last page may be shorter)
+  static constexpr size_t PAGE_WORDS = 1024;  // 4 KiB
+
+  void save(const ZeroTable& t) {
+    words = t.bytes / sizeof(uint32_t);
+    pages.clear();
+    data.clear();
+    for (size_t i = 0; i < words; i += PAGE_WORDS) {
+      const size_t n = std::min(PAGE_WORDS, words - i);
+      const uint32_t* src = t.p + i;
+      if (std::any_of(src, src + n, [](uint32_t x) { return x != 0; })) {
+        pages.push_back((uint32_t)(i / PAGE_WORDS));
+        data.insert(data.end(), src, src + n);
+      }
+    }
+  }
+  void load(ZeroTable& t) const {
+    if (words * sizeof(uint32_t) != t.bytes) throw std::invalid_argument("mix3: snapshot of another layout");
+    const uint32_t* src = data.data();
+    for (uint32_t pg : pages) {
+      const size_t i = (size_t)pg * PAGE_WORDS, n = std::min(PAGE_WORDS, words - i);
+      std::memcpy(t.p + i, src, n * sizeof(uint32_t));
+      src += n;
+    }
+  }
+};
+
 //: Everything a stripe's model has learned when it ends: the hashed and single-counter tables, the
-//: APMs, the mixer weights and the slot-0 counters. A seeded stripe starts from the seed stripe's
-//: snapshot instead of the trained start (mix3.py, ``Profile.seeded``). Zero 4 KiB pages of a table are
-//: not copied into a new kernel, whose tables start zero-filled: a stripe touches only part of them.
+//: APMs, the mixer weights and the slot-0 counters. A seeded stripe starts from the seed band's
+//: snapshot instead of the trained start (mix3.py, ``Profile.seed_fraction``).
 struct Snapshot {
   uint32_t flags = 0;
   int ac_tbits = 0;
-  std::vector<uint32_t> ac, cnt, dc, mant, sign, top, direct;
+  SparseTable ac, cnt, dc, mant, sign, top;
+  std::vector<uint32_t> direct;
   std::vector<uint16_t> apm_ac1, apm_ac2, apm_cnt, apm_dc;
   std::vector<int32_t> w;
 };
-
-static void save_table(const ZeroTable& t, std::vector<uint32_t>& v) {
-  v.assign(t.p, t.p + t.bytes / sizeof(uint32_t));
-}
-static void load_table(const std::vector<uint32_t>& v, ZeroTable& t) {
-  if (v.size() * sizeof(uint32_t) != t.bytes) throw std::invalid_argument("mix3: snapshot of another layout");
-  const size_t page = 1024;  // uint32 per 4 KiB
-  for (size_t i = 0; i < v.size(); i += page) {
-    const size_t n = std::min(page, v.size() - i);
-    bool zero = true;
-    for (size_t j = 0; j < n && zero; ++j) zero = v[i + j] == 0;
-    if (!zero) std::memcpy(t.p + i, v.data() + i, n * sizeof(uint32_t));
-  }
-}
 
 template <class Coder, bool ENC, uint32_t FL = GENERIC>
 class Kernel {
@@ -487,12 +505,12 @@ class Kernel {
   //: Start from a snapshot instead of the trained start (it must come from the same flags and sizes).
   void load(const Snapshot& s) {
     if (s.flags != flags_ || s.ac_tbits != ac_tbits_) throw std::invalid_argument("mix3: snapshot of another profile");
-    load_table(s.ac, ac_);
-    load_table(s.cnt, cnt_);
-    load_table(s.dc, dc_);
-    load_table(s.mant, mant_);
-    load_table(s.sign, sign_);
-    load_table(s.top, top_);
+    s.ac.load(ac_);
+    s.cnt.load(cnt_);
+    s.dc.load(dc_);
+    s.mant.load(mant_);
+    s.sign.load(sign_);
+    s.top.load(top_);
     apm_ac1_.t = s.apm_ac1;
     apm_ac2_.t = s.apm_ac2;
     apm_cnt_.t = s.apm_cnt;
@@ -503,12 +521,12 @@ class Kernel {
   void save(Snapshot& s) const {
     s.flags = flags_;
     s.ac_tbits = ac_tbits_;
-    save_table(ac_, s.ac);
-    save_table(cnt_, s.cnt);
-    save_table(dc_, s.dc);
-    save_table(mant_, s.mant);
-    save_table(sign_, s.sign);
-    save_table(top_, s.top);
+    s.ac.save(ac_);
+    s.cnt.save(cnt_);
+    s.dc.save(dc_);
+    s.mant.save(mant_);
+    s.sign.save(sign_);
+    s.top.save(top_);
     s.apm_ac1 = apm_ac1_.t;
     s.apm_ac2 = apm_ac2_.t;
     s.apm_cnt = apm_cnt_.t;

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def main() -> None:
           f"({len(data) / 1e6 / sum(cpu):.2f} MB/s per core)")
     print(f"{args.threads}-thread makespan {makespan:.2f} s: speed-up {sum(cpu) / makespan:.2f}x (CPU-time based)")
     print(f"wall: 1 thread {walls['1']:.2f} s, {args.threads} threads {walls[str(args.threads)]:.2f} s "
-          f"({walls['1'] / walls[str(args.threads)]:.2f}x; machine shared)")
+          f"({walls['1'] / walls[str(args.threads)]:.2f}x; load average {os.getloadavg()[0]:.1f})")
     print(f"peak RSS after compress+decompress (JPEGSHRINK_THREADS default): {_vm_hwm_mib():.0f} MiB")
 
 

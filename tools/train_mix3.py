@@ -68,17 +68,18 @@ def pack(p22: np.ndarray, n: np.ndarray) -> np.ndarray:
     return ((p22.astype(np.uint32) << np.uint32(10)) | n.astype(np.uint32)) ^ FLIP
 
 
-def _model(weights: str | None, profile: str) -> Mix3Model:
+def _model(weights: str | None, profile: str, seeded: bool = True) -> Mix3Model:
     """The model a task codes with: a weights file (which carries its profile) or the kernel's built-in
-    start in the given profile."""
+    start in the given profile. Training codes plain stripes even for a seeded profile (``seeded=False``):
+    the start it fits is what a stripe without a seed starts from, so every stripe must have started there."""
     if weights:
-        return Mix3Model(Path(weights), threads=1)
-    return Mix3Model(None, threads=1, profile=Profile.from_json(profile))
+        return Mix3Model(Path(weights), threads=1, seeded=seeded)
+    return Mix3Model(None, threads=1, profile=Profile.from_json(profile), seeded=seeded)
 
 
 def _code(task):
     path, weights, wcap, profile = task
-    m = _model(weights, profile)
+    m = _model(weights, profile, seeded=False)
     cos, specs = load_item(Path(path))
     streams, states = m.encode(cos, specs, want_state=True)
     wsum = None

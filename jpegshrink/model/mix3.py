@@ -27,7 +27,9 @@ What is coded, per block in raster order (all luma blocks of a stripe, then each
 Stripes: each component is cut into the same ``n`` ranges of MCU rows, ``n`` chosen from the image size
 alone (one stripe per ~64 K blocks, :func:`stripe_count`); each stripe is one independent stream with its
 own model state, so stripes decode in parallel and the bytes never depend on the thread count. Inside
-a stripe the first block row has no north neighbour. Learned: the mixer's starting weights (one set per
+a stripe the first block row has no north neighbour. A *seeded* profile (``Profile.seed_fraction``, the
+dense level ``mix3-03361b87``) codes a centred band of the rows first and starts every other stripe from
+the state that band's model ends with instead of the trained start (:func:`stripe_rows`). Learned: the mixer's starting weights (one set per
 component class, decision type and band) come from ``weights/<model id>.npz`` (tools/train_mix3.py);
 inside an image they keep adapting.
 """

@@ -181,7 +181,7 @@ def _decompress_jpeg(c: Container) -> bytes:
         layout = jpeg.JpegLayout.from_bytes(_unzstd(c.layout, None))
         if layout.total_length != c.original_length:  # refuse before the model allocates anything
             raise CorruptContainer(f"layout describes {layout.total_length} bytes, header {c.original_length}")
-        coefficients = m.decode(c.streams, component_specs(layout))
+        coefficients = m.decode(c.streams, component_specs(layout), out=jpeg.coefficient_buffers(layout))
         return jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
     except (UnknownModel, CorruptContainer):
         raise

@@ -20,7 +20,7 @@ class _LyingModel:
     def encode(self, coefficients, specs):
         return [b"\x00"]
 
-    def decode(self, streams, specs):
+    def decode(self, streams, specs, out=None):
         return [np.zeros((s.block_rows, s.block_cols, 64), np.int16) for s in specs]
 
 
@@ -32,7 +32,7 @@ class _RaisingModel:
     def encode(self, coefficients, specs):
         raise RuntimeError("model bug")
 
-    def decode(self, streams, specs):
+    def decode(self, streams, specs, out=None):
         raise AssertionError("never reached")
 
 
@@ -41,7 +41,7 @@ class _UndecodableModel(_LyingModel):
 
     model_id = "test-undecodable"
 
-    def decode(self, streams, specs):
+    def decode(self, streams, specs, out=None):
         raise ValueError("stream does not parse")
 
 

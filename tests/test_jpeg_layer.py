@@ -297,7 +297,7 @@ def test_codec_round_trip_through_the_layer():
         def encode(self, coefficients, specs):
             return [zstandard.compress(np.ascontiguousarray(a).tobytes()) for a in coefficients]
 
-        def decode(self, streams, specs):
+        def decode(self, streams, specs, out=None):
             return [np.frombuffer(zstandard.decompress(s), np.int16).reshape(sp.block_rows, sp.block_cols, 64).copy()
                     for s, sp in zip(streams, specs)]
 
@@ -310,3 +310,27 @@ def test_codec_round_trip_through_the_layer():
             assert codec.inspect(blob).mode == "jpeg"
             assert codec.decompress(blob) == data
     assert RawModel.model_id not in model.registered_ids()
+
+
+@pytest.mark.parametrize("name", ["v08_cjpeg-q75-420.jpg", "v08_jpegtran-progressive.jpg", "x01_truncated-70pct.jpg"])
+def test_rebuild_reads_decoders_buffers_in_place_or_copies_other_arrays(name):
+    """A decoder that writes into coefficient_buffers() hands rebuild one buffer it reads in place; any
+    other arrays (separate, or the buffers in another order) are copied. Both give the file back."""
+    data = (SAMPLE / name).read_bytes()
+    parts = jpeg.parse(data)
+    bufs = jpeg.coefficient_buffers(parts.layout)
+    assert all(not b.any() for b in bufs) and len({id(b.base) for b in bufs}) == 1
+    for b, c in zip(bufs, parts.coefficients):
+        b[...] = c
+    assert jpeg.rebuild(jpeg.JpegParts(parts.layout, bufs)) == data
+    separate = [c.copy() for c in parts.coefficients]
+    assert jpeg.rebuild(jpeg.JpegParts(parts.layout, separate)) == data
+    if len(bufs) > 1:  # views of one buffer, but not at the layout's offsets: must not be read in place
+        swapped = jpeg.coefficient_buffers(parts.layout)
+        flat = swapped[0].base.reshape(-1)
+        a, b = parts.coefficients[0].size, parts.coefficients[1].size
+        moved = [flat[b:b + a].reshape(parts.coefficients[0].shape), flat[:b].reshape(parts.coefficients[1].shape)]
+        moved[0][...] = parts.coefficients[0]
+        moved[1][...] = parts.coefficients[1]
+        rest = [c.copy() for c in parts.coefficients[2:]]
+        assert jpeg.rebuild(jpeg.JpegParts(parts.layout, moved + rest)) == data

@@ -290,3 +290,23 @@ def test_cli_dense_level_writes_the_dense_model(tmp_path, sample_files):
     assert jpegshrink.inspect((tmp_path / "a.jsk").read_bytes()).model_id == registry.DENSE_MODEL_ID
     assert main(["decompress", str(tmp_path / "a.jsk"), "-o", str(tmp_path / "b.jpg"), "-q"]) == 0
     assert (tmp_path / "b.jpg").read_bytes() == photo.read_bytes()
+
+
+def test_every_model_decodes_into_the_buffers_it_is_given(sample_files):
+    """decode(out=...) writes the coefficients into the caller's arrays and returns them (the codec gives
+    the JPEG layer's buffers, so the rebuild copies nothing); arrays of the wrong shape are refused."""
+    from jpegshrink.model.base import checked_output
+    parts = _parts(sample_files, "v08_cjpeg-q75-420.jpg")
+    specs = _specs(parts.layout)
+    for model_id in ["learned2-c4d8c4e8", *MIX3]:
+        m = registry.get(model_id)
+        streams = m.encode(parts.coefficients, specs)
+        bufs = jpeg.coefficient_buffers(parts.layout)
+        got = m.decode(streams, specs, out=bufs)
+        assert all(g is b for g, b in zip(got, bufs)), model_id
+        for a, b in zip(bufs, parts.coefficients):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="output must be int16"):
+        checked_output([np.zeros((1, 1, 64), np.int16)] * len(specs), specs)
+    with pytest.raises(ValueError, match="output arrays for"):
+        checked_output([], specs)

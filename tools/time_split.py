@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     c = container.unpack(blob)
     layout = jpeg.JpegLayout.from_bytes(dictionary.decompress(c.layout, 64 << 20))
     t.append(time.perf_counter())
-    coefs = registry.get(c.model_id).decode(c.streams, component_specs(layout))
+    coefs = registry.get(c.model_id).decode(c.streams, component_specs(layout), out=jpeg.coefficient_buffers(layout))
     t.append(time.perf_counter())
     out = jpeg.rebuild(jpeg.JpegParts(layout, coefs))
     t.append(time.perf_counter())

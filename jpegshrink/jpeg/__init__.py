@@ -86,6 +86,13 @@ def _parse(data: bytes, limits: Limits) -> JpegParts:
     return JpegParts(layout, _component_views(layout, coef))
 
 
+def coefficient_buffers(layout: JpegLayout) -> list[np.ndarray]:
+    """Zero-filled coefficient arrays for ``layout``'s components (int16 [block_rows, block_cols, 64]),
+    views of one buffer in the order :func:`rebuild` reads: a model that decodes into them spares the
+    rebuild a copy of every block (and the fresh memory that copy would fault in)."""
+    return _component_views(layout, np.zeros((layout.frame.total_blocks, 64), np.int16))
+
+
 def _component_views(layout: JpegLayout, coef: np.ndarray) -> list[np.ndarray]:
     return [coef[c.offset:c.offset + c.block_rows * c.block_cols].reshape(c.block_rows, c.block_cols, 64)
             for c in layout.frame.components]
@@ -101,6 +108,9 @@ def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tu
             raise CorruptJpeg(f"component {c.id}: coefficients {getattr(a, 'dtype', type(a).__name__)}"
                               f"{getattr(a, 'shape', '')} do not match the layout "
                               f"(int16{(c.block_rows, c.block_cols, 64)})")
+    shared = _shared_buffer(layout, coefficients)
+    if shared is not None:  # views of one buffer in this order (coefficient_buffers, parse): no copy
+        return shared, core.scan.last_nonzero(shared)
     coef = np.empty((layout.frame.total_blocks, 64), np.int16)
     lastnz = np.empty(layout.frame.total_blocks, np.int64)
     for c, a in zip(comps, coefficients):
@@ -108,5 +118,18 @@ def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tu
     return coef, lastnz
 
 
-__all__ = ["ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg", "parse",
-           "rebuild"]
+def _shared_buffer(layout: JpegLayout, coefficients: list[np.ndarray]) -> np.ndarray | None:
+    """The [blocks, 64] buffer the arrays are consecutive views of, at the layout's offsets, if they are."""
+    base = coefficients[0].base
+    if not (isinstance(base, np.ndarray) and base.shape == (layout.frame.total_blocks, 64)
+            and base.dtype == np.int16 and base.flags.c_contiguous):
+        return None
+    start = base.__array_interface__["data"][0]
+    for c, a in zip(layout.frame.components, coefficients):
+        if a.base is not base or not a.flags.c_contiguous or a.__array_interface__["data"][0] != start + c.offset * 128:
+            return None
+    return base
+
+
+__all__ = ["ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg",
+           "coefficient_buffers", "parse", "rebuild"]

@@ -51,7 +51,7 @@ import numpy as np
 from jpegshrink._native import core
 from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.coding import binary_arith as ba
-from jpegshrink.model.base import ComponentSpec, checked_coefficients
+from jpegshrink.model.base import ComponentSpec, checked_coefficients, checked_output
 
 #: The passes are compiled code (jpegshrink/csrc/adaptive_model.h: one template per pass, shared by
 #: encoder and decoder); their table is read from there.
@@ -95,12 +95,13 @@ class AdaptiveModel:
                                                     self._counters(j[0], j[3])), jobs)
 
     def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
-               hints: HintFn | None = None) -> list[np.ndarray]:
+               hints: HintFn | None = None, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         if len(streams) != len(specs):
             raise ValueError(f"{len(streams)} streams for {len(specs)} components")
-        jobs = [(i, bytes(b), s) for i, (b, s) in enumerate(zip(streams, specs))]
+        targets = checked_output(out, specs) or [None] * len(specs)
+        jobs = [(i, bytes(b), s, t) for i, (b, s, t) in enumerate(zip(streams, specs, targets))]
         return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0]),
-                                                     self._counters(j[0], j[2])), jobs)
+                                                     self._counters(j[0], j[2]), j[3]), jobs)
 
     def _counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         if self._initial is None:
@@ -166,10 +167,11 @@ def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> byt
     return coder.finish()
 
 
-def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray) -> np.ndarray:
+def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray,
+                      co: np.ndarray | None = None) -> np.ndarray:
     R, C = spec.block_rows, spec.block_cols
     q = _quant(spec)
-    co = np.zeros((R, C, 64), dtype=np.int16)
+    co = np.zeros((R, C, 64), dtype=np.int16) if co is None else co
     coder = ba.BinaryDecoder(data)
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)

@@ -43,6 +43,24 @@ def checked_coefficients(c: np.ndarray, spec: ComponentSpec, index: int) -> np.n
     return np.ascontiguousarray(c)
 
 
+def checked_output(out: Sequence[np.ndarray] | None, specs: Sequence[ComponentSpec]) -> list[np.ndarray] | None:
+    """The arrays a decoder was asked to decode into, checked: one zero-filled, writable, C-contiguous
+    int16 [block_rows, block_cols, 64] array per component (the JPEG layer's buffers, so that rebuilding
+    the file needs no copy). ``None`` stays ``None``: the model allocates its own."""
+    if out is None:
+        return None
+    out = list(out)
+    if len(out) != len(specs):
+        raise ValueError(f"{len(out)} output arrays for {len(specs)} components")
+    for i, (a, s) in enumerate(zip(out, specs)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.int16 or a.shape != (s.block_rows, s.block_cols, 64):
+            raise ValueError(f"component {i}: output must be int16 ({s.block_rows}, {s.block_cols}, 64), got "
+                             f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+        if not (a.flags.c_contiguous and a.flags.writeable):
+            raise ValueError(f"component {i}: output must be a writable C-contiguous array")
+    return out
+
+
 class CoefficientModel(Protocol):
     """Codes the coefficient arrays of one image (int16 [block_rows, block_cols, 64], natural order)."""
 
@@ -53,6 +71,9 @@ class CoefficientModel(Protocol):
         """Return independent streams (e.g. one per component or unit) that :meth:`decode` inverts."""
         ...
 
-    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
-        """Rebuild the coefficient arrays exactly; raise ``ValueError`` on a stream that is not valid."""
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+               out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Rebuild the coefficient arrays exactly; raise ``ValueError`` on a stream that is not valid.
+
+        With ``out`` (zero-filled arrays, see :func:`checked_output`) decode into them and return them."""
         ...

@@ -64,8 +64,9 @@ class LearnedModel:
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec]) -> list[bytes]:
         return self._adaptive.encode(coefficients, specs, hints=self.hint_function(specs))
 
-    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
-        return self._adaptive.decode(streams, specs, hints=self.hint_function(specs))
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+               out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        return self._adaptive.decode(streams, specs, hints=self.hint_function(specs), out=out)
 
     def hint_function(self, specs: Sequence[ComponentSpec]):
         """The thread-safe hint hook for one image (see adaptive's module docstring)."""

@@ -45,7 +45,7 @@ from typing import Sequence
 
 import numpy as np
 
-from jpegshrink.model.base import ComponentSpec, checked_coefficients
+from jpegshrink.model.base import ComponentSpec, checked_coefficients, checked_output
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: Blocks (all components together) per stripe, about 2.8 MP of 4:2:0: a 12 MP photo gets 4 stripes.
@@ -227,14 +227,14 @@ class Mix3Model:
         return [r[0] for r in results]
 
     def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
-               hints: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+               hints: Sequence[np.ndarray] | None = None, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         rows, quants, samp = self._plan(specs)
         if len(streams) != len(rows):
             raise ValueError(f"{len(streams)} streams for {len(rows)} stripes")
         for s in specs:
             if s.block_rows * s.block_cols * 64 * 2 > (1 << 31):
                 raise ValueError("component too large")
-        out = [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
+        out = checked_output(out, specs) or [np.zeros((s.block_rows, s.block_cols, 64), dtype=np.int16) for s in specs]
         data = [bytes(b) for b in streams]
         try:
             self._run(len(rows), lambda i, seed, snap: self._stripe(

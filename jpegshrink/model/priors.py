@@ -89,8 +89,9 @@ class PriorsModel:
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec]) -> list[bytes]:
         return self._adaptive.encode(coefficients, specs)
 
-    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec]) -> list[np.ndarray]:
-        return self._adaptive.decode(streams, specs)
+    def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+               out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        return self._adaptive.decode(streams, specs, out=out)
 
 
 def load(model_id: str) -> PriorsModel:

@@ -93,14 +93,12 @@ def stripe_rows(specs: Sequence[ComponentSpec], n: int, seed_fraction: int = 0) 
     m = _mcu_rows(specs)
     assert m is not None
     vs = [max(1, s.v_samp) for s in specs]
-    cuts = [i * m // n for i in range(n + 1)]
-    seed: list[tuple[int, int]] = []
-    if seed_fraction:
-        band = max(1, m // seed_fraction)
-        a = m // 2 - band // 2
-        seed = [(a, a + band)]
-        cuts = sorted(set(cuts) | {a, a + band})
-    ranges = seed + [(a, b) for a, b in zip(cuts, cuts[1:]) if not (seed and seed[0][0] <= a and b <= seed[0][1])]
+    cuts = {i * m // n for i in range(n + 1)}
+    band = max(1, m // seed_fraction) if seed_fraction else 0
+    lo = m // 2 - band // 2
+    hi = lo + band  # the seed band [lo, hi), empty without one
+    cuts = sorted(cuts | {lo, hi}) if band else sorted(cuts)
+    ranges = ([(lo, hi)] if band else []) + [(a, b) for a, b in zip(cuts, cuts[1:]) if not lo <= a < b <= hi]
     return [[(a * v, b * v) for v in vs] for a, b in ranges]
 
 

@@ -16,6 +16,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -465,9 +466,9 @@ struct SparseTable {
 struct Snapshot {
   uint32_t flags = 0;
   int ac_tbits = 0;
-  SparseTable ac, cnt, dc, mant, sign, top;
+  std::array<SparseTable, 6> tables;          // in the order of Kernel::tables()
+  std::array<std::vector<uint16_t>, 4> apms;  // in the order of Kernel::apms()
   std::vector<uint32_t> direct;
-  std::vector<uint16_t> apm_ac1, apm_ac2, apm_cnt, apm_dc;
   std::vector<int32_t> w;
 };
 
@@ -505,32 +506,16 @@ class Kernel {
   //: Start from a snapshot instead of the trained start (it must come from the same flags and sizes).
   void load(const Snapshot& s) {
     if (s.flags != flags_ || s.ac_tbits != ac_tbits_) throw std::invalid_argument("mix3: snapshot of another profile");
-    s.ac.load(ac_);
-    s.cnt.load(cnt_);
-    s.dc.load(dc_);
-    s.mant.load(mant_);
-    s.sign.load(sign_);
-    s.top.load(top_);
-    apm_ac1_.t = s.apm_ac1;
-    apm_ac2_.t = s.apm_ac2;
-    apm_cnt_.t = s.apm_cnt;
-    apm_dc_.t = s.apm_dc;
+    for (size_t i = 0; i < s.tables.size(); ++i) s.tables[i].load(*tables()[i]);
+    for (size_t i = 0; i < s.apms.size(); ++i) apms()[i]->t = s.apms[i];
     w_ = s.w;
     direct_ = s.direct;
   }
-  void save(Snapshot& s) const {
+  void save(Snapshot& s) {
     s.flags = flags_;
     s.ac_tbits = ac_tbits_;
-    s.ac.save(ac_);
-    s.cnt.save(cnt_);
-    s.dc.save(dc_);
-    s.mant.save(mant_);
-    s.sign.save(sign_);
-    s.top.save(top_);
-    s.apm_ac1 = apm_ac1_.t;
-    s.apm_ac2 = apm_ac2_.t;
-    s.apm_cnt = apm_cnt_.t;
-    s.apm_dc = apm_dc_.t;
+    for (size_t i = 0; i < s.tables.size(); ++i) s.tables[i].save(*tables()[i]);
+    for (size_t i = 0; i < s.apms.size(); ++i) s.apms[i] = apms()[i]->t;
     s.w = w_;
     s.direct = direct_;
   }
@@ -538,6 +523,9 @@ class Kernel {
   Coder coder;
   bool err = false;
   std::vector<int32_t>& weights() { return w_; }
+  //: The learned tables and APMs, in the order a Snapshot keeps them.
+  std::array<ZeroTable*, 6> tables() { return {&ac_, &cnt_, &dc_, &mant_, &sign_, &top_}; }
+  std::array<APM*, 4> apms() { return {&apm_ac1_, &apm_ac2_, &apm_cnt_, &apm_dc_}; }
   std::vector<uint32_t>& direct() { return direct_; }
 
   void run() {

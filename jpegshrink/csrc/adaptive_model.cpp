@@ -1,6 +1,11 @@
 #include "adaptive_model.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace jsk {
@@ -75,10 +80,10 @@ struct Pass {
         return neg ? -r : r;
     }
 
-    // Pass 0: the number of nonzero interior (7x7) coefficients of every block.
-    void counts() {
-        const i64 R = m.R, C = m.C;
-        for (i64 by = 0; by < R; ++by) {
+    // Pass 0: the number of nonzero interior (7x7) coefficients of every block (of rows r0..r1-1).
+    void counts(i64 r0, i64 r1) {
+        const i64 C = m.C;
+        for (i64 by = r0; by < r1; ++by) {
             for (i64 bx = 0; bx < C; ++bx) {
                 int cnt = 0;
                 if (enc) {
@@ -114,10 +119,10 @@ struct Pass {
     }
 
     // Interior coefficients INTERIOR[z0:z1] of every block, skipping blocks with none left.
-    void interior(int z0, int z1) {
-        const i64 R = m.R, C = m.C;
+    void interior(int z0, int z1, i64 r0, i64 r1) {
+        const i64 C = m.C;
         const int width = z1 - z0;
-        for (i64 by = 0; by < R; ++by) {
+        for (i64 by = r0; by < r1; ++by) {
             for (i64 bx = 0; bx < C; ++bx) {
                 i64 rem = m.nzrem[by * C + bx];
                 if (rem == 0) continue;
@@ -189,9 +194,9 @@ struct Pass {
     }
 
     // First row and first column of every block, each preceded by its nonzero count.
-    void edges() {
-        const i64 R = m.R, C = m.C;
-        for (i64 by = 0; by < R; ++by) {
+    void edges(i64 r0, i64 r1) {
+        const i64 C = m.C;
+        for (i64 by = r0; by < r1; ++by) {
             for (i64 bx = 0; bx < C; ++bx) {
                 std::int16_t* co = block(by, bx);
                 int eob_x = 0, eob_y = 0;
@@ -302,18 +307,20 @@ struct Pass {
     // one half pixel past its last row (column) using its last two, do the same backwards for this
     // block's AC-only first two, and the DC is what makes them meet. The prediction is the trimmed mean
     // estimate; the spread of the estimates and the disagreement between the two sides choose contexts.
-    void dc() {
-        const i64 R = m.R, C = m.C;
+    // The gradients of the previous block row are kept between calls (grad_prev), so the rows of a
+    // component may come in several calls.
+    void dc(i64 r0, i64 r1) {
+        const i64 C = m.C;
         const i64 q0 = std::max<i64>(m.q[0], 1);
         const i64 unit = 2 * q0 * 4096;  // one DC step in doubled line units
-        using Gradients = i64[4][8];
-        std::vector<Gradients> prev_row(static_cast<std::size_t>(C)), cur_row(static_cast<std::size_t>(C));
-        Gradients* prev = prev_row.data();
-        Gradients* cur = cur_row.data();
-        for (i64 by = 0; by < R; ++by) {
+        grad_prev.resize(static_cast<std::size_t>(C));
+        grad_cur.resize(static_cast<std::size_t>(C));
+        for (i64 by = r0; by < r1; ++by) {
+            Gradients* const prev = grad_prev.data();
+            Gradients* const cur = grad_cur.data();
             for (i64 bx = 0; bx < C; ++bx) {
                 std::int16_t* co = block(by, bx);
-                i64(&g)[4][8] = cur[bx];
+                i64(&g)[4][8] = cur[bx].g;
                 edge_gradients(co, g);
                 int n = 0;
                 i64 lo = i64(1) << 62, hi = -(i64(1) << 62);
@@ -321,7 +328,7 @@ struct Pass {
                 if (by > 0) {
                     const i64 dca = i64(block(by - 1, bx)[0]) * q0 * 8192;
                     for (int x = 0; x < 8; ++x) {
-                        const i64 e = prev[bx][1][x] + dca - g[0][x];
+                        const i64 e = prev[bx].g[1][x] + dca - g[0][x];
                         sum_a += e;
                         lo = std::min(lo, e);
                         hi = std::max(hi, e);
@@ -331,7 +338,7 @@ struct Pass {
                 if (bx > 0) {
                     const i64 dcl = i64(block(by, bx - 1)[0]) * q0 * 8192;
                     for (int y = 0; y < 8; ++y) {
-                        const i64 e = cur[bx - 1][3][y] + dcl - g[2][y];
+                        const i64 e = cur[bx - 1].g[3][y] + dcl - g[2][y];
                         sum_l += e;
                         lo = std::min(lo, e);
                         hi = std::max(hi, e);
@@ -366,28 +373,132 @@ struct Pass {
                     co[0] = static_cast<std::int16_t>(dcv);
                 }
             }
-            std::swap(prev, cur);
+            std::swap(grad_prev, grad_cur);
         }
     }
+
+    // Code block rows r0..r1-1 of pass ``pass``; successive calls must cover 0..R in order.
+    void rows(int pass, i64 r0, i64 r1) {
+        const PassSpec& spec = PASSES[pass];
+        switch (spec.kind) {
+            case COUNTS: counts(r0, r1); break;
+            case INTERIOR_GROUP: interior(spec.z0, spec.z1, r0, r1); break;
+            case EDGE_PASS: edges(r0, r1); break;
+            case DC_PASS: dc(r0, r1); break;
+        }
+    }
+
+    struct Gradients {
+        i64 g[4][8];
+    };
+    std::vector<Gradients> grad_prev, grad_cur;  // dc: AC-only edge gradients of the previous / this block row
 };
 
 template <class Coder>
 void run(Coder& coder, int pass, const Component& comp, const Counters& T) {
     if (pass < 0 || pass >= N_PASSES) throw std::out_of_range("no such adaptive pass");
-    Pass<Coder> p{coder, comp, T};
-    const PassSpec& spec = PASSES[pass];
-    switch (spec.kind) {
-        case COUNTS: p.counts(); break;
-        case INTERIOR_GROUP: p.interior(spec.z0, spec.z1); break;
-        case EDGE_PASS: p.edges(); break;
-        case DC_PASS: p.dc(); break;
-    }
+    Pass<Coder> p{coder, comp, T, {}, {}};
+    p.rows(pass, 0, comp.R);
 }
 
 }  // namespace
 
 void run_pass(BinaryEncoder& coder, int pass, const Component& comp, const Counters& T) { run(coder, pass, comp, T); }
 void run_pass(BinaryDecoder& coder, int pass, const Component& comp, const Counters& T) { run(coder, pass, comp, T); }
+
+namespace {
+
+// Block rows one pipeline step decodes when several threads share the work: small enough that the
+// next pass can follow closely, large enough that taking the lock is rare (a row is ~10-100 us).
+constexpr i64 PIPELINE_ROWS = 4;
+
+// One pass of one component in the pipeline. ``next`` is advanced by the thread running the unit;
+// ``done`` (rows finished, readable by the next pass) and ``running`` only under the pipeline's lock.
+struct Unit {
+    Pass<BinaryDecoder> pass;
+    int index;
+    i64 rows;
+    i64 next = 0;
+    i64 done = 0;
+    bool running = false;
+};
+
+}  // namespace
+
+void decode_pipelined(const std::vector<PassStreams>& comps, int threads) {
+    for (const PassStreams& ps : comps)
+        for (int p = 0; p < N_PASSES; ++p)
+            if (ps.comp.hint != nullptr || ps.coders[p] == nullptr || (ps.one_stream && ps.coders[p] != ps.coders[0]))
+                throw std::invalid_argument("pipelined passes take a decoder per pass (or one for all) and no hints");
+    std::vector<Unit> units;
+    units.reserve(comps.size() * N_PASSES);
+    std::size_t left = 0;  // units with rows still to decode
+    for (const PassStreams& ps : comps)
+        for (int p = 0; p < N_PASSES; ++p) {
+            units.push_back(Unit{Pass<BinaryDecoder>{*ps.coders[p], ps.comp, ps.counters, {}, {}}, p, ps.comp.R});
+            if (ps.comp.R > 0) ++left;
+        }
+    // One thread runs each pass to the end before the next (the order of run_pass, best for the caches).
+    const i64 step = threads > 1 ? PIPELINE_ROWS : (i64(1) << 62);
+    std::mutex mu;
+    std::condition_variable cv;
+    std::exception_ptr error;
+    auto work = [&]() {
+        std::unique_lock<std::mutex> lock(mu);
+        for (;;) {
+            if (left == 0 || error) return;
+            // The latest runnable pass first: the pipeline stays short, so the end has no long serial tail.
+            // The earliest unfinished pass of a component is always runnable unless running, so when
+            // nothing is, some unit is running and will wake us.
+            Unit* pick = nullptr;
+            i64 upto = 0;
+            for (int p = N_PASSES - 1; p >= 0 && pick == nullptr; --p)
+                for (std::size_t c = 0; c < comps.size(); ++c) {
+                    Unit& u = units[c * N_PASSES + p];
+                    if (u.running || u.next == u.rows) continue;
+                    const i64 before = p == 0 ? u.rows : units[c * N_PASSES + p - 1].done;
+                    const i64 ready = comps[c].one_stream && before < u.rows ? 0 : before;
+                    if (ready > u.next) {
+                        pick = &u;
+                        upto = std::min(ready, u.next + step);
+                        break;
+                    }
+                }
+            if (pick == nullptr) {
+                cv.wait(lock);
+                continue;
+            }
+            pick->running = true;
+            const i64 from = pick->next;
+            lock.unlock();
+            try {
+                pick->pass.rows(pick->index, from, upto);
+            } catch (...) {
+                lock.lock();
+                if (!error) error = std::current_exception();
+                pick->running = false;
+                cv.notify_all();
+                return;
+            }
+            lock.lock();
+            pick->running = false;
+            pick->next = pick->done = upto;
+            if (upto == pick->rows) --left;
+            cv.notify_all();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < threads; ++i) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {
+            break;  // fewer threads: the same result, later
+        }
+    }
+    work();
+    for (std::thread& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+}
 
 }  // namespace adaptive
 }  // namespace jsk

@@ -6,6 +6,8 @@
 // grids. jpegshrink/model/adaptive.py describes the model itself; its format is frozen by golden files.
 #pragma once
 
+#include <vector>
+
 #include "binary_arith.h"
 
 namespace jsk {
@@ -69,6 +71,25 @@ struct Component {
 
 void run_pass(BinaryEncoder& coder, int pass, const Component& comp, const Counters& T);
 void run_pass(BinaryDecoder& coder, int pass, const Component& comp, const Counters& T);
+
+// One component without hints whose passes were coded into one stream each (pass p decoded by
+// coders[p]) or, with ``one_stream``, all into one stream (every coders[p] the same decoder: then a
+// pass starts only when the one before has finished every row).
+struct PassStreams {
+    Component comp;
+    Counters counters;
+    BinaryDecoder* coders[N_PASSES];
+    bool one_stream;
+};
+
+// Decode every pass of every component, on ``threads`` threads (the calling one included), as a
+// pipeline over block rows: pass p of a row runs once pass p-1 has finished that row. That is all a
+// pass reads of earlier passes (its own block and the rows above), and no two passes share a counter
+// (each grid is indexed by the coefficient it codes), so any schedule gives the same coefficients as
+// running the passes one after another; only the wall time depends on the thread count. A component
+// is a chain of passes, components are independent chains. Rethrows what a pass throws.
+// (With one thread and one stream per component this is exactly run_pass for each pass in order.)
+void decode_pipelined(const std::vector<PassStreams>& comps, int threads);
 
 }  // namespace adaptive
 }  // namespace jsk

@@ -9,7 +9,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "adaptive_model.h"
 #include "bitio.h"
@@ -182,6 +184,51 @@ void adaptive_pass(Coder& coder, int pass, py::array co, py::array q, py::array 
     const Counters t = counters(T);
     py::gil_scoped_release nogil;
     adaptive::run_pass(coder, pass, c, t);
+}
+
+// Decode the per-pass streams of several components at once (adaptive::decode_pipelined). Each entry
+// of ``comps`` is (streams: N_PASSES bytes objects, or one for all passes, coefficients, quant, nz7, nzrem, counters), the
+// arrays as for run_pass (coefficients, nz7 and nzrem zero-filled). Returns per component and pass
+// (damaged, overrun) of its decoder.
+py::list adaptive_decode_pipelined(py::list comps, int threads) {
+    if (threads < 1) fail("threads must be >= 1");
+    std::vector<py::array> keep;  // the arrays stay referenced while the GIL is released
+    std::vector<std::unique_ptr<BinaryDecoder>> decoders;
+    std::vector<adaptive::PassStreams> jobs;
+    for (py::handle item : comps) {
+        py::tuple t = py::reinterpret_borrow<py::object>(item).cast<py::tuple>();
+        if (t.size() != 6) fail("each component is (streams, coefficients, quant, nz7, nzrem, counters)");
+        py::list streams = t[0].cast<py::list>();
+        if (static_cast<int>(streams.size()) != adaptive::N_PASSES && streams.size() != 1)
+            fail("one stream per pass (" + std::to_string(adaptive::N_PASSES) + ") or one for all, got " +
+                 std::to_string(streams.size()));
+        for (int i = 1; i < 6; ++i) keep.push_back(t[i].cast<py::array>());
+        py::array* a = &keep[keep.size() - 5];
+        adaptive::PassStreams ps{};
+        ps.comp = component(0, a[0], a[1], a[2], a[3], py::none(), true);
+        ps.counters = counters(a[4]);
+        ps.one_stream = streams.size() == 1;
+        for (int p = 0; p < adaptive::N_PASSES; ++p) {
+            if (p == 0 || !ps.one_stream) {
+                const std::string s = streams[static_cast<std::size_t>(p)].cast<std::string>();
+                decoders.push_back(std::make_unique<BinaryDecoder>(std::vector<std::uint8_t>(s.begin(), s.end())));
+            }
+            ps.coders[p] = decoders.back().get();
+        }
+        jobs.push_back(ps);
+    }
+    {
+        py::gil_scoped_release nogil;
+        adaptive::decode_pipelined(jobs, threads);
+    }
+    py::list out;
+    for (std::size_t c = 0; c < jobs.size(); ++c) {
+        py::list passes;
+        for (int p = 0; p < adaptive::N_PASSES; ++p)
+            passes.append(py::make_tuple(jobs[c].coders[p]->damaged(), jobs[c].coders[p]->overrun()));
+        out.append(passes);
+    }
+    return out;
 }
 
 }  // namespace
@@ -430,6 +477,11 @@ PYBIND11_MODULE(_core, m) {
            py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
     am.def("run_pass", &adaptive_pass<BinaryDecoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
            py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+
+    am.def("decode_pipelined", &adaptive_decode_pipelined, py::arg("components"), py::arg("threads"),
+           "Decode components coded with one stream per pass (or one for all passes), as a pipeline over block rows on ``threads`` "
+           "threads; ``components``: a list of (streams, coefficients, quant, nz7, nzrem, counters), arrays as "
+           "for run_pass. Returns, per component and pass, (damaged, overrun) of its decoder. Releases the GIL.");
 
     // ---- lossy mode: rate-distortion optimised quantisation (jpegshrink/lossy/quant.py)
     py::module_ lq = m.def_submodule("lossy", "Quantisation kernels of the lossy high-bitrate mode (integer-only)");

@@ -88,6 +88,9 @@ register("adaptive-1", _adaptive_1)
 register("learned-6165e90d", _learned("learned-6165e90d"))
 #: adaptive-1 started from trained statistics (tools/train_priors.py); the id names its file (sha256 prefix).
 register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
+#: learned2-c4d8c4e8's model and statistics with large components coded as one stream per pass, which
+#: a decoder runs as a pipeline over block rows on several cores (same bits up to ~20 bytes a component).
+register("learned2p-c4d8c4e8", _priors("learned2p-c4d8c4e8"))
 #: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
 #: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).
 register("mix3-48305388", _mix3_model("mix3-48305388"))

@@ -39,6 +39,14 @@ starts from, and keeps teaching, the same context with hint 0, so an uninformati
 2% (measured with hint = (row + col) % 8) instead of 4%. ``None`` or an all-zero hint is the plain
 adaptive model, and with ``hints=None`` the hook costs nothing. The same function must be
 given to decode; components are coded in parallel threads, so it must be thread-safe.
+
+Pass streams (``pass_streams_min_blocks``; no hints): a component with at least that many blocks is
+coded as one stream per pass instead of one for all passes. The model is the same -- no two passes
+share a counter, and a pass reads of earlier passes only its own block and the rows above -- so the
+bits are the same up to a few bytes per stream, but a decoder can run the passes as a pipeline over
+block rows on several cores (pass p of a row once pass p-1 has finished it; compiled, in
+``adaptive_model.cpp``'s ``decode_pipelined``). Which components are split follows from the block
+counts alone, never from a thread count, so the bytes do not depend on how many threads code them.
 """
 from __future__ import annotations
 
@@ -79,11 +87,19 @@ class AdaptiveModel:
 
     model_id = "adaptive-1"
 
-    def __init__(self, threads: int | None = None, initial_counters: InitFn | None = None) -> None:
-        # JPEGSHRINK_THREADS caps the per-image component threads (e.g. 1 in a process pool that already
-        # uses every core); the output bytes do not depend on it.
+    def __init__(self, threads: int | None = None, initial_counters: InitFn | None = None,
+                 pass_streams_min_blocks: int | None = None) -> None:
+        # JPEGSHRINK_THREADS caps the per-image threads (e.g. 1 in a process pool that already uses every
+        # core); the output bytes do not depend on it.
         self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
         self._initial = initial_counters
+        if pass_streams_min_blocks is not None and pass_streams_min_blocks < 1:
+            raise ValueError(f"pass_streams_min_blocks must be >= 1, got {pass_streams_min_blocks}")
+        self._split_from = pass_streams_min_blocks
+
+    def pass_streams(self, spec: ComponentSpec) -> bool:
+        """Whether this model codes the component as one stream per pass (from its size only)."""
+        return self._split_from is not None and spec.block_rows * spec.block_cols >= self._split_from
 
     def encode(self, coefficients: Sequence[np.ndarray], specs: Sequence[ComponentSpec],
                hints: HintFn | None = None) -> list[bytes]:
@@ -91,17 +107,49 @@ class AdaptiveModel:
             raise ValueError(f"{len(coefficients)} coefficient arrays for {len(specs)} components")
         arrays = [checked_coefficients(c, s, i) for i, (c, s) in enumerate(zip(coefficients, specs))]
         jobs = [(i, a, _quant(s), s) for i, (a, s) in enumerate(zip(arrays, specs))]
+        if self._split_from is not None:
+            if hints is not None:
+                raise ValueError("pass streams take no hints")
+            per_component = self._map(lambda j: encode_passes(j[1], j[2], self._counters(j[0], j[3]))
+                                      if self.pass_streams(j[3]) else
+                                      [encode_component(j[1], j[2], None, self._counters(j[0], j[3]))], jobs)
+            return [s for streams in per_component for s in streams]
         return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
                                                     self._counters(j[0], j[3])), jobs)
 
     def decode(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
                hints: HintFn | None = None, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        if self._split_from is not None:
+            if hints is not None:
+                raise ValueError("pass streams take no hints")
+            return self._decode_pipelined(streams, specs, out)
         if len(streams) != len(specs):
             raise ValueError(f"{len(streams)} streams for {len(specs)} components")
         targets = checked_output(out, specs) or [None] * len(specs)
         jobs = [(i, bytes(b), s, t) for i, (b, s, t) in enumerate(zip(streams, specs, targets))]
         return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0]),
                                                      self._counters(j[0], j[2]), j[3]), jobs)
+
+    def _decode_pipelined(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
+                          out: Sequence[np.ndarray] | None) -> list[np.ndarray]:
+        widths = [N_PASSES if self.pass_streams(s) else 1 for s in specs]
+        if len(streams) != sum(widths):
+            raise ValueError(f"{len(streams)} streams; this image's components are coded in {sum(widths)}")
+        targets = checked_output(out, specs) or [np.zeros((s.block_rows, s.block_cols, 64), np.int16) for s in specs]
+        jobs, at = [], 0
+        for i, (spec, width, co) in enumerate(zip(specs, widths, targets)):
+            nz7 = np.zeros((spec.block_rows, spec.block_cols), np.int64)
+            jobs.append(([bytes(b) for b in streams[at:at + width]], co, _quant(spec), nz7, np.zeros_like(nz7),
+                         self._counters(i, spec)))
+            at += width
+        report = _kern.decode_pipelined(jobs, self._threads)
+        for i, (passes, job) in enumerate(zip(report, jobs)):
+            for p, (damaged, overrun) in enumerate(passes):
+                if damaged or overrun > 0:
+                    raise ValueError(f"coefficient stream is damaged (component {i}, pass {PASS_NAMES[p]})")
+            if job[4].any():
+                raise ValueError(f"coefficient stream is damaged (component {i}: nonzero counts do not match)")
+        return targets
 
     def _counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         if self._initial is None:
@@ -165,6 +213,19 @@ def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> byt
             idx = list(PASS_COEFS[p])
             so_far[:, :, idx] = co[:, :, idx]
     return coder.finish()
+
+
+def encode_passes(co: np.ndarray, q: np.ndarray, T: np.ndarray) -> list[bytes]:
+    """One component as one stream per pass (no hints), starting from counters ``T``."""
+    R, C = co.shape[0], co.shape[1]
+    nz7 = np.zeros((R, C), dtype=np.int64)
+    nzrem = np.zeros((R, C), dtype=np.int64)
+    out = []
+    for p in range(N_PASSES):
+        coder = ba.BinaryEncoder()
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, None, T)
+        out.append(coder.finish())
+    return out
 
 
 def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray,

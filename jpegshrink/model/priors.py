@@ -55,11 +55,21 @@ def dense_counters(idx: np.ndarray, p: np.ndarray, n: np.ndarray) -> np.ndarray:
     return t
 
 
-class PriorsModel:
-    """A registered coefficient model: ``adaptive-1`` started from the statistics in ``<model_id>.npz``."""
+#: ``learned2p``: a component of at least this many blocks (1 MP of luma) is coded as one stream per
+#: pass (adaptive's "pass streams"), so that its passes decode as a pipeline on several cores. Smaller
+#: ones keep one stream: six more streams cost ~20 bytes, and a small component decodes in milliseconds.
+PASS_STREAMS_MIN_BLOCKS = 16384
 
-    def __init__(self, weights: Path, threads: int | None = None) -> None:
-        self.model_id = weights.stem
+
+class PriorsModel:
+    """A registered coefficient model: ``adaptive-1`` started from the statistics in ``weights``.
+
+    ``pass_streams_min_blocks`` (None: never) codes large components as one stream per pass; the
+    model id then differs from the weights file's name (the same statistics, another stream layout)."""
+
+    def __init__(self, weights: Path, threads: int | None = None, model_id: str | None = None,
+                 pass_streams_min_blocks: int | None = None) -> None:
+        self.model_id = model_id or weights.stem
         with np.load(weights) as f:
             arrays = dict(f)
         if int(arrays["n_counters"]) != adaptive.N_COUNTERS:
@@ -70,7 +80,8 @@ class PriorsModel:
         self.sets = {str(k): (arrays[f"idx_{k}"], arrays[f"p_{k}"], arrays[f"n_{k}"]) for k in arrays["sets"]}
         self._dense: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._adaptive = adaptive.AdaptiveModel(threads, initial_counters=self.initial_counters)
+        self._adaptive = adaptive.AdaptiveModel(threads, initial_counters=self.initial_counters,
+                                                pass_streams_min_blocks=pass_streams_min_blocks)
 
     def initial_counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         """The (shared, read-only) starting counters of one component; contexts never seen in training
@@ -94,6 +105,13 @@ class PriorsModel:
         return self._adaptive.decode(streams, specs, out=out)
 
 
+#: Models whose id is not their statistics file's name: id -> (file stem, pass_streams_min_blocks).
+PIPELINED = {"learned2p-c4d8c4e8": ("learned2-c4d8c4e8", PASS_STREAMS_MIN_BLOCKS)}
+
+
 def load(model_id: str) -> PriorsModel:
-    """The model whose statistics file is ``weights/<model_id>.npz``."""
+    """The model ``model_id``: statistics ``weights/<model_id>.npz``, or a pipelined model's (see PIPELINED)."""
+    if model_id in PIPELINED:
+        stem, min_blocks = PIPELINED[model_id]
+        return PriorsModel(WEIGHTS_DIR / f"{stem}.npz", model_id=model_id, pass_streams_min_blocks=min_blocks)
     return PriorsModel(WEIGHTS_DIR / f"{model_id}.npz")

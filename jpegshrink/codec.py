@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import zstandard
 
 from jpegshrink import jpeg, model
+from jpegshrink._native import image_threads
 from jpegshrink.coding import container, dictionary
 from jpegshrink.coding.container import Container, Mode
 from jpegshrink.errors import ContainerError, CorruptContainer, CorruptJpeg, UnknownModel, UnsupportedJpeg
@@ -182,7 +183,7 @@ def _decompress_jpeg(c: Container) -> bytes:
         if layout.total_length != c.original_length:  # refuse before the model allocates anything
             raise CorruptContainer(f"layout describes {layout.total_length} bytes, header {c.original_length}")
         coefficients = m.decode(c.streams, component_specs(layout), out=jpeg.coefficient_buffers(layout))
-        return jpeg.rebuild(jpeg.JpegParts(layout, coefficients))
+        return jpeg.rebuild(jpeg.JpegParts(layout, coefficients), threads=image_threads())
     except (UnknownModel, CorruptContainer):
         raise
     except Exception as e:  # any failure below means the stored bytes cannot be trusted

@@ -107,23 +107,20 @@ def test_random_streams_decode_to_a_damaged_flag_not_a_crash():
 
 def test_scan_coder_geometry_is_checked_before_it_is_used():
     coef = np.zeros((4, 64), np.int16)
-    lastnz = np.zeros(4, np.int64)
     ehufco, ehufsi = np.zeros((8, 256), np.uint32), np.zeros((8, 256), np.int32)
     pads, stops = np.full(1, -1, np.int64), np.full(1, -1, np.int64)
     geo = np.array([[0, 0, 2, 1, 1, 0, 0, 0, 4]], np.int64)  # one block per MCU, 2 columns
     enc = core.scan.encode_sequential
     # 4 MCUs fit 4 blocks; 5 would write past the array
-    assert enc(1, 0, 2, 4, geo, ehufco, ehufsi, coef, lastnz, pads, stops, 100)[3] == core.scan.NO_SYMBOL
+    assert enc(1, 0, 2, 4, geo, ehufco, ehufsi, coef, pads, stops, 100)[3] == core.scan.NO_SYMBOL
     with pytest.raises(ValueError, match="outside the coefficient array"):
-        enc(1, 0, 2, 5, geo, ehufco, ehufsi, coef, lastnz, pads, stops, 100)
+        enc(1, 0, 2, 5, geo, ehufco, ehufsi, coef, pads, stops, 100)
     bad = geo.copy()
     bad[0, 8] = 9
     with pytest.raises(ValueError, match="slot"):
-        enc(1, 0, 2, 4, bad, ehufco, ehufsi, coef, lastnz, pads, stops, 100)
-    with pytest.raises(ValueError, match="lastnz"):
-        enc(1, 0, 2, 4, geo, ehufco, ehufsi, coef, np.full(4, 64, np.int64), pads, stops, 100)
+        enc(1, 0, 2, 4, bad, ehufco, ehufsi, coef, pads, stops, 100)
     with pytest.raises(TypeError):
-        enc(1, 0, 2, 4, geo, ehufco, ehufsi, coef.astype(np.int32), lastnz, pads, stops, 100)
+        enc(1, 0, 2, 4, geo, ehufco, ehufsi, coef.astype(np.int32), pads, stops, 100)
 
 
 def test_progressive_decoder_on_garbage_returns_a_status():

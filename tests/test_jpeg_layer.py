@@ -334,3 +334,31 @@ def test_rebuild_reads_decoders_buffers_in_place_or_copies_other_arrays(name):
         moved[1][...] = parts.coefficients[1]
         rest = [c.copy() for c in parts.coefficients[2:]]
         assert jpeg.rebuild(jpeg.JpegParts(parts.layout, moved + rest)) == data
+
+
+@pytest.mark.parametrize("save", [{}, {"restart_marker_blocks": 5000}, {"restart_marker_rows": 1}],
+                         ids=["one-interval", "long-and-short-intervals", "short-intervals"])
+def test_long_scans_rebuild_the_same_on_any_number_of_threads(save):
+    """A sequential interval of at least 2 x PARALLEL_MCUS MCUs is coded in segments on several threads,
+    appended bit for bit: the same bytes on any thread count, also where the file was cut short."""
+    import io
+
+    from PIL import Image
+
+    from jpegshrink._native import core
+    rng = np.random.default_rng(7)  # noise: many FF bytes to stuff, segments that end inside a byte
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), np.uint8)).save(out, "JPEG", quality=90, subsampling=2,
+                                                                          **save)
+    data = out.getvalue()
+    parts = jpeg.parse(data)
+    (spec,) = parts.layout.specs
+    assert spec.nmcu == 7500 >= 2 * core.scan.PARALLEL_MCUS  # the one-interval case takes the parallel path
+    for threads in (1, 2, 3, 7):
+        assert jpeg.rebuild(parts, threads=threads) == data, threads
+    cut = data[: len(data) * 2 // 3]
+    parts = jpeg.parse(cut)
+    for threads in (1, 3):
+        assert jpeg.rebuild(parts, threads=threads) == cut, threads
+    with pytest.raises(ValueError, match="threads"):
+        jpeg.rebuild(parts, threads=0)

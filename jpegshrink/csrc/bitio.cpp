@@ -2,6 +2,8 @@
 
 namespace jsk {
 
+constexpr ZigzagBytes ZIGZAG_BYTES{};
+
 Unstuffed unstuff(const std::uint8_t* data, i64 size, const i64* starts, const i64* ends, i64 n) {
     Unstuffed u;
     i64 total = 0;
@@ -50,12 +52,10 @@ std::int32_t decode_long_code(u64 acc, const DecodeTables& t, i64 slot) {
 }
 
 namespace {
-// Zig-zag index of the last non-zero coefficient of one block (0 when only DC may be set): a scan down
-// from the highest frequency, which stops early on the usual block whose top frequencies are zero.
+// Zig-zag index of the last non-zero coefficient of one block (0 when only DC may be set).
 JSK_INLINE int last_nonzero_of(const std::int16_t* c) {
-    for (int k = 63; k > 0; --k)
-        if (c[ZIGZAG[k]] != 0) return k;
-    return 0;
+    const u64 ac = zigzag_nonzero_mask(c) & ~u64(1);
+    return ac ? 63 - __builtin_clzll(ac) : 0;
 }
 }  // namespace
 

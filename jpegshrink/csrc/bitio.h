@@ -8,6 +8,9 @@
 #pragma once
 
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <vector>
 
 #include "common.h"
@@ -136,8 +139,11 @@ JSK_INLINE i64 extend(i64 v, int s) { return v < (i64(1) << (s - 1)) ? v - (i64(
 std::uint8_t* grow_buffer(std::vector<std::uint8_t>& out, i64 need);
 
 // Bit writer into a growing byte vector; every write checks the room it needs. Meant to live in a local
-// variable of the coder (its state then stays in registers: no byte store can alias it).
-struct BitWriter {
+// variable of the coder (its state then stays in registers: no byte store can alias it). ``Stuff``:
+// write a 0 after every FF byte, as entropy-coded JPEG data needs (RawBitWriter: plain bits, for a
+// segment that is appended to a stuffing writer later).
+template <bool Stuff>
+struct BitWriterT {
     std::vector<std::uint8_t>* vec;
     std::uint8_t* buf;
     i64 cap;
@@ -145,7 +151,7 @@ struct BitWriter {
     u64 acc = 0;
     int nbits = 0;
 
-    BitWriter(std::vector<std::uint8_t>& out, i64 capacity) : vec(&out) {
+    BitWriterT(std::vector<std::uint8_t>& out, i64 capacity) : vec(&out) {
         out.assign(static_cast<std::size_t>(capacity < 1024 ? 1024 : capacity), 0);
         buf = out.data();
         cap = static_cast<i64>(out.size());
@@ -163,7 +169,7 @@ struct BitWriter {
         nbits += size;
         if (nbits >= 32) drain();
     }
-    // Write the accumulator's whole bytes, stuffing FF.
+    // Write the accumulator's whole bytes (stuffing FF).
     JSK_INLINE void drain() {
         room(16);
         std::uint8_t* o = buf;
@@ -171,7 +177,7 @@ struct BitWriter {
             nbits -= 8;
             const std::uint8_t b = static_cast<std::uint8_t>(acc >> nbits);
             o[op++] = b;
-            if (b == 0xFF) o[op++] = 0;
+            if (Stuff && b == 0xFF) o[op++] = 0;
         }
     }
     // Complete the last byte with pad bits (pad_value masked to the gap) and write everything.
@@ -187,12 +193,53 @@ struct BitWriter {
         buf[op++] = static_cast<std::uint8_t>(code);
     }
 };
+using BitWriter = BitWriterT<true>;
+using RawBitWriter = BitWriterT<false>;
 
 // Bit k set for each zig-zag position k0 <= k <= k1 whose coefficient is non-zero.
 JSK_INLINE u64 nonzero_mask(const std::int16_t* blk, int k0, int k1) {
     u64 mask = 0;
     for (int k = k0; k <= k1; ++k) mask |= u64(blk[ZIGZAG[k]] != 0) << k;
     return mask;
+}
+
+// ZIGZAG_BYTES.bits[j][b]: the zig-zag positions (as bits) of the natural positions 8j..8j+7 set in b.
+struct ZigzagBytes {
+    u64 bits[8][256];
+    constexpr ZigzagBytes() : bits() {
+        for (int j = 0; j < 8; ++j)
+            for (int b = 0; b < 256; ++b)
+                for (int i = 0; i < 8; ++i)
+                    if (b & (1 << i)) bits[j][b] |= u64(1) << ZIGZAG_RANK.rank[8 * j + i];
+    }
+};
+extern const ZigzagBytes ZIGZAG_BYTES;
+
+// Bit n set for each non-zero coefficient of a block, n its natural (row-major) index.
+JSK_INLINE u64 natural_nonzero_mask(const std::int16_t* blk) {
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    u64 zeros = 0;
+    for (int i = 0; i < 4; ++i) {
+        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * i));
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * i + 8));
+        const __m128i z = _mm_packs_epi16(_mm_cmpeq_epi16(a, zero), _mm_cmpeq_epi16(b, zero));
+        zeros |= u64(static_cast<unsigned>(_mm_movemask_epi8(z))) << (16 * i);
+    }
+    return ~zeros;
+#else
+    u64 mask = 0;
+    for (int n = 0; n < 64; ++n) mask |= u64(blk[n] != 0) << n;
+    return mask;
+#endif
+}
+
+// nonzero_mask(blk, 0, 63) without the 64 gathers: the natural-order mask, one table lookup per byte.
+JSK_INLINE u64 zigzag_nonzero_mask(const std::int16_t* blk) {
+    const u64 m = natural_nonzero_mask(blk);
+    u64 zz = 0;
+    for (int j = 0; j < 8; ++j) zz |= ZIGZAG_BYTES.bits[j][(m >> (8 * j)) & 0xFF];
+    return zz;
 }
 
 JSK_INLINE int ctz(u64 x) { return __builtin_ctzll(x); }
@@ -223,8 +270,11 @@ struct EncodeResult {
 DecodeResult decode_sequential(const std::uint8_t* data, i64 size, const i64* starts, const i64* ends, i64 n,
                                const ScanGeometry& g, const DecodeTables& t, Coefficients coef,
                                IntervalOutputs io);
+// Intervals of at least 2 x PARALLEL_MCUS MCUs are coded in up to ``threads`` segments at once (the
+// same bytes: Huffman codes are bit strings, appended in order).
+constexpr i64 PARALLEL_MCUS = 2048;
 EncodeResult encode_sequential(i64 n_intervals, const ScanGeometry& g, const EncodeTables& t, Coefficients coef,
-                               const i64* lastnz, const i64* pads, const i64* stops, i64 capacity);
+                               const i64* pads, const i64* stops, i64 capacity, int threads);
 
 struct ProgressiveParams {
     int ss, se, ah, al;

@@ -252,6 +252,7 @@ PYBIND11_MODULE(_core, m) {
     py::module_ scan = m.def_submodule("scan", "Huffman scan coders (sequential and progressive) and bit I/O");
     scan.attr("LOOKAHEAD") = LOOKAHEAD;
     scan.attr("N_SLOTS") = N_SLOTS;
+    scan.attr("PARALLEL_MCUS") = PARALLEL_MCUS;
     scan.attr("OK") = int(OK);
     scan.attr("BAD_CODE") = int(BAD_CODE);
     scan.attr("BAD_INDEX") = int(BAD_INDEX);
@@ -284,24 +285,26 @@ PYBIND11_MODULE(_core, m) {
     scan.def(
         "encode_sequential",
         [](i64 n_intervals, i64 restart, i64 mcux, i64 nmcu, py::array geo, py::array ehufco, py::array ehufsi,
-           py::array coef, py::array lastnz, py::array pads, py::array stops, i64 capacity) {
+           py::array coef, py::array pads, py::array stops, i64 capacity, int threads) {
+            if (threads < 1) fail("threads must be >= 1");
             const Coefficients c = coefficients(coef, false);
             const ScanGeometry g = geometry(geo, restart, mcux, nmcu, c.blocks);
             const EncodeTables t = encode_tables(ehufco, ehufsi);
-            const i64* lz = checked<i64>(lastnz, "lastnz", {c.blocks}, false);
-            check_range(lz, c.blocks, 0, 63, "lastnz");
             if (n_intervals < 0) fail("n_intervals must be >= 0");
             const i64* pd = checked<i64>(pads, "pads", {n_intervals}, false);
             const i64* st = checked<i64>(stops, "stops", {n_intervals}, false);
             EncodeResult r;
             {
                 py::gil_scoped_release nogil;
-                r = encode_sequential(n_intervals, g, t, c, lz, pd, st, std::min<i64>(capacity, i64(1) << 30));
+                r = encode_sequential(n_intervals, g, t, c, pd, st, std::min<i64>(capacity, i64(1) << 30), threads);
             }
             return encode_result(std::move(r));
         },
+        py::arg("n_intervals"), py::arg("restart"), py::arg("mcux"), py::arg("nmcu"), py::arg("geo"), py::arg("ehufco"),
+        py::arg("ehufsi"), py::arg("coef"), py::arg("pads"), py::arg("stops"), py::arg("capacity"), py::arg("threads") = 1,
         "Encode intervals 0..n_intervals-1; returns (out, length, interval_ends, status). Each interval is "
-        "padded with its recorded pad bits and followed by its restart marker (except the last).");
+        "padded with its recorded pad bits and followed by its restart marker (except the last). A long "
+        "interval is coded in up to ``threads`` segments at once (the same bytes).");
 
     scan.def(
         "decode_progressive",

@@ -41,13 +41,17 @@ def parse(data: bytes, limits: Limits | None = None) -> JpegParts:
         raise CorruptJpeg(f"malformed JPEG: {type(e).__name__}: {e}") from e
 
 
-def rebuild(parts: JpegParts) -> bytes:
-    """The original file bytes from a layout and its coefficients (left-out Huffman tables derived again)."""
+def rebuild(parts: JpegParts, threads: int = 1) -> bytes:
+    """The original file bytes from a layout and its coefficients (left-out Huffman tables derived again).
+
+    ``threads``: how many threads a long sequential scan may be coded on (the bytes do not depend on it)."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     coef, lastnz = _flat_coefficients(parts.layout, parts.coefficients)
     layout = parts.layout.restore_tables(parts.coefficients)
     out = [layout.chunks[0]]
     for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
-        out.append(encode_scan(spec, layout.frame, record, coef, lastnz))
+        out.append(encode_scan(spec, layout.frame, record, coef, lastnz, threads))
         out.append(chunk)
     return b"".join(out)
 
@@ -98,7 +102,7 @@ def _component_views(layout: JpegLayout, coef: np.ndarray) -> list[np.ndarray]:
             for c in layout.frame.components]
 
 
-def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """All components' blocks in one [blocks, 64] buffer (the coders' layout), and each block's last non-zero."""
     comps = layout.frame.components
     if len(coefficients) != len(comps):
@@ -110,7 +114,8 @@ def _flat_coefficients(layout: JpegLayout, coefficients: list[np.ndarray]) -> tu
                               f"(int16{(c.block_rows, c.block_cols, 64)})")
     shared = _shared_buffer(layout, coefficients)
     if shared is not None:  # views of one buffer in this order (coefficient_buffers, parse): no copy
-        return shared, core.scan.last_nonzero(shared)
+        # only progressive scans read lastnz; sequential ones find each block's last non-zero as they go
+        return shared, (core.scan.last_nonzero(shared) if layout.frame.progressive else None)
     coef = np.empty((layout.frame.total_blocks, 64), np.int16)
     lastnz = np.empty(layout.frame.total_blocks, np.int64)
     for c, a in zip(comps, coefficients):

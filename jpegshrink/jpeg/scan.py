@@ -116,16 +116,19 @@ def decode_scan(arr: np.ndarray, spec: ScanSpec, frame: Frame, iv: Intervals, co
     return pads, padbits, truncated, int(longest_run)
 
 
-def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarray, lastnz: np.ndarray) -> bytes:
+def encode_scan(spec: ScanSpec, frame: Frame, record: ScanRecord, coef: np.ndarray,
+                lastnz: np.ndarray | None, threads: int = 1) -> bytes:
     """The scan's entropy-coded bytes (RST markers included), as :func:`record_scan` described them.
 
-    ``lastnz`` is ``last_nonzero(coef)``, computed once for all scans.
+    ``lastnz`` is ``last_nonzero(coef)``, computed once for all scans; only progressive scans read it
+    (None will do for a sequential frame: its coder finds each block's last non-zero as it goes). A
+    sequential scan's long intervals are coded on up to ``threads`` threads (the same bytes).
     """
     stops = np.full(record.n_intervals, -1, np.int64)
     for o in record.overrides:
         stops[o.interval] = o.stop
     out, length, ends, status = _encode(spec, frame, record.n_intervals, record.pads, stops, coef, lastnz,
-                                        record.eob_cap, min(record.length, 1 << 26) + 1024)
+                                        record.eob_cap, min(record.length, 1 << 26) + 1024, threads)
     if status != OK:
         raise CorruptJpeg(f"cannot re-encode scan: {_ERRORS.get(status, 'error')}")
     if not record.overrides:
@@ -190,10 +193,10 @@ def _differences(arr, spec, frame, iv, coef, lastnz, pads, truncated, eob_cap) -
     return record
 
 
-def _encode(spec, frame, n, pads, stops, coef, lastnz, eob_cap, capacity):
+def _encode(spec, frame, n, pads, stops, coef, lastnz, eob_cap, capacity, threads=1):
     t = spec.tables
     if frame.progressive:
         return core.scan.encode_progressive(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
                                   spec.ss, spec.se, spec.ah, spec.al, eob_cap, pads, stops, capacity)
-    return core.scan.encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef, lastnz,
-                             pads, stops, capacity)
+    return core.scan.encode_sequential(n, spec.restart, spec.mcux, spec.nmcu, spec.geo, t.ehufco, t.ehufsi, coef,
+                                       pads, stops, capacity, threads)

@@ -50,13 +50,12 @@ counts alone, never from a thread count, so the bytes do not depend on how many 
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from jpegshrink._native import core
+from jpegshrink._native import core, image_threads
 from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.coding import binary_arith as ba
 from jpegshrink.model.base import ComponentSpec, checked_coefficients, checked_output
@@ -91,7 +90,7 @@ class AdaptiveModel:
                  pass_streams_min_blocks: int | None = None) -> None:
         # JPEGSHRINK_THREADS caps the per-image threads (e.g. 1 in a process pool that already uses every
         # core); the output bytes do not depend on it.
-        self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        self._threads = threads or image_threads()
         self._initial = initial_counters
         if pass_streams_min_blocks is not None and pass_streams_min_blocks < 1:
             raise ValueError(f"pass_streams_min_blocks must be >= 1, got {pass_streams_min_blocks}")

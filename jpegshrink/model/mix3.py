@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jpegshrink._native import image_threads
 from jpegshrink.model.base import ComponentSpec, checked_coefficients, checked_output
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -184,7 +184,7 @@ class Mix3Model:
             w, d, profile = read_weights(weights)
             self.init = (w, d)
         self.profile = profile or DENSE
-        self._threads = threads or int(os.environ.get("JPEGSHRINK_THREADS", "0") or 0) or min(4, os.cpu_count() or 1)
+        self._threads = threads or image_threads()
         self._flags = flags | self.profile.flags()
         self._bits = self.profile.ac_table_bits
         self._striped = striped

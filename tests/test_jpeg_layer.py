@@ -336,11 +336,13 @@ def test_rebuild_reads_decoders_buffers_in_place_or_copies_other_arrays(name):
         assert jpeg.rebuild(jpeg.JpegParts(parts.layout, moved + rest)) == data
 
 
-@pytest.mark.parametrize("save", [{}, {"restart_marker_blocks": 5000}, {"restart_marker_rows": 1}],
-                         ids=["one-interval", "long-and-short-intervals", "short-intervals"])
-def test_long_scans_rebuild_the_same_on_any_number_of_threads(save):
-    """A sequential interval of at least 2 x PARALLEL_MCUS MCUs is coded in segments on several threads,
-    appended bit for bit: the same bytes on any thread count, also where the file was cut short."""
+@pytest.mark.parametrize("save", [{}, {"restart_marker_blocks": 5000}, {"restart_marker_rows": 1},
+                                  {"progressive": True}],
+                         ids=["one-interval", "long-and-short-intervals", "short-intervals", "progressive"])
+def test_large_files_rebuild_the_same_on_any_number_of_threads(save):
+    """With several threads, a sequential interval of at least 2 x PARALLEL_MCUS MCUs is coded in segments
+    appended bit for bit, and the scans of a large multi-scan file are coded side by side: the same bytes
+    on any thread count, also where the file was cut short."""
     import io
 
     from PIL import Image
@@ -352,8 +354,12 @@ def test_long_scans_rebuild_the_same_on_any_number_of_threads(save):
                                                                           **save)
     data = out.getvalue()
     parts = jpeg.parse(data)
-    (spec,) = parts.layout.specs
-    assert spec.nmcu == 7500 >= 2 * core.scan.PARALLEL_MCUS  # the one-interval case takes the parallel path
+    assert parts.layout.frame.total_blocks >= jpeg.PARALLEL_SCANS_MIN_BLOCKS
+    if not save.get("progressive"):
+        (spec,) = parts.layout.specs
+        assert spec.nmcu == 7500 >= 2 * core.scan.PARALLEL_MCUS  # one interval: the segmented path
+    else:
+        assert len(parts.layout.specs) > 1
     for threads in (1, 2, 3, 7):
         assert jpeg.rebuild(parts, threads=threads) == data, threads
     cut = data[: len(data) * 2 // 3]

@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
 def _timed_decode(blob: bytes, data: bytes) -> list[float]:
     """Seconds of: container unpack + layout, coefficient model, JPEG rebuild, sha256 check."""
     from jpegshrink import jpeg, model as registry
+    from jpegshrink._native import image_threads
     from jpegshrink.codec import component_specs
     from jpegshrink.coding import container, dictionary
     t = [time.perf_counter()]
@@ -74,7 +75,7 @@ def _timed_decode(blob: bytes, data: bytes) -> list[float]:
     t.append(time.perf_counter())
     coefs = registry.get(c.model_id).decode(c.streams, component_specs(layout), out=jpeg.coefficient_buffers(layout))
     t.append(time.perf_counter())
-    out = jpeg.rebuild(jpeg.JpegParts(layout, coefs))
+    out = jpeg.rebuild(jpeg.JpegParts(layout, coefs), threads=image_threads())
     t.append(time.perf_counter())
     ok = hashlib.sha256(out).digest() == c.original_sha256
     t.append(time.perf_counter())

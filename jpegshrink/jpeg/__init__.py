@@ -9,6 +9,8 @@ writer's, and those a version-2 layout leaves out), :mod:`.limits`.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +43,11 @@ def parse(data: bytes, limits: Limits | None = None) -> JpegParts:
         raise CorruptJpeg(f"malformed JPEG: {type(e).__name__}: {e}") from e
 
 
+#: A frame of at least this many blocks (about 1 MP) has its scans coded in parallel when rebuild may use
+#: several threads; below it a thread pool costs more than it saves.
+PARALLEL_SCANS_MIN_BLOCKS = 16384
+
+
 def rebuild(parts: JpegParts, threads: int = 1) -> bytes:
     """The original file bytes from a layout and its coefficients (left-out Huffman tables derived again).
 
@@ -49,9 +56,16 @@ def rebuild(parts: JpegParts, threads: int = 1) -> bytes:
         raise ValueError(f"threads must be >= 1, got {threads}")
     coef, lastnz = _flat_coefficients(parts.layout, parts.coefficients)
     layout = parts.layout.restore_tables(parts.coefficients)
+    jobs = list(zip(layout.specs, layout.records))
+    if threads > 1 and len(jobs) > 1 and layout.frame.total_blocks >= PARALLEL_SCANS_MIN_BLOCKS:
+        # several scans (progressive, or one per component): each is coded on its own, one per thread
+        with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
+            scans = list(pool.map(lambda j: encode_scan(j[0], layout.frame, j[1], coef, lastnz), jobs))
+    else:
+        scans = [encode_scan(spec, layout.frame, record, coef, lastnz, threads) for spec, record in jobs]
     out = [layout.chunks[0]]
-    for spec, record, chunk in zip(layout.specs, layout.records, layout.chunks[1:]):
-        out.append(encode_scan(spec, layout.frame, record, coef, lastnz, threads))
+    for scan, chunk in zip(scans, layout.chunks[1:]):
+        out.append(scan)
         out.append(chunk)
     return b"".join(out)
 
@@ -136,5 +150,5 @@ def _shared_buffer(layout: JpegLayout, coefficients: list[np.ndarray]) -> np.nda
     return base
 
 
-__all__ = ["ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg",
+__all__ = ["PARALLEL_SCANS_MIN_BLOCKS", "ComponentInfo", "CorruptJpeg", "JpegLayout", "JpegParts", "Limits", "UnsupportedJpeg",
            "coefficient_buffers", "parse", "rebuild"]

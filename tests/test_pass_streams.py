@@ -133,3 +133,82 @@ def test_kernel_checks_its_arguments():
         adaptive._kern.decode_pipelined([([b""] * 3, co, q, nz, nz.copy(), T)], 1)
     with pytest.raises(ValueError, match="dimension"):
         adaptive._kern.decode_pipelined([([b""], co, q, np.zeros((3, 2), np.int64), nz.copy(), T)], 1)
+
+
+# --- learned3: pass streams with cross-channel hints (chroma contexts see the co-located luma) ---
+
+CROSS = "learned3-6da68cd5"
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_cross_channel_decodes_the_same_on_any_number_of_threads(sample_files, threads):
+    """Chroma pass p of a row waits for luma pass p of the rows it covers; any schedule, same result."""
+    cos, specs = _large(sample_files)
+    m = registry.get(CROSS)
+    streams = m.encode(cos, specs)
+    model = PriorsModel(WEIGHTS_DIR / f"{CROSS}.npz", threads=threads, model_id="test-cross")
+    assert model.cross_channel and streams == model.encode(cos, specs)
+    for a, b in zip(model.decode(streams, specs), cos):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cross_channel_conditioning_saves_chroma_bytes(sample_files):
+    """Over every colour sample file: chroma (and CMYK's other channels) in fewer bytes than learned2p,
+    luma within a per cent (only the statistics differ: the two were trained on different item sets).
+    Not every file gains (where luma says little about chroma the extra context costs some learning)."""
+    from jpegshrink.errors import JpegShrinkError
+    plain, cross = registry.get(PIPELINED), registry.get(CROSS)
+    luma = [0, 0]
+    rest = [0, 0]
+    for path in sample_files:
+        try:
+            parts = jpeg.parse(path.read_bytes())
+        except JpegShrinkError:
+            continue
+        specs = component_specs(parts.layout)
+        if len(specs) < 3:
+            continue
+        a, b = plain.encode(parts.coefficients, specs), cross.encode(parts.coefficients, specs)
+        luma[0] += len(a[0])
+        luma[1] += len(b[0])
+        rest[0] += sum(map(len, a[1:]))
+        rest[1] += sum(map(len, b[1:]))
+        for x, y in zip(cross.decode(b, specs), parts.coefficients):
+            np.testing.assert_array_equal(x, y, err_msg=path.name)
+    assert rest[1] < 0.95 * rest[0], rest
+    assert abs(luma[1] - luma[0]) < 0.01 * luma[0], luma
+
+
+def test_cross_channel_roundtrips_every_layout(sample_files):
+    """Grey (no chroma), 4:2:0, 4:4:4, chroma covering 2 x 1 and 1 x 2 luma blocks, chroma sampled finer
+    than luma (does not nest: no reference), CMYK, 1 x 1; a tiny threshold so every component is split."""
+    from jpegshrink.model.cross_channel import cover
+    m = PriorsModel(WEIGHTS_DIR / f"{CROSS}.npz", threads=2, model_id="test-cross")
+    nested = []
+    for name in ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg",
+                 "crop-flower.png.im_q85_asymmetric.jpg", "crop-flower.png.im_q85_luma_subsample.jpg",
+                 "x01_cmyk-pillow-q90.jpg", "libjxl-testdata__1x1_exif_xmp.jpg"]:
+        parts = _parts(sample_files, name)
+        specs = component_specs(parts.layout)
+        nested += [cover(specs[0], s) is not None for s in specs[1:]]
+        for a, b in zip(m.decode(m.encode(parts.coefficients, specs), specs), parts.coefficients):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert any(nested) and not all(nested)  # both kinds were exercised
+
+
+def test_kernel_checks_cross_channel_references():
+    co = np.zeros((2, 2, 64), np.int16)
+    q = np.ones(64, np.int64)
+    nz = np.zeros((2, 2), np.int64)
+    T = np.zeros(adaptive.N_COUNTERS, np.int32)
+    luma = ([b""] * adaptive.N_PASSES, np.zeros((4, 4, 64), np.int16), q, np.zeros((4, 4), np.int64),
+            np.zeros((4, 4), np.int64), T.copy())
+    chroma = ([b""] * adaptive.N_PASSES, co, q, nz, nz.copy(), T)
+    with pytest.raises(ValueError, match="reference"):
+        adaptive._kern.decode_pipelined([luma, (*chroma, (5, 2, 2))], 1)  # no such component
+    with pytest.raises(ValueError, match="block grid"):
+        adaptive._kern.decode_pipelined([luma, (*chroma, (0, 1, 2))], 1)  # does not cover it
+    with pytest.raises(ValueError, match="fy and fx"):
+        adaptive._kern.decode_pipelined([luma, (*chroma, (0, 0, 2))], 1)
+    with pytest.raises(ValueError, match="reference"):
+        adaptive._kern.decode_pipelined([(*luma, (0, 1, 1)), chroma], 1)  # itself

@@ -14,6 +14,10 @@ Three steps, each reproducible (fixed seeds, sorted inputs):
              ``<out>/learned2-<sha256[:8]>.npz``.
 ``eval``     stream bytes of adaptive-1 and of a weights file on the validation items, per size class.
 
+``fit --cross-channel`` trains the statistics of a model whose chroma contexts also see the co-located
+luma (:mod:`jpegshrink.model.cross_channel`): the training items are coded with those hints, and the
+file (``learned3-<sha8>.npz``) says so, with the pass-stream threshold of the format it belongs to.
+
     python3 tools/train_priors.py collect --corpus /work/corpus --work /work/priors
     python3 tools/train_priors.py fit --work /work/priors --tune --out jpegshrink/model/weights
     python3 tools/train_priors.py eval --work /work/priors --weights jpegshrink/model/weights/learned2-XXXX.npz
@@ -42,13 +46,18 @@ from jpegshrink import jpeg  # noqa: E402
 from jpegshrink.coding import binary_arith as ba  # noqa: E402
 from jpegshrink.errors import JpegShrinkError  # noqa: E402
 from jpegshrink.model import adaptive  # noqa: E402
-from jpegshrink.model.priors import PriorsModel, dense_counters, prior_set  # noqa: E402
+from jpegshrink.model.base import ComponentSpec  # noqa: E402
+from jpegshrink.model.cross_channel import cover, interior_counts  # noqa: E402
+from jpegshrink.model.priors import PASS_STREAMS_MIN_BLOCKS, PriorsModel, dense_counters, prior_set  # noqa: E402
 
 #: Coarseness buckets (priors.coarseness; libjpeg luma tables): ~q93+ | q83-92 | q65-82 | q35-64 | coarser.
 EDGES = (18, 40, 80, 150)
 SEED = 20261124
 #: Source packages held out for validation (never trained on): photos, wallpapers, diagrams.
 VAL_PACKAGES = ("lomiri-wallpapers-20.04", "labelme-examples", "kalzium-data", "desktop-base")
+#: Code chroma with cross-channel hints (fit --cross-channel; eval: from the weights file). A module
+#: global, like EDGES, so that the forked workers inherit it.
+CROSS = False
 #: cjpeg -sample factors of the re-encodings ("grey": -grayscale).
 SAMPLINGS = ("2x2", "2x1", "1x1", "grey")
 
@@ -135,18 +144,33 @@ def _is_tune(path: Path) -> bool:
 
 
 def _components(path: Path):
+    """(index, coefficients, quantiser, cross-channel reference or None) per component of a cached item."""
     with np.load(path) as f:
         n = sum(1 for k in f.files if k.startswith("co"))
-        for i in range(n):
-            yield i, f[f"co{i}"], f[f"q{i}"]
+        cos = [np.ascontiguousarray(f[f"co{i}"]) for i in range(n)]
+        qs = [f[f"q{i}"].astype(np.int64) for i in range(n)]
+    for i in range(n):
+        yield i, cos[i], qs[i], _reference(cos, qs, i) if CROSS else None
+
+
+def _reference(cos: list[np.ndarray], qs: list[np.ndarray], i: int):
+    """Component i's cross-channel reference, the sampling read off the block grids (the cache keeps no
+    sampling factors; the codec's come from the frame and nest the same way)."""
+    if i == 0:
+        return None
+    (r0, c0), (r, c) = cos[0].shape[:2], cos[i].shape[:2]
+    if r0 % r or c0 % c:
+        return None
+    fyx = cover(ComponentSpec(r0, c0, c0 // c, r0 // r, qs[0]), ComponentSpec(r, c, 1, 1, qs[i]))
+    return None if fyx is None else (cos[0], qs[0], interior_counts(cos[0]), *fyx)
 
 
 def _final_counters(path: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """Per component: (set, touched context indices, final p, final hit count)."""
     out = []
-    for i, co, q in _components(Path(path)):
+    for i, co, q, ref in _components(Path(path)):
         t = ba.new_counters(adaptive.N_COUNTERS)
-        adaptive.encode_component(np.ascontiguousarray(co), q, None, t)
+        adaptive.encode_component(co, q, None, t, ref)
         v = t ^ np.int32(ba.COUNTER_INIT)
         idx = np.flatnonzero(v & 1023).astype(np.uint32)
         out.append((prior_set(i, q, EDGES), idx, (v[idx] >> 10).astype(np.uint16), (v[idx] & 1023).astype(np.uint16)))
@@ -218,13 +242,13 @@ def _stream_bytes(task: tuple[str, dict | None]) -> tuple[int, int]:
     path, priors = task
     total = 0
     blocks = 0
-    for i, co, q in _components(Path(path)):
+    for i, co, q, ref in _components(Path(path)):
         name = prior_set(i, q, EDGES)
         if priors is not None and name in priors:
             t = dense_counters(*priors[name])
         else:
             t = ba.new_counters(adaptive.N_COUNTERS)
-        total += len(adaptive.encode_component(np.ascontiguousarray(co), q, None, t))
+        total += len(adaptive.encode_component(co, q, None, t, ref))
         blocks += co.shape[0] * co.shape[1]
     return total, blocks
 
@@ -237,12 +261,15 @@ def _evaluate(paths: list[Path], priors: dict | None, workers: int) -> list[tupl
 def _write(priors: dict, meta: dict, out: Path) -> Path:
     arrays = {"n_counters": np.int64(adaptive.N_COUNTERS), "edges": np.array(EDGES, np.int64).reshape(-1),
               "sets": np.array(sorted(priors)), "meta": np.array(repr(sorted(meta.items())))}
+    if CROSS:  # the format: cross-channel hints, which come with pass streams
+        arrays["cross_channel"] = np.int64(1)
+        arrays["pass_streams_min_blocks"] = np.int64(PASS_STREAMS_MIN_BLOCKS)
     for name, (idx, p, n) in priors.items():
         arrays[f"idx_{name}"], arrays[f"p_{name}"], arrays[f"n_{name}"] = idx, p, n.astype(np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     data = buf.getvalue()
-    path = out / f"learned2-{hashlib.sha256(data).hexdigest()[:8]}.npz"
+    path = out / f"{'learned3' if CROSS else 'learned2'}-{hashlib.sha256(data).hexdigest()[:8]}.npz"
     path.write_bytes(data)
     return path
 
@@ -281,8 +308,9 @@ def fit(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     model = PriorsModel(args.weights)
-    global EDGES
+    global EDGES, CROSS
     EDGES = model.edges  # inherited by the (forked) workers
+    CROSS = model.cross_channel
     priors = model.sets
     val = _items(args.work, args.split)
     base = _evaluate(val, None, args.workers)
@@ -315,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--out", type=Path, default=ROOT / "jpegshrink/model/weights")
     f.add_argument("--originals-only", action="store_true", help="ablation: no re-encoded variants")
     f.add_argument("--edges", help="ablation: coarseness bucket edges, comma-separated ('' = one bucket)")
+    f.add_argument("--cross-channel", action="store_true", help="chroma contexts see the co-located luma (learned3)")
     e = sub.add_parser("eval")
     e.add_argument("--weights", type=Path, required=True)
     e.add_argument("--split", default="val")
@@ -322,9 +351,10 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--work", type=Path, required=True)
         s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
+    global EDGES, CROSS
     if getattr(args, "edges", None) is not None:
-        global EDGES
         EDGES = tuple(int(e) for e in args.edges.split(",") if e)
+    CROSS = bool(getattr(args, "cross_channel", False))
     {"collect": collect, "fit": fit, "eval": evaluate}[args.cmd](args)
 
 

@@ -45,6 +45,11 @@ struct Pass {
     JSK_INLINE int hint(i64 by, i64 bx, int width, int j) const {
         return m.hint ? m.hint[(by * m.C + bx) * width + j] : 0;
     }
+    // Hint j of a pass of width ``width`` coding natural coefficient ``pos`` (-1: the block's count): the
+    // cross-channel one where the component has a reference, else the given one.
+    JSK_INLINE int hint_of(i64 by, i64 bx, int width, int j, int pos) const {
+        return m.ref ? cross_hint(m, by, bx, pos) : hint(by, bx, width, j);
+    }
     JSK_INLINE int bit(i64 ctx, int b) { return code_bit(c, T, ctx, b, LIMIT); }
     JSK_INLINE int bit_backoff(i64 ctx, i64 parent, int b) { return code_bit_backoff(c, T, ctx, parent, b, LIMIT); }
     // A decision whose context includes a hint h > 0 starts from (and keeps teaching) the same context
@@ -103,7 +108,7 @@ struct Pass {
                     ctx = nz[by * C + bx - 1];
                 else
                     ctx = NZ_CTX - 1;
-                const int h = hint(by, bx, 1, 0);
+                const int h = hint_of(by, bx, 1, 0, -1);
                 int node = 1;
                 for (int i = 5; i >= 0; --i)
                     node = (node << 1) | hinted_bit(CountTree::at(h, ctx, node), h, CountTree::stride0, (cnt >> i) & 1);
@@ -149,7 +154,7 @@ struct Pass {
                         prior = 0;
                     }
                     const int pb = capped_bitlen(prior);
-                    const int h = hint(by, bx, width, k - z0);
+                    const int h = hint_of(by, bx, width, k - z0, pos);
                     const i64 eb = InteriorExp::at(h, NZ_BIN[rem], k, pb, 0);
                     const i64 parent = h > 0 ? eb - h * InteriorExp::stride0 : InteriorParent::at(k, pb, 0);
                     i64 v = value(eb, parent, InteriorSign::at(k, sa, sl), pos, -1, enc ? co[pos] : 0, 16);
@@ -217,7 +222,7 @@ struct Pass {
                     int cnt = 0;
                     if (enc)
                         for (int i = 1; i < 8; ++i) cnt += co[i * step] != 0;
-                    int h = hint(by, bx, N_EDGES, 7 * d);
+                    int h = hint_of(by, bx, N_EDGES, 7 * d, EDGES[7 * d]);
                     const i64 base = EdgeCount::at(h, d, horizontal ? eob_x : eob_y, nzb, 0);
                     int node = 1;
                     for (int i = 2; i >= 0; --i)
@@ -239,7 +244,7 @@ struct Pass {
                         else
                             nprior = 0;
                         const int nb = std::min(capped_bitlen(nprior), NB_BINS - 1);
-                        h = hint(by, bx, N_EDGES, idx);
+                        h = hint_of(by, bx, N_EDGES, idx, pos);
                         const i64 eb = EdgeExp::at(h, rem - 1, idx, pbl, nb, 0);
                         const i64 sc = EdgeSign::at(idx, sgn3(pred), pbl);
                         const i64 parent = h > 0 ? eb - h * EdgeExp::stride0 : EdgeParent::at(idx, pbl, 0);
@@ -359,7 +364,7 @@ struct Pass {
                     u2 = PRIOR_BINS - 1;
                 }
                 pred = std::max<i64>(-32768, std::min<i64>(32767, pred));
-                const int h = hint(by, bx, 1, 0);
+                const int h = m.ref ? 0 : hint(by, bx, 1, 0);  // cross-channel models: no DC hint
                 const i64 eb = DcExp::at(h, u1, u2, 0);
                 const i64 r0 = enc ? i64(co[0]) - pred : 0;
                 const i64 parent = h > 0 ? eb - h * DcExp::stride0 : -1;
@@ -428,8 +433,15 @@ struct Unit {
 void decode_pipelined(const std::vector<PassStreams>& comps, int threads) {
     for (const PassStreams& ps : comps)
         for (int p = 0; p < N_PASSES; ++p)
-            if (ps.comp.hint != nullptr || ps.coders[p] == nullptr || (ps.one_stream && ps.coders[p] != ps.coders[0]))
-                throw std::invalid_argument("pipelined passes take a decoder per pass (or one for all) and no hints");
+            if (ps.coders[p] == nullptr || (ps.one_stream && ps.coders[p] != ps.coders[0]))
+                throw std::invalid_argument("pipelined passes take a decoder per pass (or one for all)");
+    for (std::size_t c = 0; c < comps.size(); ++c) {
+        const int r = comps[c].ref;
+        if (r >= 0 && (static_cast<std::size_t>(r) >= comps.size() || static_cast<std::size_t>(r) == c ||
+                       comps[r].ref >= 0 || comps[c].comp.ref == nullptr ||
+                       comps[r].comp.R != comps[c].comp.R * comps[c].comp.fy))
+            throw std::invalid_argument("a component's reference must be another one, without a reference, covering it");
+    }
     std::vector<Unit> units;
     units.reserve(comps.size() * N_PASSES);
     std::size_t left = 0;  // units with rows still to decode
@@ -457,7 +469,9 @@ void decode_pipelined(const std::vector<PassStreams>& comps, int threads) {
                     Unit& u = units[c * N_PASSES + p];
                     if (u.running || u.next == u.rows) continue;
                     const i64 before = p == 0 ? u.rows : units[c * N_PASSES + p - 1].done;
-                    const i64 ready = comps[c].one_stream && before < u.rows ? 0 : before;
+                    i64 ready = comps[c].one_stream && before < u.rows ? 0 : before;
+                    if (comps[c].ref >= 0)  // the reference rows this pass reads must be decoded
+                        ready = std::min(ready, units[comps[c].ref * N_PASSES + p].done / comps[c].comp.fy);
                     if (ready > u.next) {
                         pick = &u;
                         upto = std::min(ready, u.next + step);
@@ -498,6 +512,26 @@ void decode_pipelined(const std::vector<PassStreams>& comps, int threads) {
     work();
     for (std::thread& t : pool) t.join();
     if (error) std::rethrow_exception(error);
+}
+
+int cross_hint(const Component& m, i64 by, i64 bx, int pos) {
+    // Interior nonzero count (0..49) -> bucket.
+    static constexpr std::uint8_t COUNT_BUCKET[50] = {0, 1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5,
+                                                      5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7,
+                                                      7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+    const i64 LC = m.C * m.fx;
+    i64 sum = 0;
+    for (int dy = 0; dy < m.fy; ++dy)
+        for (int dx = 0; dx < m.fx; ++dx) {
+            const i64 b = (by * m.fy + dy) * LC + bx * m.fx + dx;
+            sum += pos < 0 ? m.ref_nz7[b] : m.ref[b * 64 + pos];
+        }
+    if (sum == 0) return 0;
+    const i64 mean = floordiv(sum, i64(m.fy) * m.fx);
+    if (pos < 0) return COUNT_BUCKET[mean < 49 ? mean : 49];
+    if (mean == 0) return 0;
+    const i64 a = iabs(floordiv(mean * m.ref_q[pos], m.q[pos] > 1 ? m.q[pos] : 1));
+    return std::min(7, bit_length(a < 127 ? a : 127));
 }
 
 }  // namespace adaptive

@@ -60,6 +60,10 @@ constexpr int hint_width(int pass) {
 // One component's arrays, borrowed: coefficients int16 [R][C][64], quantisation table int64 [64],
 // per-block nonzero interior counts and the counts still to be coded (int64 [R][C]), optional hints
 // uint8 [R][C][hint_width] (null: none).
+// ``ref`` (cross-channel models, a chroma component; null: none): the luma coefficients
+// [R * fy][C * fx][64] with their quantiser ``ref_q`` and interior nonzero counts ``ref_nz7``
+// [R * fy][C * fx]; a block covers fy x fx luma blocks. Then the hints come from there (cross_hint),
+// not from ``hint``.
 struct Component {
     std::int16_t* co;
     const i64* q;
@@ -67,19 +71,26 @@ struct Component {
     i64* nzrem;
     const std::uint8_t* hint;
     i64 R, C;
+    const std::int16_t* ref = nullptr;
+    const i64* ref_q = nullptr;
+    const i64* ref_nz7 = nullptr;
+    int fy = 1, fx = 1;
 };
 
 void run_pass(BinaryEncoder& coder, int pass, const Component& comp, const Counters& T);
 void run_pass(BinaryDecoder& coder, int pass, const Component& comp, const Counters& T);
 
-// One component without hints whose passes were coded into one stream each (pass p decoded by
-// coders[p]) or, with ``one_stream``, all into one stream (every coders[p] the same decoder: then a
-// pass starts only when the one before has finished every row).
+// One component whose passes were coded into one stream each (pass p decoded by coders[p]) or, with
+// ``one_stream``, all into one stream (every coders[p] the same decoder: then a pass starts only when
+// the one before has finished every row). ``ref``: index (in the same list) of the component whose
+// decoded coefficients ``comp.ref`` points into, or -1; pass p of a row then also waits for pass p of
+// the fy reference rows it covers.
 struct PassStreams {
     Component comp;
     Counters counters;
     BinaryDecoder* coders[N_PASSES];
     bool one_stream;
+    int ref;
 };
 
 // Decode every pass of every component, on ``threads`` threads (the calling one included), as a
@@ -90,6 +101,10 @@ struct PassStreams {
 // is a chain of passes, components are independent chains. Rethrows what a pass throws.
 // (With one thread and one stream per component this is exactly run_pass for each pass in order.)
 void decode_pipelined(const std::vector<PassStreams>& comps, int threads);
+
+// Cross-channel hint (0-7) of natural coefficient ``pos`` of chroma block (by, bx), pos < 0 its
+// interior nonzero count (see jpegshrink/model/cross_channel.py); the component must have ``ref``.
+int cross_hint(const Component& m, i64 by, i64 bx, int pos);
 
 }  // namespace adaptive
 }  // namespace jsk

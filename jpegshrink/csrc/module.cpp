@@ -173,23 +173,49 @@ adaptive::Component component(int pass, py::array& co, py::array& q, py::array& 
     return c;
 }
 
+// A cross-channel reference for component ``c`` (see adaptive::Component): (coefficients int16
+// [R * fy][C * fx][64], quant int64 [64], nz7 int64 [R * fy][C * fx], fy, fx), checked; the arrays
+// are appended to ``keep`` so that they outlive the call.
+void set_reference(adaptive::Component& c, py::handle reference, std::vector<py::array>& keep) {
+    py::tuple t = py::reinterpret_borrow<py::object>(reference).cast<py::tuple>();
+    if (t.size() != 5) fail("reference: (coefficients, quant, nz7, fy, fx)");
+    const int fy = t[3].cast<int>(), fx = t[4].cast<int>();
+    if (fy < 1 || fx < 1 || fy > 4 || fx > 4) fail("reference: fy and fx must be 1 to 4");
+    py::array co = t[0].cast<py::array>(), q = t[1].cast<py::array>(), nz7 = t[2].cast<py::array>();
+    keep.insert(keep.end(), {co, q, nz7});
+    c.ref = checked<std::int16_t>(co, "reference coefficients", {c.R * fy, c.C * fx, 64}, false);
+    c.ref_q = checked<i64>(q, "reference quant", {64}, false);
+    c.ref_nz7 = checked<i64>(nz7, "reference nz7", {c.R * fy, c.C * fx}, false);
+    check_range(c.ref_q, 64, 0, 65535, "reference quant");
+    check_range(c.ref_nz7, c.R * fy * c.C * fx, 0, N_INTERIOR, "reference nz7");
+    c.fy = fy;
+    c.fx = fx;
+}
+
 Counters counters(py::array& T) {
     return Counters{checked<std::int32_t>(T, "counters", {adaptive::N_COUNTERS}, true), adaptive::N_COUNTERS};
 }
 
 template <class Coder>
 void adaptive_pass(Coder& coder, int pass, py::array co, py::array q, py::array nz7, py::array nzrem, py::object hint,
-                   py::array T) {
-    const adaptive::Component c = component(pass, co, q, nz7, nzrem, hint, !Coder::encoding);
+                   py::array T, py::object reference) {
+    adaptive::Component c = component(pass, co, q, nz7, nzrem, hint, !Coder::encoding);
+    std::vector<py::array> keep;
+    if (!reference.is_none()) {
+        if (c.hint != nullptr) fail("a pass takes hints or a cross-channel reference, not both");
+        set_reference(c, reference, keep);
+    }
     const Counters t = counters(T);
     py::gil_scoped_release nogil;
     adaptive::run_pass(coder, pass, c, t);
 }
 
 // Decode the per-pass streams of several components at once (adaptive::decode_pipelined). Each entry
-// of ``comps`` is (streams: N_PASSES bytes objects, or one for all passes, coefficients, quant, nz7, nzrem, counters), the
-// arrays as for run_pass (coefficients, nz7 and nzrem zero-filled). Returns per component and pass
-// (damaged, overrun) of its decoder.
+// of ``comps`` is (streams: N_PASSES bytes objects, or one for all passes, coefficients, quant, nz7,
+// nzrem, counters[, reference]), the arrays as for run_pass (coefficients, nz7 and nzrem zero-filled);
+// reference, where given and not None, (index of another entry, fy, fx): that component's decoded
+// coefficients give this one's cross-channel hints. Returns per component and pass (damaged, overrun)
+// of its decoder.
 py::list adaptive_decode_pipelined(py::list comps, int threads) {
     if (threads < 1) fail("threads must be >= 1");
     std::vector<py::array> keep;  // the arrays stay referenced while the GIL is released
@@ -197,16 +223,28 @@ py::list adaptive_decode_pipelined(py::list comps, int threads) {
     std::vector<adaptive::PassStreams> jobs;
     for (py::handle item : comps) {
         py::tuple t = py::reinterpret_borrow<py::object>(item).cast<py::tuple>();
-        if (t.size() != 6) fail("each component is (streams, coefficients, quant, nz7, nzrem, counters)");
+        if (t.size() != 6 && t.size() != 7)
+            fail("each component is (streams, coefficients, quant, nz7, nzrem, counters[, reference])");
         py::list streams = t[0].cast<py::list>();
         if (static_cast<int>(streams.size()) != adaptive::N_PASSES && streams.size() != 1)
             fail("one stream per pass (" + std::to_string(adaptive::N_PASSES) + ") or one for all, got " +
                  std::to_string(streams.size()));
-        for (int i = 1; i < 6; ++i) keep.push_back(t[i].cast<py::array>());
-        py::array* a = &keep[keep.size() - 5];
+        py::array co = t[1].cast<py::array>(), q = t[2].cast<py::array>(), nz7 = t[3].cast<py::array>(),
+                  nzrem = t[4].cast<py::array>(), T = t[5].cast<py::array>();
+        keep.insert(keep.end(), {co, q, nz7, nzrem, T});
         adaptive::PassStreams ps{};
-        ps.comp = component(0, a[0], a[1], a[2], a[3], py::none(), true);
-        ps.counters = counters(a[4]);
+        ps.comp = component(0, co, q, nz7, nzrem, py::none(), true);
+        ps.counters = counters(T);
+        ps.ref = -1;
+        if (t.size() == 7 && !t[6].is_none()) {
+            py::tuple r = t[6].cast<py::tuple>();
+            if (r.size() != 3) fail("reference: (index, fy, fx)");
+            ps.ref = r[0].cast<int>();
+            ps.comp.fy = r[1].cast<int>();
+            ps.comp.fx = r[2].cast<int>();
+            if (ps.comp.fy < 1 || ps.comp.fx < 1 || ps.comp.fy > 4 || ps.comp.fx > 4)
+                fail("reference: fy and fx must be 1 to 4");
+        }
         ps.one_stream = streams.size() == 1;
         for (int p = 0; p < adaptive::N_PASSES; ++p) {
             if (p == 0 || !ps.one_stream) {
@@ -216,6 +254,17 @@ py::list adaptive_decode_pipelined(py::list comps, int threads) {
             ps.coders[p] = decoders.back().get();
         }
         jobs.push_back(ps);
+    }
+    // References point at other entries' arrays, which are now all known and checked.
+    for (adaptive::PassStreams& ps : jobs) {
+        if (ps.ref < 0) continue;
+        if (static_cast<std::size_t>(ps.ref) >= jobs.size()) fail("reference: no such component");
+        const adaptive::Component& r = jobs[static_cast<std::size_t>(ps.ref)].comp;
+        if (r.R != ps.comp.R * ps.comp.fy || r.C != ps.comp.C * ps.comp.fx)
+            fail("reference: its block grid must be fy x fx times this component's");
+        ps.comp.ref = r.co;
+        ps.comp.ref_q = r.q;
+        ps.comp.ref_nz7 = r.nz7;
     }
     {
         py::gil_scoped_release nogil;
@@ -475,11 +524,14 @@ PYBIND11_MODULE(_core, m) {
     const char* pass_doc =
         "Code (encoder) or decode (decoder) pass ``pass_index`` of one component: coefficients int16 [R, C, 64], "
         "quant int64 [64], nz7/nzrem int64 [R, C], hint uint8 [R, C, PASS_HINT_WIDTH[pass]] or None, counters "
-        "int32 [N_COUNTERS] (updated in place). Releases the GIL.";
+        "int32 [N_COUNTERS] (updated in place); reference: a cross-channel reference (coefficients, quant, nz7, fy, "
+        "fx) whose co-located coefficients give the hints instead, or None. Releases the GIL.";
     am.def("run_pass", &adaptive_pass<BinaryEncoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
-           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"),
+           py::arg("reference") = py::none(), pass_doc);
     am.def("run_pass", &adaptive_pass<BinaryDecoder>, py::arg("coder"), py::arg("pass_index"), py::arg("coefficients"),
-           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"), pass_doc);
+           py::arg("quant"), py::arg("nz7"), py::arg("nzrem"), py::arg("hint"), py::arg("counters"),
+           py::arg("reference") = py::none(), pass_doc);
 
     am.def("decode_pipelined", &adaptive_decode_pipelined, py::arg("components"), py::arg("threads"),
            "Decode components coded with one stream per pass (or one for all passes), as a pipeline over block rows on ``threads`` "

@@ -91,6 +91,11 @@ register("learned2-c4d8c4e8", _priors("learned2-c4d8c4e8"))
 #: learned2-c4d8c4e8's model and statistics with large components coded as one stream per pass, which
 #: a decoder runs as a pipeline over block rows on several cores (same bits up to ~20 bytes a component).
 register("learned2p-c4d8c4e8", _priors("learned2p-c4d8c4e8"))
+#: learned2p's format with cross-channel hints: chroma contexts also see the co-located luma (pass p
+#: of a chroma row after pass p of the luma rows it covers); statistics trained with those hints
+#: (tools/train_priors.py fit --cross-channel). The weights file names both format flags.
+register("learned3-6da68cd5", _priors("learned3-6da68cd5"))
+
 #: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
 #: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).
 register("mix3-48305388", _mix3_model("mix3-48305388"))

@@ -59,6 +59,7 @@ from jpegshrink._native import core, image_threads
 from jpegshrink.blocks import EDGES, INTERIOR
 from jpegshrink.coding import binary_arith as ba
 from jpegshrink.model.base import ComponentSpec, checked_coefficients, checked_output
+from jpegshrink.model.cross_channel import cover, interior_counts
 
 #: The passes are compiled code (jpegshrink/csrc/adaptive_model.h: one template per pass, shared by
 #: encoder and decoder); their table is read from there.
@@ -87,14 +88,17 @@ class AdaptiveModel:
     model_id = "adaptive-1"
 
     def __init__(self, threads: int | None = None, initial_counters: InitFn | None = None,
-                 pass_streams_min_blocks: int | None = None) -> None:
+                 pass_streams_min_blocks: int | None = None, cross_channel: bool = False) -> None:
         # JPEGSHRINK_THREADS caps the per-image threads (e.g. 1 in a process pool that already uses every
         # core); the output bytes do not depend on it.
         self._threads = threads or image_threads()
         self._initial = initial_counters
         if pass_streams_min_blocks is not None and pass_streams_min_blocks < 1:
             raise ValueError(f"pass_streams_min_blocks must be >= 1, got {pass_streams_min_blocks}")
+        if cross_channel and pass_streams_min_blocks is None:
+            raise ValueError("cross-channel hints come with pass streams (pass_streams_min_blocks)")
         self._split_from = pass_streams_min_blocks
+        self._cross = cross_channel
 
     def pass_streams(self, spec: ComponentSpec) -> bool:
         """Whether this model codes the component as one stream per pass (from its size only)."""
@@ -109,9 +113,10 @@ class AdaptiveModel:
         if self._split_from is not None:
             if hints is not None:
                 raise ValueError("pass streams take no hints")
-            per_component = self._map(lambda j: encode_passes(j[1], j[2], self._counters(j[0], j[3]))
-                                      if self.pass_streams(j[3]) else
-                                      [encode_component(j[1], j[2], None, self._counters(j[0], j[3]))], jobs)
+            refs = self._references(specs)
+            luma = (arrays[0], _quant(specs[0]), interior_counts(arrays[0])) if any(refs) else None
+            per_component = self._map(lambda j: self._encode_unit(
+                j[1], j[2], j[3], j[0], None if refs[j[0]] is None else (*luma, *refs[j[0]])), jobs)
             return [s for streams in per_component for s in streams]
         return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
                                                     self._counters(j[0], j[3])), jobs)
@@ -129,17 +134,31 @@ class AdaptiveModel:
         return self._map(lambda j: _decode_component(j[1], j[2], _bind(hints, j[0]),
                                                      self._counters(j[0], j[2]), j[3]), jobs)
 
+    def _references(self, specs: Sequence[ComponentSpec]) -> list[tuple[int, int] | None]:
+        """Per component, (fy, fx) of its cross-channel reference (component 0), or None."""
+        if not self._cross:
+            return [None] * len(specs)
+        return [None] + [cover(specs[0], s) for s in specs[1:]]
+
+    def _encode_unit(self, co: np.ndarray, q: np.ndarray, spec: ComponentSpec, component: int,
+                     reference: tuple | None) -> list[bytes]:
+        T = self._counters(component, spec)
+        if self.pass_streams(spec):
+            return encode_passes(co, q, T, reference)
+        return [encode_component(co, q, None, T, reference)]
+
     def _decode_pipelined(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
                           out: Sequence[np.ndarray] | None) -> list[np.ndarray]:
         widths = [N_PASSES if self.pass_streams(s) else 1 for s in specs]
         if len(streams) != sum(widths):
             raise ValueError(f"{len(streams)} streams; this image's components are coded in {sum(widths)}")
         targets = checked_output(out, specs) or [np.zeros((s.block_rows, s.block_cols, 64), np.int16) for s in specs]
+        refs = self._references(specs)
         jobs, at = [], 0
         for i, (spec, width, co) in enumerate(zip(specs, widths, targets)):
             nz7 = np.zeros((spec.block_rows, spec.block_cols), np.int64)
             jobs.append(([bytes(b) for b in streams[at:at + width]], co, _quant(spec), nz7, np.zeros_like(nz7),
-                         self._counters(i, spec)))
+                         self._counters(i, spec), None if refs[i] is None else (0, *refs[i])))
             at += width
         report = _kern.decode_pipelined(jobs, self._threads)
         for i, (passes, job) in enumerate(zip(report, jobs)):
@@ -197,9 +216,10 @@ def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) ->
     return np.ascontiguousarray(h)
 
 
-def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> bytes:
+def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray, reference: tuple | None = None) -> bytes:
     """One component's stream, starting from counters ``T`` (int32[N_COUNTERS]), which it leaves in
-    their final state (what training of initial counters reads)."""
+    their final state (what training of initial counters reads). ``reference``: a cross-channel
+    reference (luma coefficients, quantiser, interior counts, fy, fx) instead of hints."""
     R, C = co.shape[0], co.shape[1]
     coder = ba.BinaryEncoder()
     nz7 = np.zeros((R, C), dtype=np.int64)
@@ -207,22 +227,23 @@ def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray) -> byt
     so_far = np.zeros_like(co) if hints is not None else None
     for p in range(N_PASSES):
         hint = _hint_for(hints, p, so_far, nz7) if hints is not None else None
-        _kern.run_pass(coder, p, co, q, nz7, nzrem, hint, T)
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, hint, T, reference)
         if so_far is not None and PASS_COEFS[p]:
             idx = list(PASS_COEFS[p])
             so_far[:, :, idx] = co[:, :, idx]
     return coder.finish()
 
 
-def encode_passes(co: np.ndarray, q: np.ndarray, T: np.ndarray) -> list[bytes]:
-    """One component as one stream per pass (no hints), starting from counters ``T``."""
+def encode_passes(co: np.ndarray, q: np.ndarray, T: np.ndarray, reference: tuple | None = None) -> list[bytes]:
+    """One component as one stream per pass, starting from counters ``T``; ``reference`` as for
+    :func:`encode_component`."""
     R, C = co.shape[0], co.shape[1]
     nz7 = np.zeros((R, C), dtype=np.int64)
     nzrem = np.zeros((R, C), dtype=np.int64)
     out = []
     for p in range(N_PASSES):
         coder = ba.BinaryEncoder()
-        _kern.run_pass(coder, p, co, q, nz7, nzrem, None, T)
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, None, T, reference)
         out.append(coder.finish())
     return out
 

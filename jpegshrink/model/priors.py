@@ -76,12 +76,20 @@ class PriorsModel:
             raise ValueError(f"{weights.name} was trained for {int(arrays['n_counters'])} contexts; "
                              f"adaptive-1 has {adaptive.N_COUNTERS}")
         self.edges = tuple(int(e) for e in arrays["edges"])
+        #: the file's own format flags (learned3 on): chroma contexts see the co-located luma, which
+        #: comes with pass streams from the block count the file names
+        self.cross_channel = bool(int(arrays.get("cross_channel", 0)))
+        if "pass_streams_min_blocks" in arrays:
+            if pass_streams_min_blocks is not None:
+                raise ValueError(f"{weights.name} names its own pass-stream threshold")
+            pass_streams_min_blocks = int(arrays["pass_streams_min_blocks"])
         #: per set name: (context indices, starting probabilities, hit counts), as trained
         self.sets = {str(k): (arrays[f"idx_{k}"], arrays[f"p_{k}"], arrays[f"n_{k}"]) for k in arrays["sets"]}
         self._dense: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._adaptive = adaptive.AdaptiveModel(threads, initial_counters=self.initial_counters,
-                                                pass_streams_min_blocks=pass_streams_min_blocks)
+                                                pass_streams_min_blocks=pass_streams_min_blocks,
+                                                cross_channel=self.cross_channel)
 
     def initial_counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         """The (shared, read-only) starting counters of one component; contexts never seen in training

@@ -18,7 +18,7 @@ from jpegshrink.codec import component_specs
 from jpegshrink.model.priors import PriorsModel, coarseness, prior_set
 
 ROOT = Path(__file__).resolve().parents[1]
-PRIORS = [m for m in registry.registered_ids() if m.startswith(("learned2-", "learned2p-"))]
+PRIORS = [m for m in registry.registered_ids() if m.startswith(("learned2-", "learned2p-", "learned3-"))]
 SMALL = ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg", "scratch__brick-wall1.jpg",
          "libjxl-testdata__1x1_exif_xmp.jpg", "crop-flower.png.im_q85_asymmetric.jpg"]
 
@@ -29,8 +29,9 @@ def _parts(sample_files, name):
     return jpeg.parse(next(p for p in sample_files if p.name == name).read_bytes())
 
 
-def test_the_default_model_is_learned2_with_pass_streams():
-    assert registry.DEFAULT_MODEL_ID == "learned2p-c4d8c4e8" and registry.DEFAULT_MODEL_ID in PRIORS
+def test_the_default_model_is_learned3():
+    """learned2's model with pass streams and cross-channel hints (tests/test_pass_streams.py)."""
+    assert registry.DEFAULT_MODEL_ID == "learned3-6da68cd5" and registry.DEFAULT_MODEL_ID in PRIORS
 
 
 @pytest.mark.parametrize("model_id", PRIORS)

@@ -45,7 +45,7 @@ def _cases() -> list[tuple[str, str, bytes, str | None]]:
         names = SOURCES if model_id in (model.DEFAULT_MODEL_ID, model.DENSE_MODEL_ID) else [first]
         cases += [(model_id, name, (sample / name).read_bytes(), model_id) for name in names]
         # The sample files are one stripe each, and too small for pass streams: pin those layouts too.
-        if model_id.startswith(("mix3-", "learned2p-")):
+        if model_id.startswith(("mix3-", "learned2p-", "learned3-")):
             cases.append((model_id, STRIPED_SOURCE, _striped_jpeg(), model_id))
     # One per remaining mode is enough: they do not depend on the model.
     cases.append(("fallback", first, b"not a jpeg: " + (sample / first).read_bytes() * 2, None))

@@ -219,7 +219,10 @@ int encode_mcus_parallel(BitWriter& w, const ScanGeometry& g, const EncodeTables
     if (status != OK) return status;
     for (int j = 1; j < parts; ++j) {
         const std::uint8_t* o = seg[j].out.data();
-        for (i64 k = 0; k < seg[j].op; ++k) w.put(o[k], 8);
+        i64 k = 0;
+        for (; k + 4 <= seg[j].op; k += 4)  // 32 bits at a time, big-endian as written
+            w.put((u64(o[k]) << 24) | (u64(o[k + 1]) << 16) | (u64(o[k + 2]) << 8) | u64(o[k + 3]), 32);
+        for (; k < seg[j].op; ++k) w.put(o[k], 8);
         if (seg[j].nbits > 0) w.put(seg[j].acc & ((u64(1) << seg[j].nbits) - 1), seg[j].nbits);
     }
     // the coder's predictors after the last MCU (nothing reads them, but keep encode_mcus' contract)

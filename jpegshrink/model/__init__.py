@@ -14,7 +14,7 @@ _FACTORIES: dict[str, Callable[[], CoefficientModel]] = {}
 _INSTANCES: dict[str, CoefficientModel] = {}
 
 #: The model new containers are written with.
-DEFAULT_MODEL_ID: str | None = "learned2p-c4d8c4e8"
+DEFAULT_MODEL_ID: str | None = "learned3-6da68cd5"
 
 
 def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:

@@ -137,27 +137,31 @@ def test_kernel_checks_its_arguments():
 
 # --- learned3: pass streams with cross-channel hints (chroma contexts see the co-located luma) ---
 
-CROSS = "learned3-6da68cd5"
+CROSS_IDS = ["learned3-6da68cd5", "learned3-765581a5"]  # the second also codes chroma signs with the luma sign
+CROSS = CROSS_IDS[-1]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 5])
-def test_cross_channel_decodes_the_same_on_any_number_of_threads(sample_files, threads):
+@pytest.mark.parametrize("model_id", CROSS_IDS)
+def test_cross_channel_decodes_the_same_on_any_number_of_threads(sample_files, threads, model_id):
     """Chroma pass p of a row waits for luma pass p of the rows it covers; any schedule, same result."""
     cos, specs = _large(sample_files)
-    m = registry.get(CROSS)
+    m = registry.get(model_id)
     streams = m.encode(cos, specs)
-    model = PriorsModel(WEIGHTS_DIR / f"{CROSS}.npz", threads=threads, model_id="test-cross")
-    assert model.cross_channel and streams == model.encode(cos, specs)
+    model = PriorsModel(WEIGHTS_DIR / f"{model_id}.npz", threads=threads, model_id="test-cross")
+    assert model.cross_channel and model.cross_sign == model_id.endswith("765581a5")
+    assert streams == model.encode(cos, specs)
     for a, b in zip(model.decode(streams, specs), cos):
         np.testing.assert_array_equal(a, b)
 
 
-def test_cross_channel_conditioning_saves_chroma_bytes(sample_files):
+@pytest.mark.parametrize("model_id", CROSS_IDS)
+def test_cross_channel_conditioning_saves_chroma_bytes(sample_files, model_id):
     """Over every colour sample file: chroma (and CMYK's other channels) in fewer bytes than learned2p,
     luma within a per cent (only the statistics differ: the two were trained on different item sets).
     Not every file gains (where luma says little about chroma the extra context costs some learning)."""
     from jpegshrink.errors import JpegShrinkError
-    plain, cross = registry.get(PIPELINED), registry.get(CROSS)
+    plain, cross = registry.get(PIPELINED), registry.get(model_id)
     luma = [0, 0]
     rest = [0, 0]
     for path in sample_files:
@@ -179,11 +183,12 @@ def test_cross_channel_conditioning_saves_chroma_bytes(sample_files):
     assert abs(luma[1] - luma[0]) < 0.01 * luma[0], luma
 
 
-def test_cross_channel_roundtrips_every_layout(sample_files):
+@pytest.mark.parametrize("model_id", CROSS_IDS)
+def test_cross_channel_roundtrips_every_layout(sample_files, model_id):
     """Grey (no chroma), 4:2:0, 4:4:4, chroma covering 2 x 1 and 1 x 2 luma blocks, chroma sampled finer
     than luma (does not nest: no reference), CMYK, 1 x 1; a tiny threshold so every component is split."""
     from jpegshrink.model.cross_channel import cover
-    m = PriorsModel(WEIGHTS_DIR / f"{CROSS}.npz", threads=2, model_id="test-cross")
+    m = PriorsModel(WEIGHTS_DIR / f"{model_id}.npz", threads=2, model_id="test-cross")
     nested = []
     for name in ["v08_cjpeg-q50-gray.jpg", "v08_cjpeg-q75-420.jpg", "v08_cjpeg-q95-444.jpg",
                  "crop-flower.png.im_q85_asymmetric.jpg", "crop-flower.png.im_q85_luma_subsample.jpg",
@@ -212,3 +217,26 @@ def test_kernel_checks_cross_channel_references():
         adaptive._kern.decode_pipelined([luma, (*chroma, (0, 0, 2))], 1)
     with pytest.raises(ValueError, match="reference"):
         adaptive._kern.decode_pipelined([(*luma, (0, 1, 1)), chroma], 1)  # itself
+
+
+def test_cross_channel_signs_cost_fewer_bytes_on_colour_photos(sample_files):
+    """The sign of the co-located luma coefficient as a context of chroma signs: fewer chroma bytes than
+    the same hints without it, over the colour samples."""
+    from jpegshrink.errors import JpegShrinkError
+    hints_only, signs = registry.get(CROSS_IDS[0]), registry.get(CROSS_IDS[1])
+    sizes = [0, 0]
+    for path in sample_files:
+        try:
+            parts = jpeg.parse(path.read_bytes())
+        except JpegShrinkError:
+            continue
+        specs = component_specs(parts.layout)
+        if len(specs) >= 3:
+            sizes[0] += sum(map(len, hints_only.encode(parts.coefficients, specs)[1:]))
+            sizes[1] += sum(map(len, signs.encode(parts.coefficients, specs)[1:]))
+    assert sizes[1] < sizes[0], sizes
+
+
+def test_cross_signs_need_cross_channel_hints():
+    with pytest.raises(ValueError, match="cross-channel"):
+        adaptive.AdaptiveModel(1, pass_streams_min_blocks=1, cross_sign=True)

@@ -30,8 +30,8 @@ def _parts(sample_files, name):
 
 
 def test_the_default_model_is_learned3():
-    """learned2's model with pass streams and cross-channel hints (tests/test_pass_streams.py)."""
-    assert registry.DEFAULT_MODEL_ID == "learned3-6da68cd5" and registry.DEFAULT_MODEL_ID in PRIORS
+    """learned2's model with pass streams, cross-channel hints and signs (tests/test_pass_streams.py)."""
+    assert registry.DEFAULT_MODEL_ID == "learned3-765581a5" and registry.DEFAULT_MODEL_ID in PRIORS
 
 
 @pytest.mark.parametrize("model_id", PRIORS)
@@ -70,6 +70,14 @@ def test_statistics_set_follows_component_and_quantiser():
     assert prior_set(0, fine, edges) == "luma0"
     assert prior_set(1, fine, edges) == "chroma0"
     assert prior_set(2, coarse, edges) == "chroma4"
+
+
+def test_weights_for_the_layout_before_the_sign_grids_still_load():
+    """The counter layout only grows at its end: learned2's file names the shorter one and starts the
+    same contexts (its golden files decode, tests/test_golden.py)."""
+    from jpegshrink.model import adaptive
+    with np.load(Path(registry.__file__).parent / "weights" / "learned2-c4d8c4e8.npz") as f:
+        assert int(f["n_counters"]) == adaptive.BASE_COUNTERS < adaptive.N_COUNTERS
 
 
 def test_weights_for_another_context_layout_are_refused(tmp_path):

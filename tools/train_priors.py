@@ -58,6 +58,8 @@ VAL_PACKAGES = ("lomiri-wallpapers-20.04", "labelme-examples", "kalzium-data", "
 #: Code chroma with cross-channel hints (fit --cross-channel; eval: from the weights file). A module
 #: global, like EDGES, so that the forked workers inherit it.
 CROSS = False
+#: ... and chroma signs with the co-located luma sign as context (fit --cross-sign).
+CROSS_SIGN = False
 #: cjpeg -sample factors of the re-encodings ("grey": -grayscale).
 SAMPLINGS = ("2x2", "2x1", "1x1", "grey")
 
@@ -162,7 +164,7 @@ def _reference(cos: list[np.ndarray], qs: list[np.ndarray], i: int):
     if r0 % r or c0 % c:
         return None
     fyx = cover(ComponentSpec(r0, c0, c0 // c, r0 // r, qs[0]), ComponentSpec(r, c, 1, 1, qs[i]))
-    return None if fyx is None else (cos[0], qs[0], interior_counts(cos[0]), *fyx)
+    return None if fyx is None else (cos[0], qs[0], interior_counts(cos[0]), *fyx, CROSS_SIGN)
 
 
 def _final_counters(path: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -263,6 +265,7 @@ def _write(priors: dict, meta: dict, out: Path) -> Path:
               "sets": np.array(sorted(priors)), "meta": np.array(repr(sorted(meta.items())))}
     if CROSS:  # the format: cross-channel hints, which come with pass streams
         arrays["cross_channel"] = np.int64(1)
+        arrays["cross_sign"] = np.int64(int(CROSS_SIGN))
         arrays["pass_streams_min_blocks"] = np.int64(PASS_STREAMS_MIN_BLOCKS)
     for name, (idx, p, n) in priors.items():
         arrays[f"idx_{name}"], arrays[f"p_{name}"], arrays[f"n_{name}"] = idx, p, n.astype(np.uint8)
@@ -308,9 +311,10 @@ def fit(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     model = PriorsModel(args.weights)
-    global EDGES, CROSS
+    global EDGES, CROSS, CROSS_SIGN
     EDGES = model.edges  # inherited by the (forked) workers
     CROSS = model.cross_channel
+    CROSS_SIGN = model.cross_sign
     priors = model.sets
     val = _items(args.work, args.split)
     base = _evaluate(val, None, args.workers)
@@ -344,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--originals-only", action="store_true", help="ablation: no re-encoded variants")
     f.add_argument("--edges", help="ablation: coarseness bucket edges, comma-separated ('' = one bucket)")
     f.add_argument("--cross-channel", action="store_true", help="chroma contexts see the co-located luma (learned3)")
+    f.add_argument("--cross-sign", action="store_true", help="with --cross-channel: chroma signs see the luma sign")
     e = sub.add_parser("eval")
     e.add_argument("--weights", type=Path, required=True)
     e.add_argument("--split", default="val")
@@ -351,10 +356,13 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--work", type=Path, required=True)
         s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
-    global EDGES, CROSS
+    global EDGES, CROSS, CROSS_SIGN
     if getattr(args, "edges", None) is not None:
         EDGES = tuple(int(e) for e in args.edges.split(",") if e)
     CROSS = bool(getattr(args, "cross_channel", False))
+    CROSS_SIGN = bool(getattr(args, "cross_sign", False))
+    if CROSS_SIGN and not CROSS:
+        p.error("--cross-sign needs --cross-channel")
     {"collect": collect, "fit": fit, "eval": evaluate}[args.cmd](args)
 
 

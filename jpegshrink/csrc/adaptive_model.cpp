@@ -48,7 +48,17 @@ struct Pass {
     // Hint j of a pass of width ``width`` coding natural coefficient ``pos`` (-1: the block's count): the
     // cross-channel one where the component has a reference, else the given one.
     JSK_INLINE int hint_of(i64 by, i64 bx, int width, int j, int pos) const {
-        return m.ref ? cross_hint(m, by, bx, pos) : hint(by, bx, width, j);
+        return m.ref ? cross_bucket(m, pos, cross_mean(m, by, bx, pos)) : hint(by, bx, width, j);
+    }
+    // hint_of for a coefficient, and (cross-channel) the sign of the reference's mean there (0 none, 1 +, 2 -).
+    JSK_INLINE int coef_hint(i64 by, i64 bx, int width, int j, int pos, int& ref_sign) const {
+        if (!m.ref) {
+            ref_sign = 0;
+            return hint(by, bx, width, j);
+        }
+        const i64 mean = cross_mean(m, by, bx, pos);
+        ref_sign = sgn3(mean);
+        return cross_bucket(m, pos, mean);
     }
     JSK_INLINE int bit(i64 ctx, int b) { return code_bit(c, T, ctx, b, LIMIT); }
     JSK_INLINE int bit_backoff(i64 ctx, i64 parent, int b) { return code_bit_backoff(c, T, ctx, parent, b, LIMIT); }
@@ -154,10 +164,12 @@ struct Pass {
                         prior = 0;
                     }
                     const int pb = capped_bitlen(prior);
-                    const int h = hint_of(by, bx, width, k - z0, pos);
+                    int rs;
+                    const int h = coef_hint(by, bx, width, k - z0, pos, rs);
                     const i64 eb = InteriorExp::at(h, NZ_BIN[rem], k, pb, 0);
                     const i64 parent = h > 0 ? eb - h * InteriorExp::stride0 : InteriorParent::at(k, pb, 0);
-                    i64 v = value(eb, parent, InteriorSign::at(k, sa, sl), pos, -1, enc ? co[pos] : 0, 16);
+                    const i64 sctx = m.cross_sign ? CrossSign::at(k, sa, sl, rs) : InteriorSign::at(k, sa, sl);
+                    i64 v = value(eb, parent, sctx, pos, -1, enc ? co[pos] : 0, 16);
                     if (!enc) {
                         if (v < -32768 || v > 32767) {
                             damaged();
@@ -244,9 +256,11 @@ struct Pass {
                         else
                             nprior = 0;
                         const int nb = std::min(capped_bitlen(nprior), NB_BINS - 1);
-                        h = hint_of(by, bx, N_EDGES, idx, pos);
+                        int rs;
+                        h = coef_hint(by, bx, N_EDGES, idx, pos, rs);
                         const i64 eb = EdgeExp::at(h, rem - 1, idx, pbl, nb, 0);
-                        const i64 sc = EdgeSign::at(idx, sgn3(pred), pbl);
+                        const i64 sc = m.cross_sign ? CrossEdgeSign::at(idx, sgn3(pred), pbl, rs)
+                                                    : EdgeSign::at(idx, sgn3(pred), pbl);
                         const i64 parent = h > 0 ? eb - h * EdgeExp::stride0 : EdgeParent::at(idx, pbl, 0);
                         const i64 top = EdgeTop::at(idx, pbl, 0);
                         i64 v = value(eb, parent, sc, pos, top, enc ? co[pos] : 0, 16);
@@ -514,11 +528,7 @@ void decode_pipelined(const std::vector<PassStreams>& comps, int threads) {
     if (error) std::rethrow_exception(error);
 }
 
-int cross_hint(const Component& m, i64 by, i64 bx, int pos) {
-    // Interior nonzero count (0..49) -> bucket.
-    static constexpr std::uint8_t COUNT_BUCKET[50] = {0, 1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5,
-                                                      5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7,
-                                                      7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+i64 cross_mean(const Component& m, i64 by, i64 bx, int pos) {
     const i64 LC = m.C * m.fx;
     i64 sum = 0;
     for (int dy = 0; dy < m.fy; ++dy)
@@ -526,8 +536,14 @@ int cross_hint(const Component& m, i64 by, i64 bx, int pos) {
             const i64 b = (by * m.fy + dy) * LC + bx * m.fx + dx;
             sum += pos < 0 ? m.ref_nz7[b] : m.ref[b * 64 + pos];
         }
-    if (sum == 0) return 0;
-    const i64 mean = floordiv(sum, i64(m.fy) * m.fx);
+    return sum == 0 ? 0 : floordiv(sum, i64(m.fy) * m.fx);
+}
+
+int cross_bucket(const Component& m, int pos, i64 mean) {
+    // Interior nonzero count (0..49) -> bucket.
+    static constexpr std::uint8_t COUNT_BUCKET[50] = {0, 1, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5,
+                                                      5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7,
+                                                      7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
     if (pos < 0) return COUNT_BUCKET[mean < 49 ? mean : 49];
     if (mean == 0) return 0;
     const i64 a = iabs(floordiv(mean * m.ref_q[pos], m.q[pos] > 1 ? m.q[pos] : 1));

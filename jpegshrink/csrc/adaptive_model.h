@@ -36,7 +36,12 @@ using DcSign = Grid<DcExp::end, PRIOR_BINS, PRIOR_BINS>;                        
 using EdgeTop = Grid<DcSign::end, N_EDGES, PRIOR_BINS, EXP_N>;                               // [idx][prior][exp]: top mantissa bit
 using InteriorParent = Grid<EdgeTop::end, N_INTERIOR, PRIOR_BINS, EXP_N>;                    // [k][prior][exp]: parents of InteriorExp
 using EdgeParent = Grid<InteriorParent::end, N_EDGES, PRIOR_BINS, EXP_N>;                    // [idx][prior][exp]: parents of EdgeExp
-constexpr i64 N_COUNTERS = EdgeParent::end;
+// Appended for cross-channel signs (a component with ``cross_sign``): the sign contexts above with the
+// sign of the co-located reference coefficient (mean, floored) as one more dimension. Appending keeps
+// every earlier index, so statistics trained for the shorter layout still start the same contexts.
+using CrossSign = Grid<EdgeParent::end, N_INTERIOR, 3, 3, 3>;                                  // [k][sign above][sign left][ref sign]
+using CrossEdgeSign = Grid<CrossSign::end, N_EDGES, 3, PRIOR_BINS, 3>;                        // [idx][pred sign][prior][ref sign]
+constexpr i64 N_COUNTERS = CrossEdgeSign::end;
 
 // The passes, in coding order: counts, four interior groups (ranges into INTERIOR), edges, DC.
 enum PassKind { COUNTS, INTERIOR_GROUP, EDGE_PASS, DC_PASS };
@@ -62,7 +67,7 @@ constexpr int hint_width(int pass) {
 // uint8 [R][C][hint_width] (null: none).
 // ``ref`` (cross-channel models, a chroma component; null: none): the luma coefficients
 // [R * fy][C * fx][64] with their quantiser ``ref_q`` and interior nonzero counts ``ref_nz7``
-// [R * fy][C * fx]; a block covers fy x fx luma blocks. Then the hints come from there (cross_hint),
+// [R * fy][C * fx]; a block covers fy x fx luma blocks. Then the hints come from there (cross_mean, cross_bucket),
 // not from ``hint``.
 struct Component {
     std::int16_t* co;
@@ -75,6 +80,7 @@ struct Component {
     const i64* ref_q = nullptr;
     const i64* ref_nz7 = nullptr;
     int fy = 1, fx = 1;
+    bool cross_sign = false;  // with ref: signs in CrossSign / CrossEdgeSign (the reference's sign as context)
 };
 
 void run_pass(BinaryEncoder& coder, int pass, const Component& comp, const Counters& T);
@@ -102,9 +108,11 @@ struct PassStreams {
 // (With one thread and one stream per component this is exactly run_pass for each pass in order.)
 void decode_pipelined(const std::vector<PassStreams>& comps, int threads);
 
-// Cross-channel hint (0-7) of natural coefficient ``pos`` of chroma block (by, bx), pos < 0 its
-// interior nonzero count (see jpegshrink/model/cross_channel.py); the component must have ``ref``.
-int cross_hint(const Component& m, i64 by, i64 bx, int pos);
+// The mean (floored) of the reference blocks chroma block (by, bx) covers at natural coefficient
+// ``pos``, or of their interior nonzero counts (pos < 0); the component must have ``ref``.
+i64 cross_mean(const Component& m, i64 by, i64 bx, int pos);
+// The cross-channel hint (0-7) from that mean (see jpegshrink/model/cross_channel.py).
+int cross_bucket(const Component& m, int pos, i64 mean);
 
 }  // namespace adaptive
 }  // namespace jsk

@@ -174,11 +174,12 @@ adaptive::Component component(int pass, py::array& co, py::array& q, py::array& 
 }
 
 // A cross-channel reference for component ``c`` (see adaptive::Component): (coefficients int16
-// [R * fy][C * fx][64], quant int64 [64], nz7 int64 [R * fy][C * fx], fy, fx), checked; the arrays
+// [R * fy][C * fx][64], quant int64 [64], nz7 int64 [R * fy][C * fx], fy, fx[, cross_sign]), checked; the arrays
 // are appended to ``keep`` so that they outlive the call.
 void set_reference(adaptive::Component& c, py::handle reference, std::vector<py::array>& keep) {
     py::tuple t = py::reinterpret_borrow<py::object>(reference).cast<py::tuple>();
-    if (t.size() != 5) fail("reference: (coefficients, quant, nz7, fy, fx)");
+    if (t.size() != 5 && t.size() != 6) fail("reference: (coefficients, quant, nz7, fy, fx[, cross_sign])");
+    c.cross_sign = t.size() == 6 && t[5].cast<bool>();
     const int fy = t[3].cast<int>(), fx = t[4].cast<int>();
     if (fy < 1 || fx < 1 || fy > 4 || fx > 4) fail("reference: fy and fx must be 1 to 4");
     py::array co = t[0].cast<py::array>(), q = t[1].cast<py::array>(), nz7 = t[2].cast<py::array>();
@@ -213,8 +214,8 @@ void adaptive_pass(Coder& coder, int pass, py::array co, py::array q, py::array 
 // Decode the per-pass streams of several components at once (adaptive::decode_pipelined). Each entry
 // of ``comps`` is (streams: N_PASSES bytes objects, or one for all passes, coefficients, quant, nz7,
 // nzrem, counters[, reference]), the arrays as for run_pass (coefficients, nz7 and nzrem zero-filled);
-// reference, where given and not None, (index of another entry, fy, fx): that component's decoded
-// coefficients give this one's cross-channel hints. Returns per component and pass (damaged, overrun)
+// reference, where given and not None, (index of another entry, fy, fx[, cross_sign]): that
+// component's decoded coefficients give this one's cross-channel hints (and sign contexts). Returns per component and pass (damaged, overrun)
 // of its decoder.
 py::list adaptive_decode_pipelined(py::list comps, int threads) {
     if (threads < 1) fail("threads must be >= 1");
@@ -238,7 +239,8 @@ py::list adaptive_decode_pipelined(py::list comps, int threads) {
         ps.ref = -1;
         if (t.size() == 7 && !t[6].is_none()) {
             py::tuple r = t[6].cast<py::tuple>();
-            if (r.size() != 3) fail("reference: (index, fy, fx)");
+            if (r.size() != 3 && r.size() != 4) fail("reference: (index, fy, fx[, cross_sign])");
+            ps.comp.cross_sign = r.size() == 4 && r[3].cast<bool>();
             ps.ref = r[0].cast<int>();
             ps.comp.fy = r[1].cast<int>();
             ps.comp.fx = r[2].cast<int>();
@@ -508,6 +510,7 @@ PYBIND11_MODULE(_core, m) {
     // ---- adaptive model passes
     py::module_ am = m.def_submodule("adaptive", "Passes of the adaptive coefficient model");
     am.attr("N_COUNTERS") = adaptive::N_COUNTERS;
+    am.attr("BASE_COUNTERS") = adaptive::CrossSign::offset;  // the layout before the cross-channel sign grids
     am.attr("N_HINTS") = adaptive::N_HINTS;
     {
         py::list names, groups, widths;

@@ -14,7 +14,7 @@ _FACTORIES: dict[str, Callable[[], CoefficientModel]] = {}
 _INSTANCES: dict[str, CoefficientModel] = {}
 
 #: The model new containers are written with.
-DEFAULT_MODEL_ID: str | None = "learned3-6da68cd5"
+DEFAULT_MODEL_ID: str | None = "learned3-765581a5"
 
 
 def register(model_id: str, factory: Callable[[], CoefficientModel]) -> None:
@@ -95,6 +95,9 @@ register("learned2p-c4d8c4e8", _priors("learned2p-c4d8c4e8"))
 #: of a chroma row after pass p of the luma rows it covers); statistics trained with those hints
 #: (tools/train_priors.py fit --cross-channel). The weights file names both format flags.
 register("learned3-6da68cd5", _priors("learned3-6da68cd5"))
+#: learned3-6da68cd5's format plus cross-channel signs: chroma coefficient signs coded with the sign of
+#: the co-located luma coefficient as one more context (the file's ``cross_sign`` flag).
+register("learned3-765581a5", _priors("learned3-765581a5"))
 
 #: model v3: mixed contexts, DCT-domain neighbour prediction, cross-channel, striped; C++ kernel
 #: (mix3.py). The denser level: slower than learned2. The id names its trained-start file (sha256 prefix).

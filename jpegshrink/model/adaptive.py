@@ -80,6 +80,9 @@ HintFn = Callable[[int, int, np.ndarray, np.ndarray], Optional[np.ndarray]]
 #: form) a component's coding starts from; None starts every context fresh (that is ``adaptive-1``).
 InitFn = Callable[[int, ComponentSpec], np.ndarray]
 N_COUNTERS = _kern.N_COUNTERS
+#: The counter layout before the cross-channel sign grids were appended (what learned2 and learned3-6da68cd5
+#: were trained for; the same indices).
+BASE_COUNTERS = _kern.BASE_COUNTERS
 
 
 class AdaptiveModel:
@@ -88,7 +91,8 @@ class AdaptiveModel:
     model_id = "adaptive-1"
 
     def __init__(self, threads: int | None = None, initial_counters: InitFn | None = None,
-                 pass_streams_min_blocks: int | None = None, cross_channel: bool = False) -> None:
+                 pass_streams_min_blocks: int | None = None, cross_channel: bool = False,
+                 cross_sign: bool = False) -> None:
         # JPEGSHRINK_THREADS caps the per-image threads (e.g. 1 in a process pool that already uses every
         # core); the output bytes do not depend on it.
         self._threads = threads or image_threads()
@@ -97,8 +101,11 @@ class AdaptiveModel:
             raise ValueError(f"pass_streams_min_blocks must be >= 1, got {pass_streams_min_blocks}")
         if cross_channel and pass_streams_min_blocks is None:
             raise ValueError("cross-channel hints come with pass streams (pass_streams_min_blocks)")
+        if cross_sign and not cross_channel:
+            raise ValueError("cross-channel signs come with cross-channel hints")
         self._split_from = pass_streams_min_blocks
         self._cross = cross_channel
+        self._cross_sign = cross_sign
 
     def pass_streams(self, spec: ComponentSpec) -> bool:
         """Whether this model codes the component as one stream per pass (from its size only)."""
@@ -116,7 +123,7 @@ class AdaptiveModel:
             refs = self._references(specs)
             luma = (arrays[0], _quant(specs[0]), interior_counts(arrays[0])) if any(refs) else None
             per_component = self._map(lambda j: self._encode_unit(
-                j[1], j[2], j[3], j[0], None if refs[j[0]] is None else (*luma, *refs[j[0]])), jobs)
+                j[1], j[2], j[3], j[0], None if refs[j[0]] is None else (*luma, *refs[j[0]], self._cross_sign)), jobs)
             return [s for streams in per_component for s in streams]
         return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
                                                     self._counters(j[0], j[3])), jobs)
@@ -158,7 +165,7 @@ class AdaptiveModel:
         for i, (spec, width, co) in enumerate(zip(specs, widths, targets)):
             nz7 = np.zeros((spec.block_rows, spec.block_cols), np.int64)
             jobs.append(([bytes(b) for b in streams[at:at + width]], co, _quant(spec), nz7, np.zeros_like(nz7),
-                         self._counters(i, spec), None if refs[i] is None else (0, *refs[i])))
+                         self._counters(i, spec), None if refs[i] is None else (0, *refs[i], self._cross_sign)))
             at += width
         report = _kern.decode_pipelined(jobs, self._threads)
         for i, (passes, job) in enumerate(zip(report, jobs)):
@@ -219,7 +226,7 @@ def _hint_for(hints, pass_index: int, so_far: np.ndarray, counts: np.ndarray) ->
 def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray, reference: tuple | None = None) -> bytes:
     """One component's stream, starting from counters ``T`` (int32[N_COUNTERS]), which it leaves in
     their final state (what training of initial counters reads). ``reference``: a cross-channel
-    reference (luma coefficients, quantiser, interior counts, fy, fx) instead of hints."""
+    reference (luma coefficients, quantiser, interior counts, fy, fx[, cross_sign]) instead of hints."""
     R, C = co.shape[0], co.shape[1]
     coder = ba.BinaryEncoder()
     nz7 = np.zeros((R, C), dtype=np.int64)

@@ -8,7 +8,7 @@ length (0-7) of the co-located luma coefficient -- the mean (floored) over the l
 covers, rescaled to the chroma quantiser's steps (floored) -- and for its nonzero count, a bucket of
 the mean interior nonzero count of those luma blocks. The DC pass gets none.
 
-The hints are computed inside the compiled passes (``adaptive_model.cpp: cross_hint``), from luma
+The hints are computed inside the compiled passes (``adaptive_model.cpp: cross_mean, cross_bucket``), from luma
 coefficients of the same pass: pass p of a chroma row needs pass p of the luma rows it covers, so the
 pipelined decoder runs chroma a little behind luma instead of after it. Integer arithmetic only, so
 every machine computes the same hints. Components whose sampling is not an integer fraction of luma's

@@ -72,13 +72,18 @@ class PriorsModel:
         self.model_id = model_id or weights.stem
         with np.load(weights) as f:
             arrays = dict(f)
-        if int(arrays["n_counters"]) != adaptive.N_COUNTERS:
+        # The counter layout only ever grows at its end (adaptive_model.h), so a file trained for an earlier
+        # layout still names the same contexts; any other size is another model's.
+        if int(arrays["n_counters"]) not in (adaptive.BASE_COUNTERS, adaptive.N_COUNTERS):
             raise ValueError(f"{weights.name} was trained for {int(arrays['n_counters'])} contexts; "
-                             f"adaptive-1 has {adaptive.N_COUNTERS}")
+                             f"adaptive-1 has {adaptive.N_COUNTERS} (or {adaptive.BASE_COUNTERS} before its "
+                             f"cross-channel sign grids)")
         self.edges = tuple(int(e) for e in arrays["edges"])
         #: the file's own format flags (learned3 on): chroma contexts see the co-located luma, which
         #: comes with pass streams from the block count the file names
         self.cross_channel = bool(int(arrays.get("cross_channel", 0)))
+        #: ... and their signs are coded with the co-located luma sign as context
+        self.cross_sign = bool(int(arrays.get("cross_sign", 0)))
         if "pass_streams_min_blocks" in arrays:
             if pass_streams_min_blocks is not None:
                 raise ValueError(f"{weights.name} names its own pass-stream threshold")
@@ -89,7 +94,7 @@ class PriorsModel:
         self._lock = threading.Lock()
         self._adaptive = adaptive.AdaptiveModel(threads, initial_counters=self.initial_counters,
                                                 pass_streams_min_blocks=pass_streams_min_blocks,
-                                                cross_channel=self.cross_channel)
+                                                cross_channel=self.cross_channel, cross_sign=self.cross_sign)
 
     def initial_counters(self, component: int, spec: ComponentSpec) -> np.ndarray:
         """The (shared, read-only) starting counters of one component; contexts never seen in training

@@ -536,7 +536,14 @@ i64 cross_mean(const Component& m, i64 by, i64 bx, int pos) {
             const i64 b = (by * m.fy + dy) * LC + bx * m.fx + dx;
             sum += pos < 0 ? m.ref_nz7[b] : m.ref[b * 64 + pos];
         }
-    return sum == 0 ? 0 : floordiv(sum, i64(m.fy) * m.fx);
+    if (sum == 0) return 0;
+    // floor(sum / (fy fx)); the usual 1, 2 and 4 without a division (floor(a / 2^k) = ~(~a >> k) for a < 0)
+    switch (m.fy * m.fx) {
+        case 1: return sum;
+        case 2: return sum >= 0 ? sum >> 1 : ~((~sum) >> 1);
+        case 4: return sum >= 0 ? sum >> 2 : ~((~sum) >> 2);
+        default: return floordiv(sum, i64(m.fy) * m.fx);
+    }
 }
 
 int cross_bucket(const Component& m, int pos, i64 mean) {

@@ -240,17 +240,3 @@ def test_cross_channel_signs_cost_fewer_bytes_on_colour_photos(sample_files):
 def test_cross_signs_need_cross_channel_hints():
     with pytest.raises(ValueError, match="cross-channel"):
         adaptive.AdaptiveModel(1, pass_streams_min_blocks=1, cross_sign=True)
-
-
-def test_passes_encode_in_any_order(sample_files):
-    """The encoder codes a component's passes as independent jobs (all at once on the image's threads):
-    reversed order, fresh counters each time, gives the same streams, and they decode."""
-    cos, specs = _large(sample_files)
-    m = registry.get(PIPELINED)
-    q = np.asarray(specs[0].quant_table).astype(np.int64).reshape(64)
-    start = m.initial_counters(0, specs[0])
-    forward = [adaptive.encode_pass(cos[0], q, start.copy(), p) for p in range(adaptive.N_PASSES)]
-    T = start.copy()
-    backward = [adaptive.encode_pass(cos[0], q, T, p) for p in reversed(range(adaptive.N_PASSES))][::-1]
-    assert forward == backward
-    assert forward == m.encode(cos, specs)[:adaptive.N_PASSES]

@@ -120,7 +120,11 @@ class AdaptiveModel:
         if self._split_from is not None:
             if hints is not None:
                 raise ValueError("pass streams take no hints")
-            return self._encode_pass_streams(arrays, specs)
+            refs = self._references(specs)
+            luma = (arrays[0], _quant(specs[0]), interior_counts(arrays[0])) if any(refs) else None
+            per_component = self._map(lambda j: self._encode_unit(
+                j[1], j[2], j[3], j[0], None if refs[j[0]] is None else (*luma, *refs[j[0]], self._cross_sign)), jobs)
+            return [s for streams in per_component for s in streams]
         return self._map(lambda j: encode_component(j[1], j[2], _bind(hints, j[0]),
                                                     self._counters(j[0], j[3])), jobs)
 
@@ -143,24 +147,12 @@ class AdaptiveModel:
             return [None] * len(specs)
         return [None] + [cover(specs[0], s) for s in specs[1:]]
 
-    def _encode_pass_streams(self, arrays: Sequence[np.ndarray], specs: Sequence[ComponentSpec]) -> list[bytes]:
-        """Every pass stream of every component as its own job (a small component: one job), all coded at
-        once on the image's threads: the encoder knows every coefficient, so no pass waits for another."""
-        refs = self._references(specs)
-        luma = (arrays[0], _quant(specs[0]), interior_counts(arrays[0])) if any(refs) else None
-        quants = [_quant(s) for s in specs]
-        counters = [self._counters(i, s) for i, s in enumerate(specs)]  # passes touch disjoint counters
-        split = [self.pass_streams(s) for s in specs]
-        counts = [pass_counts(a) if sp else None for a, sp in zip(arrays, split)]
-        units = [(i, p) for i, sp in enumerate(split) for p in (range(N_PASSES) if sp else [None])]
-
-        def code(unit: tuple[int, int | None]) -> bytes:
-            i, p = unit
-            ref = None if refs[i] is None else (*luma, *refs[i], self._cross_sign)
-            if p is None:
-                return encode_component(arrays[i], quants[i], None, counters[i], ref)
-            return encode_pass(arrays[i], quants[i], counters[i], p, ref, counts[i][p])
-        return self._map(code, units)
+    def _encode_unit(self, co: np.ndarray, q: np.ndarray, spec: ComponentSpec, component: int,
+                     reference: tuple | None) -> list[bytes]:
+        T = self._counters(component, spec)
+        if self.pass_streams(spec):
+            return encode_passes(co, q, T, reference)
+        return [encode_component(co, q, None, T, reference)]
 
     def _decode_pipelined(self, streams: Sequence[bytes], specs: Sequence[ComponentSpec],
                           out: Sequence[np.ndarray] | None) -> list[np.ndarray]:
@@ -249,32 +241,18 @@ def encode_component(co: np.ndarray, q: np.ndarray, hints, T: np.ndarray, refere
     return coder.finish()
 
 
-def pass_counts(co: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per pass, the (nz7, nzrem) arrays an encoder starts it with: every block's interior nonzero count,
-    and how many of them are still to code when the pass starts (what the passes before it leave)."""
+def encode_passes(co: np.ndarray, q: np.ndarray, T: np.ndarray, reference: tuple | None = None) -> list[bytes]:
+    """One component as one stream per pass, starting from counters ``T``; ``reference`` as for
+    :func:`encode_component`."""
     R, C = co.shape[0], co.shape[1]
-    nonzero = co[:, :, list(INTERIOR)] != 0
-    nz7 = np.count_nonzero(nonzero, axis=-1).astype(np.int64)
-    out = [(np.zeros((R, C), np.int64), np.zeros((R, C), np.int64))]  # the counts pass fills both itself
-    left = nz7
-    for p in range(1, N_PASSES):
-        out.append((nz7.copy(), left.copy()))
-        if p <= len(INTERIOR_GROUPS):
-            z0, z1 = INTERIOR_GROUPS[p - 1]
-            left = left - np.count_nonzero(nonzero[:, :, z0:z1], axis=-1)
+    nz7 = np.zeros((R, C), dtype=np.int64)
+    nzrem = np.zeros((R, C), dtype=np.int64)
+    out = []
+    for p in range(N_PASSES):
+        coder = ba.BinaryEncoder()
+        _kern.run_pass(coder, p, co, q, nz7, nzrem, None, T, reference)
+        out.append(coder.finish())
     return out
-
-
-def encode_pass(co: np.ndarray, q: np.ndarray, T: np.ndarray, p: int, reference: tuple | None = None,
-                counts: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
-    """Pass ``p`` of a component as its own stream (the pass-stream layout), from counters ``T``, which
-    it updates; ``reference`` as for :func:`encode_component`; ``counts``: ``pass_counts(co)[p]``
-    (computed here if not given). The passes of a component can be coded in any order or at once: the
-    counts a pass needs follow from the coefficients, and no two passes share a counter."""
-    nz7, nzrem = counts if counts is not None else pass_counts(co)[p]
-    coder = ba.BinaryEncoder()
-    _kern.run_pass(coder, p, co, q, nz7, nzrem, None, T, reference)
-    return coder.finish()
 
 
 def _decode_component(data: bytes, spec: ComponentSpec, hints, T: np.ndarray,

@@ -32,6 +32,19 @@ def _large(sample_files, reps=(2, 2)):
     return cos, specs
 
 
+def _colour_samples(sample_files):
+    """(path, parts, specs) of every sample file the JPEG layer accepts that has three or more components."""
+    from jpegshrink.errors import JpegShrinkError
+    for path in sample_files:
+        try:
+            parts = jpeg.parse(path.read_bytes())
+        except JpegShrinkError:
+            continue
+        specs = component_specs(parts.layout)
+        if len(specs) >= 3:
+            yield path, parts, specs
+
+
 def _model(threads: int, min_blocks: int = PASS_STREAMS_MIN_BLOCKS) -> PriorsModel:
     return PriorsModel(WEIGHTS_DIR / f"{PLAIN}.npz", threads=threads, model_id="test-pipelined",
                        pass_streams_min_blocks=min_blocks)
@@ -160,18 +173,10 @@ def test_cross_channel_conditioning_saves_chroma_bytes(sample_files, model_id):
     """Over every colour sample file: chroma (and CMYK's other channels) in fewer bytes than learned2p,
     luma within a per cent (only the statistics differ: the two were trained on different item sets).
     Not every file gains (where luma says little about chroma the extra context costs some learning)."""
-    from jpegshrink.errors import JpegShrinkError
     plain, cross = registry.get(PIPELINED), registry.get(model_id)
     luma = [0, 0]
     rest = [0, 0]
-    for path in sample_files:
-        try:
-            parts = jpeg.parse(path.read_bytes())
-        except JpegShrinkError:
-            continue
-        specs = component_specs(parts.layout)
-        if len(specs) < 3:
-            continue
+    for path, parts, specs in _colour_samples(sample_files):
         a, b = plain.encode(parts.coefficients, specs), cross.encode(parts.coefficients, specs)
         luma[0] += len(a[0])
         luma[1] += len(b[0])
@@ -222,18 +227,11 @@ def test_kernel_checks_cross_channel_references():
 def test_cross_channel_signs_cost_fewer_bytes_on_colour_photos(sample_files):
     """The sign of the co-located luma coefficient as a context of chroma signs: fewer chroma bytes than
     the same hints without it, over the colour samples."""
-    from jpegshrink.errors import JpegShrinkError
     hints_only, signs = registry.get(CROSS_IDS[0]), registry.get(CROSS_IDS[1])
     sizes = [0, 0]
-    for path in sample_files:
-        try:
-            parts = jpeg.parse(path.read_bytes())
-        except JpegShrinkError:
-            continue
-        specs = component_specs(parts.layout)
-        if len(specs) >= 3:
-            sizes[0] += sum(map(len, hints_only.encode(parts.coefficients, specs)[1:]))
-            sizes[1] += sum(map(len, signs.encode(parts.coefficients, specs)[1:]))
+    for _, parts, specs in _colour_samples(sample_files):
+        sizes[0] += sum(map(len, hints_only.encode(parts.coefficients, specs)[1:]))
+        sizes[1] += sum(map(len, signs.encode(parts.coefficients, specs)[1:]))
     assert sizes[1] < sizes[0], sizes
 
 

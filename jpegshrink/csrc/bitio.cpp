@@ -66,7 +66,7 @@ void last_nonzero(const std::int16_t* coef, i64 blocks, i64* out) {
 bool ac_symbol_counts(const std::int16_t* coef, i64 n, i64* freq) {
     for (i64 blk = 0; blk < n; ++blk) {
         const std::int16_t* b = coef + blk * 64;
-        u64 mask = nonzero_mask(b, 1, 63);        // bit k: zig-zag coefficient k is nonzero
+        u64 mask = zigzag_nonzero_mask(b) & ~u64(1);  // bit k: zig-zag AC coefficient k is nonzero
         if (!(mask >> 63)) ++freq[0];           // EOB: the block ends in zeros (also: no nonzero AC at all)
         int prev = 0;
         while (mask) {

@@ -309,16 +309,30 @@ def fit(args: argparse.Namespace) -> None:
           f"{sum(len(v[0]) for v in priors.values())} contexts in {len(priors)} sets)")
 
 
-def evaluate(args: argparse.Namespace) -> None:
-    model = PriorsModel(args.weights)
+def _use(model: PriorsModel) -> None:
+    """Code as ``model``'s format does (module globals, inherited by the forked workers)."""
     global EDGES, CROSS, CROSS_SIGN
-    EDGES = model.edges  # inherited by the (forked) workers
+    EDGES = model.edges
     CROSS = model.cross_channel
     CROSS_SIGN = model.cross_sign
-    priors = model.sets
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Stream bytes per size class against adaptive-1 coded the same way (``--against W0``: against
+    another statistics file, with the items whose bytes changed most)."""
+    model = PriorsModel(args.weights)
     val = _items(args.work, args.split)
-    base = _evaluate(val, None, args.workers)
-    ours = _evaluate(val, priors, args.workers)
+    if args.against is not None:
+        other = PriorsModel(args.against)
+        _use(other)
+        base = _evaluate(val, other.sets, args.workers)
+        label = args.against.stem
+    else:
+        _use(model)
+        base = _evaluate(val, None, args.workers)
+        label = "adaptive-1"
+    _use(model)
+    ours = _evaluate(val, model.sets, args.workers)
     classes: dict[str, list[int]] = {}
     for (b, blocks), (o, _) in zip(base, ours):
         mp = blocks * 64 / 1e6
@@ -328,9 +342,14 @@ def evaluate(args: argparse.Namespace) -> None:
             c[0] += 1
             c[1] += b
             c[2] += o
-    print(f"{args.split} items: {len(val)}  (stream bytes, adaptive-1 vs {args.weights.stem})")
+    print(f"{args.split} items: {len(val)}  (stream bytes, {label} vs {args.weights.stem})")
     for k, (n, b, o) in sorted(classes.items()):
         print(f"  {k:10s} {n:4d} items  {b:12d} -> {o:12d}  {100 * (o / b - 1):+.3f} %")
+    if args.against is not None and args.top:
+        changes = sorted(((o - b, b, o, p.name) for (b, _), (o, _), p in zip(base, ours, val)))
+        print("  largest changes (bytes):")
+        for d, b, o, name in changes[:args.top] + changes[-args.top:]:
+            print(f"    {d:+10d}  {b:10d} -> {o:10d}  {name}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -352,6 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("eval")
     e.add_argument("--weights", type=Path, required=True)
     e.add_argument("--split", default="val")
+    e.add_argument("--against", type=Path, help="compare with this statistics file instead of adaptive-1")
+    e.add_argument("--top", type=int, default=5, help="with --against: list the items that changed most")
     for s in (c, f, e):
         s.add_argument("--work", type=Path, required=True)
         s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
